@@ -1,0 +1,250 @@
+//! Change notifications: what subscribers receive, and the subscriber list that never slows
+//! the store.
+//!
+//! Each subscriber owns a bounded channel. The store sends with `try_send` after it released
+//! the record's lock: a subscriber that does not keep up loses events (and can see it, from
+//! the gaps in [`PeerEvent::seq`] and from [`Subscription::dropped`]) instead of stalling
+//! discovery. The list itself is an `ArcSwap` snapshot: sending reads it without a lock, and
+//! subscribing or unsubscribing swaps in a new one.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::{
+    Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError, TrySendError,
+};
+
+use crate::PublicKey;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One change to the store, as a subscriber receives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerEvent {
+    /// The peer that changed.
+    pub public_key: PublicKey,
+    /// What happened to it.
+    pub kind: PeerEventKind,
+    /// The change's place in the store-wide order of changes: strictly increasing across all
+    /// peers, so a gap means this subscriber missed events (or saw none of some changes).
+    pub seq: u64,
+}
+
+/// What happened to a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerEventKind {
+    /// The peer was inserted.
+    New,
+    /// Something a consumer acts on changed, or a dead peer came back.
+    Updated,
+    /// The peer left the store.
+    Removed {
+        /// Why it left.
+        cause: RemovalCause,
+    },
+}
+
+/// Why a peer left the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovalCause {
+    /// [`PeerStore::remove`](crate::PeerStore::remove) was called.
+    Explicit,
+    /// [`PeerStore::cleanup_stale`](crate::PeerStore::cleanup_stale) found it silent too long.
+    Expired,
+}
+
+/// The receiving end of a subscription, from [`PeerStore::subscribe`](crate::PeerStore::subscribe).
+///
+/// Dropping it unsubscribes.
+#[derive(Debug)]
+pub struct Subscription {
+    receiver: Receiver<PeerEvent>,
+    shared: Arc<Shared>,
+    list: Weak<SubscriberList>,
+}
+
+/// What a subscription and its entry in the list share. Its address is the subscriber's identity.
+#[derive(Debug, Default)]
+struct Shared {
+    dropped: AtomicU64,
+}
+
+impl Subscription {
+    /// Takes the next event if one is waiting.
+    pub fn try_recv(&self) -> Result<PeerEvent, TryRecvError> {
+        self.receiver.try_recv()
+    }
+
+    /// Waits for the next event. Fails only once the store is gone and every event is read.
+    pub fn recv(&self) -> Result<PeerEvent, RecvError> {
+        self.receiver.recv()
+    }
+
+    /// Waits at most `timeout` for the next event.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<PeerEvent, RecvTimeoutError> {
+        self.receiver.recv_timeout(timeout)
+    }
+
+    /// Every event waiting now, without blocking.
+    pub fn try_iter(&self) -> crossbeam_channel::TryIter<'_, PeerEvent> {
+        self.receiver.try_iter()
+    }
+
+    /// The channel itself, to wait on several with `crossbeam_channel::select!`.
+    pub fn receiver(&self) -> &Receiver<PeerEvent> {
+        &self.receiver
+    }
+
+    /// How many events this subscriber lost because its channel was full.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(list) = self.list.upgrade() {
+            list.remove(&self.shared);
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Subscriber {
+    sender: Sender<PeerEvent>,
+    shared: Arc<Shared>,
+}
+
+/// How one event fared: counted into the store's statistics.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Delivery {
+    pub sent: u64,
+    pub dropped: u64,
+}
+
+/// Every live subscriber.
+#[derive(Debug, Default)]
+pub(crate) struct SubscriberList {
+    subscribers: ArcSwap<Vec<Subscriber>>,
+}
+
+impl SubscriberList {
+    pub(crate) fn subscribe(self: &Arc<Self>, buffer: usize) -> Subscription {
+        let (sender, receiver) = crossbeam_channel::bounded(buffer);
+        let shared = Arc::new(Shared::default());
+        let subscriber = Subscriber {
+            sender,
+            shared: Arc::clone(&shared),
+        };
+        // rcu may run the closure again on contention: it only builds a new list.
+        self.subscribers.rcu(|list| {
+            let mut list = Vec::clone(list);
+            list.push(subscriber.clone());
+            list
+        });
+        Subscription {
+            receiver,
+            shared,
+            list: Arc::downgrade(self),
+        }
+    }
+
+    fn remove(&self, shared: &Arc<Shared>) {
+        self.retain(|s| !Arc::ptr_eq(&s.shared, shared));
+    }
+
+    fn retain(&self, keep: impl Fn(&Subscriber) -> bool) {
+        self.subscribers
+            .rcu(|list| list.iter().filter(|s| keep(s)).cloned().collect::<Vec<_>>());
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.subscribers.load().len()
+    }
+
+    /// Offers `event` to every subscriber without waiting; forgets those whose receiver is gone.
+    pub(crate) fn publish(&self, event: PeerEvent) -> Delivery {
+        let list = self.subscribers.load();
+        let mut delivery = Delivery::default();
+        if list.is_empty() {
+            return delivery;
+        }
+        let mut gone = Vec::new();
+        for subscriber in list.iter() {
+            match subscriber.sender.try_send(event) {
+                Ok(()) => delivery.sent += 1,
+                Err(TrySendError::Full(_)) => {
+                    subscriber.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    delivery.dropped += 1;
+                }
+                Err(TrySendError::Disconnected(_)) => gone.push(subscriber.sender.clone()),
+            }
+        }
+        drop(list);
+        if !gone.is_empty() {
+            // The receiver went without its subscription saying so (or the subscription is being
+            // dropped right now): forget it, so it costs nothing from the next event on.
+            self.retain(|s| !gone.iter().any(|g| g.same_channel(&s.sender)));
+        }
+        delivery
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: u64) -> PeerEvent {
+        PeerEvent {
+            public_key: PublicKey::from_bytes([0; 32]),
+            kind: PeerEventKind::New,
+            seq,
+        }
+    }
+
+    #[test]
+    fn a_full_subscriber_loses_events_and_counts_them() {
+        let list = Arc::new(SubscriberList::default());
+        let sub = list.subscribe(2);
+        for seq in 0..5 {
+            list.publish(event(seq));
+        }
+        assert_eq!(sub.dropped(), 3);
+        assert_eq!(sub.try_recv().map(|e| e.seq), Ok(0));
+        assert_eq!(sub.try_recv().map(|e| e.seq), Ok(1));
+        assert_eq!(sub.try_recv(), Err(TryRecvError::Empty));
+    }
+
+    #[test]
+    fn dropping_a_subscription_unsubscribes() {
+        let list = Arc::new(SubscriberList::default());
+        let a = list.subscribe(1);
+        let b = list.subscribe(1);
+        assert_eq!(list.len(), 2);
+        drop(a);
+        assert_eq!(list.len(), 1);
+        assert_eq!(list.publish(event(1)).sent, 1);
+        assert_eq!(b.try_recv().map(|e| e.seq), Ok(1));
+    }
+
+    #[test]
+    fn a_receiver_that_outlives_its_subscription_is_pruned_on_the_next_send() {
+        let list = Arc::new(SubscriberList::default());
+        let sub = list.subscribe(1);
+        let shared = Arc::clone(&sub.shared);
+        // Simulate a subscriber whose receiver is gone but whose entry is still listed.
+        let (sender, receiver) = crossbeam_channel::bounded(1);
+        drop(receiver);
+        list.subscribers.rcu(|l| {
+            let mut l = Vec::clone(l);
+            l.push(Subscriber {
+                sender: sender.clone(),
+                shared: Arc::clone(&shared),
+            });
+            l
+        });
+        assert_eq!(list.len(), 2);
+        assert_eq!(list.publish(event(1)).sent, 1);
+        assert_eq!(list.len(), 1);
+    }
+}

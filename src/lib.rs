@@ -1,0 +1,108 @@
+//! The registry of every peer a WireGuard mesh node has discovered.
+//!
+//! A mesh node hears of its peers many ways at once: LAN multicast, a DHT, a DHT rendezvous
+//! after a NAT hole punch, gossip inside the mesh, second-hand mentions in gossip, and its own
+//! cache file at start-up. Each of them calls [`PeerStore::update`]. The store merges what they
+//! say into one record per peer, so that reconciliation ([`PeerStore::get_active`]), the health
+//! monitor, the cache and the cleanup loop all read one consistent answer:
+//!
+//! - **the endpoint from the most trusted source wins**: LAN > rendezvous > DHT > gossip >
+//!   transitive > other > cache, IPv6 preferred at equal rank, a LAN endpoint sticky
+//!   ([`should_update_endpoint`]);
+//! - every other field takes the last non-empty value;
+//! - a peer silent for 5 minutes is dead, and after 10 minutes it is removed;
+//! - at most 1000 peers are held, so a flood of fake peers cannot exhaust memory;
+//! - subscribers are told of new, changed and removed peers over bounded channels, and a slow
+//!   subscriber never slows the store.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use peerstore::{DiscoveryMethod, ManualClock, PeerEventKind, PeerInfo, PeerStore, PublicKey};
+//!
+//! let clock = ManualClock::new();
+//! let store = PeerStore::builder().clock(clock.clone()).build();
+//! let events = store.subscribe();
+//!
+//! // A DHT lookup finds a peer behind NAT...
+//! let key = PublicKey::from_bytes([7; 32]);
+//! let mut info = PeerInfo::new(key);
+//! info.endpoint = Some("198.51.100.7:51820".parse()?);
+//! info.hostname = Some("edge-7".into());
+//! store.update(info, DiscoveryMethod::Dht)?;
+//!
+//! // ...then it shows up on the LAN, whose endpoint wins.
+//! let mut lan = PeerInfo::new(key);
+//! lan.endpoint = Some("192.0.2.7:51820".parse()?);
+//! store.update(lan, DiscoveryMethod::Lan)?;
+//!
+//! let peer = store.get(&key).expect("stored");
+//! assert_eq!(peer.endpoint, Some("192.0.2.7:51820".parse()?));
+//! assert_eq!(peer.hostname.as_deref(), Some("edge-7"));
+//! assert_eq!(peer.discovered_via, [DiscoveryMethod::Dht, DiscoveryMethod::Lan]);
+//!
+//! // Silent for more than 5 minutes: dead. More than 10: removed by the cleanup.
+//! clock.advance(Duration::from_secs(301));
+//! assert!(store.get_active().is_empty());
+//! clock.advance(Duration::from_secs(300));
+//! assert_eq!(store.cleanup_stale(), [key]);
+//!
+//! let kinds: Vec<_> = events.try_iter().map(|e| e.kind).collect();
+//! assert_eq!(kinds.len(), 3); // New, Updated, Removed { cause: Expired }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Threads
+//!
+//! Every method takes `&self` and may be called from any thread; [`PeerStore`] is a cheap
+//! handle to share. Records live in a sharded map with a lock per shard, held only while one
+//! record is merged; events are sent after that lock is released, with `try_send`. Nothing in
+//! the crate is `async` and nothing blocks on a subscriber.
+//!
+//! # Time
+//!
+//! Expiry runs on the monotonic clock, so a wall-clock jump neither expires nor revives anyone.
+//! Times that announcements carry (a cache file's `last_seen`) are wall-clock times: the store
+//! turns them into an age and never lets them into the future. Tests and replays drive a
+//! [`ManualClock`].
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(rust_2018_idioms)]
+
+mod capacity;
+mod cleanup;
+mod clock;
+mod events;
+mod key;
+mod method;
+mod peer;
+mod policy;
+mod stats;
+mod store;
+mod sync;
+
+use std::time::Duration;
+
+pub use cleanup::CleanupHandle;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use events::{PeerEvent, PeerEventKind, RemovalCause, Subscription};
+pub use key::{ParseKeyError, PublicKey};
+pub use method::{DiscoveryMethod, NatType, ParseNatTypeError};
+pub use peer::{
+    EndpointProblem, InvalidPeerInfo, MAX_HOSTNAME_LEN, MAX_ROUTABLE_NETWORKS, Peer, PeerInfo,
+};
+pub use policy::{EndpointDecision, EndpointRule, decide_endpoint, should_update_endpoint};
+pub use stats::Stats;
+pub use store::{PeerStore, PeerStoreBuilder, UpdateError, UpdateOutcome};
+
+/// The most peers a store holds unless built with another [`max_peers`](PeerStoreBuilder::max_peers).
+pub const DEFAULT_MAX_PEERS: usize = 1000;
+/// A peer silent for longer than this is dead: left out of [`PeerStore::get_active`].
+pub const PEER_DEAD_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// A peer silent for longer than this is removed by [`PeerStore::cleanup_stale`].
+pub const PEER_REMOVE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// How many events a subscriber's channel holds before it loses events.
+pub const EVENT_BUFFER_SIZE: usize = 16;
+/// How often the daemon's cleanup thread runs ([`PeerStore::spawn_cleanup`]).
+pub const CLEANUP_INTERVAL: Duration = Duration::from_secs(60);

@@ -1,0 +1,69 @@
+//! The wire forms: keys as base64, methods and NAT types by name, announcements as JSON.
+#![cfg(feature = "serde")]
+
+mod support;
+
+use peerstore::{DiscoveryMethod, NatType, Peer, PeerInfo, PeerStore, PublicKey};
+use support::key;
+
+#[test]
+fn a_key_is_its_base64_string() {
+    let json = serde_json::to_string(&key(1)).unwrap();
+    assert_eq!(json, format!("\"{}\"", key(1)));
+    assert_eq!(serde_json::from_str::<PublicKey>(&json).unwrap(), key(1));
+    let err = serde_json::from_str::<PublicKey>("\"AAAA\"").unwrap_err();
+    assert!(err.to_string().contains("44"), "{err}");
+}
+
+#[test]
+fn methods_and_nat_types_are_their_wire_names() {
+    for (method, name) in [
+        (DiscoveryMethod::DhtRendezvous, "\"dht-rendezvous\""),
+        (DiscoveryMethod::GossipTransitive, "\"gossip-transitive\""),
+        (DiscoveryMethod::Other("mdns".into()), "\"mdns\""),
+    ] {
+        assert_eq!(serde_json::to_string(&method).unwrap(), name);
+        assert_eq!(
+            serde_json::from_str::<DiscoveryMethod>(name).unwrap(),
+            method
+        );
+    }
+    assert_eq!(
+        serde_json::to_string(&NatType::Symmetric).unwrap(),
+        "\"symmetric\""
+    );
+    assert!(serde_json::from_str::<NatType>("\"full-cone\"").is_err());
+}
+
+#[test]
+fn an_announcement_needs_only_its_key() {
+    let json = format!("{{\"public_key\": \"{}\"}}", key(3));
+    let info: PeerInfo = serde_json::from_str(&json).unwrap();
+    assert_eq!(info, PeerInfo::new(key(3)));
+    assert!(serde_json::from_str::<PeerInfo>("{\"hostname\": \"x\"}").is_err());
+
+    let full = format!(
+        r#"{{"public_key": "{}", "endpoint": "[2001:db8::1]:51820", "mesh_ip": "10.99.0.1",
+            "hostname": "alpha", "routable_networks": ["192.168.0.0/24"], "introducer": true,
+            "nat_type": "cone"}}"#,
+        key(3)
+    );
+    let info: PeerInfo = serde_json::from_str(&full).unwrap();
+    assert_eq!(info.endpoint, Some("[2001:db8::1]:51820".parse().unwrap()));
+    assert_eq!(info.nat_type, Some(NatType::Cone));
+    assert_eq!(
+        serde_json::from_str::<PeerInfo>(&serde_json::to_string(&info).unwrap()).unwrap(),
+        info
+    );
+}
+
+#[test]
+fn a_stored_peer_round_trips() {
+    let store = PeerStore::new();
+    let mut info = PeerInfo::new(key(4));
+    info.endpoint = Some("198.51.100.4:51820".parse().unwrap());
+    store.update(info, DiscoveryMethod::Gossip).unwrap();
+    let peer = store.get(&key(4)).unwrap();
+    let back: Peer = serde_json::from_str(&serde_json::to_string(&*peer).unwrap()).unwrap();
+    assert_eq!(back, *peer);
+}

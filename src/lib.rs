@@ -106,3 +106,8 @@ pub const PEER_REMOVE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 pub const EVENT_BUFFER_SIZE: usize = 16;
 /// How often the daemon's cleanup thread runs ([`PeerStore::spawn_cleanup`]).
 pub const CLEANUP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -49,47 +49,26 @@ fn main() {
 
     // Discovery: the DHT finds peers 1..=6 behind NAT, gossip repeats some of them, and the LAN
     // sees peers 1 and 2 directly — their LAN endpoints win over what the DHT said.
-    let dht = {
+    let discovery = [
+        (1..=6, "203.0.113.{}:51820", DiscoveryMethod::Dht),
+        (4..=8, "198.51.100.{}:51820", DiscoveryMethod::Gossip),
+        (1..=2, "[fd00::{}]:51820", DiscoveryMethod::Lan),
+    ]
+    .map(|(peers, endpoint, method)| {
         let store = store.clone();
         thread::spawn(move || {
-            for n in 1..=6 {
+            for n in peers {
                 announce(
                     &store,
                     n,
-                    &format!("203.0.113.{n}:51820"),
-                    DiscoveryMethod::Dht,
+                    &endpoint.replace("{}", &n.to_string()),
+                    method.clone(),
                 );
             }
         })
-    };
-    let gossip = {
-        let store = store.clone();
-        thread::spawn(move || {
-            for n in 4..=8 {
-                announce(
-                    &store,
-                    n,
-                    &format!("198.51.100.{n}:51820"),
-                    DiscoveryMethod::Gossip,
-                );
-            }
-        })
-    };
-    let lan = {
-        let store = store.clone();
-        thread::spawn(move || {
-            for n in 1..=2 {
-                announce(
-                    &store,
-                    n,
-                    &format!("[fd00::{n}]:51820"),
-                    DiscoveryMethod::Lan,
-                );
-            }
-        })
-    };
-    for discovery in [dht, gossip, lan] {
-        discovery.join().expect("a discovery thread panicked");
+    });
+    for thread in discovery {
+        thread.join().expect("a discovery thread panicked");
     }
 
     // The health monitor gives up on peer 8.

@@ -86,7 +86,9 @@ pub struct PeerStore {
 }
 
 struct Inner {
-    peers: DashMap<PublicKey, Record>,
+    /// Keys come from the network, so the hasher is seeded per store (foldhash: a fraction of
+    /// SipHash's cost on a 32-byte key, and still no fixed seed for a flood to aim at).
+    peers: DashMap<PublicKey, Record, foldhash::fast::RandomState>,
     capacity: Capacity,
     /// The next event's sequence number, taken while the changed record is locked.
     seq: AtomicU64,
@@ -546,7 +548,7 @@ impl PeerStoreBuilder {
     pub fn build(self) -> PeerStore {
         PeerStore {
             inner: Arc::new(Inner {
-                peers: DashMap::new(),
+                peers: DashMap::with_hasher(foldhash::fast::RandomState::default()),
                 capacity: Capacity::new(self.max_peers),
                 seq: AtomicU64::new(1),
                 subscribers: Arc::default(),

@@ -1,12 +1,14 @@
-//! The store: records behind per-entry locks, the peer cap, expiry and change events.
+//! The store: records in a sharded map (a lock per shard), the peer cap, expiry and change
+//! events.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry;
+use std::collections::hash_map::Entry;
+
+use shards::Shards;
 
 use crate::capacity::Capacity;
 use crate::events::{PeerEvent, PeerEventKind, RemovalCause, SubscriberList, Subscription};
@@ -86,9 +88,7 @@ pub struct PeerStore {
 }
 
 struct Inner {
-    /// Keys come from the network, so the hasher is seeded per store (foldhash: a fraction of
-    /// SipHash's cost on a 32-byte key, and still no fixed seed for a flood to aim at).
-    peers: DashMap<PublicKey, Record, foldhash::fast::RandomState>,
+    peers: Shards<Record>,
     capacity: Capacity,
     /// The next event's sequence number, taken while the changed record is locked.
     seq: AtomicU64,
@@ -193,7 +193,8 @@ impl PeerStore {
         // time) when an update of a known peer will not need it.
         let wall = (method.refreshes_last_seen() || info.last_seen.is_some())
             .then(|| inner.clock.wall_now());
-        let (outcome, seq) = match inner.peers.entry(key) {
+        let mut shard = inner.peers.write(&key);
+        let (outcome, seq) = match shard.entry(key) {
             Entry::Occupied(mut entry) => {
                 let outcome = inner.merge(entry.get_mut(), info, method, now, wall.as_ref());
                 let seq = (outcome == UpdateOutcome::Updated).then(|| inner.next_seq());
@@ -201,7 +202,7 @@ impl PeerStore {
             }
             Entry::Vacant(entry) => {
                 if !inner.capacity.try_reserve() {
-                    drop(entry);
+                    drop(shard);
                     inner.counters.add(&key, Counter::RejectedFull, 1);
                     return Err(UpdateError::StoreFull {
                         capacity: inner.capacity.max(),
@@ -218,6 +219,8 @@ impl PeerStore {
                 (UpdateOutcome::Inserted, Some(inner.next_seq()))
             }
         };
+        // Events leave after the lock is released.
+        drop(shard);
         let (counter, kind) = match outcome {
             UpdateOutcome::Inserted => (Counter::Inserts, PeerEventKind::New),
             UpdateOutcome::Updated => (Counter::Updates, PeerEventKind::Updated),
@@ -232,7 +235,11 @@ impl PeerStore {
 
     /// The peer stored under `key`, dead or alive.
     pub fn get(&self, key: &PublicKey) -> Option<Arc<Peer>> {
-        self.inner.peers.get(key).map(|r| Arc::clone(&r.peer))
+        self.inner
+            .peers
+            .read(key)
+            .get(key)
+            .map(|r| Arc::clone(&r.peer))
     }
 
     /// Every stored peer, dead or alive, in no particular order.
@@ -251,11 +258,11 @@ impl PeerStore {
     fn collect(&self, keep: impl Fn(&Record) -> bool) -> Vec<Arc<Peer>> {
         let mut out = Vec::with_capacity(self.inner.capacity.held());
         // Each shard is read-locked in turn: this is not one snapshot of the whole store.
-        for record in self.inner.peers.iter() {
-            if keep(&record) {
+        self.inner.peers.for_each(|_, record| {
+            if keep(record) {
                 out.push(Arc::clone(&record.peer));
             }
-        }
+        });
         out
     }
 
@@ -263,12 +270,10 @@ impl PeerStore {
     /// [`RemovalCause::Explicit`]. Its slot under the cap is free when this returns.
     pub fn remove(&self, key: &PublicKey) -> Option<Arc<Peer>> {
         let inner = &*self.inner;
-        let (record, seq) = match inner.peers.entry(*key) {
-            Entry::Occupied(entry) => {
-                let seq = inner.next_seq();
-                (entry.remove(), seq)
-            }
-            Entry::Vacant(_) => return None,
+        let (record, seq) = {
+            let mut shard = inner.peers.write(key);
+            let record = shard.remove(key)?;
+            (record, inner.next_seq())
         };
         inner.capacity.release();
         inner.counters.add(key, Counter::Removed, 1);
@@ -325,6 +330,7 @@ impl PeerStore {
         let now = self.inner.tick();
         self.inner
             .peers
+            .read(key)
             .get(key)
             .is_none_or(|r| r.age(now) > self.inner.dead_after)
     }
@@ -332,8 +338,8 @@ impl PeerStore {
     /// Records the latency the health monitor measured; `false` if the peer is unknown.
     /// It is a measurement, not news from the peer: no event, no refresh.
     pub fn set_latency(&self, key: &PublicKey, latency: Duration) -> bool {
-        match self.inner.peers.get_mut(key) {
-            Some(mut record) => {
+        match self.inner.peers.write(key).get_mut(key) {
+            Some(record) => {
                 if record.peer.latency != Some(latency) {
                     Arc::make_mut(&mut record.peer).latency = Some(latency);
                 }
@@ -566,7 +572,7 @@ impl PeerStoreBuilder {
     pub fn build(self) -> PeerStore {
         PeerStore {
             inner: Arc::new(Inner {
-                peers: DashMap::with_hasher(foldhash::fast::RandomState::default()),
+                peers: Shards::new(),
                 capacity: Capacity::new(self.max_peers),
                 seq: AtomicU64::new(1),
                 subscribers: Arc::default(),
@@ -577,6 +583,98 @@ impl PeerStoreBuilder {
                 remove_after: self.remove_after,
                 event_buffer: self.event_buffer,
             }),
+        }
+    }
+}
+
+/// The map behind the store: a fixed set of shards, each a hash map behind its own lock, so
+/// that threads working on different peers rarely meet.
+///
+/// A shard's lock is taken once per operation, and once per shard by a whole-store read, which
+/// visits every record under one read lock (a `DashMap` iterator also bumps a shared
+/// reference count for every item it yields: that was two thirds of `get_active`).
+mod shards {
+    use std::collections::HashMap;
+    use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+    use crate::PublicKey;
+
+    /// Keys come from the network, so every map is seeded per store (foldhash: a fraction of
+    /// SipHash's cost on a 32-byte key, and still no fixed seed for a flood to aim at).
+    pub(super) type Map<V> = HashMap<PublicKey, V, foldhash::fast::RandomState>;
+
+    /// One shard on cache lines of its own, so two shards' locks never share a line.
+    #[repr(align(128))]
+    struct Shard<V>(RwLock<Map<V>>);
+
+    pub(super) struct Shards<V> {
+        shards: Box<[Shard<V>]>,
+        /// Picks the shard; random per store, so the keys a flood chooses do not pile up in
+        /// one shard (which would only cost concurrency: each map is seeded on its own).
+        seed: u64,
+    }
+
+    impl<V> Shards<V> {
+        pub(super) fn new() -> Self {
+            // As DashMap does: four shards per thread the machine runs, a power of two.
+            let threads = std::thread::available_parallelism().map_or(4, |n| n.get());
+            let count = (threads * 4).next_power_of_two();
+            Shards {
+                shards: (0..count).map(|_| Shard(RwLock::default())).collect(),
+                seed: {
+                    use std::hash::BuildHasher;
+                    foldhash::fast::RandomState::default().hash_one(count)
+                },
+            }
+        }
+
+        fn shard(&self, key: &PublicKey) -> &RwLock<Map<V>> {
+            let folded = key
+                .as_bytes()
+                .chunks_exact(8)
+                .map(|word| u64::from_le_bytes(word.try_into().unwrap_or_default()))
+                .fold(self.seed, |acc, word| acc.rotate_left(23) ^ word);
+            // Fibonacci hashing: the top bits of the product depend on every bit of the input.
+            let mixed = folded.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let bits = self.shards.len().trailing_zeros();
+            let index = if bits == 0 {
+                0
+            } else {
+                (mixed >> (64 - bits)) as usize
+            };
+            &self.shards[index].0
+        }
+
+        // The critical sections decide before they assign, so a panic cannot leave a
+        // half-merged record: a poisoned lock still guards a whole map.
+        pub(super) fn read(&self, key: &PublicKey) -> RwLockReadGuard<'_, Map<V>> {
+            self.shard(key)
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+        }
+
+        pub(super) fn write(&self, key: &PublicKey) -> RwLockWriteGuard<'_, Map<V>> {
+            self.shard(key)
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+        }
+
+        /// Visits every record, read-locking one shard at a time.
+        pub(super) fn for_each(&self, mut visit: impl FnMut(&PublicKey, &V)) {
+            for shard in &self.shards {
+                let map = shard.0.read().unwrap_or_else(PoisonError::into_inner);
+                for (key, value) in map.iter() {
+                    visit(key, value);
+                }
+            }
+        }
+
+        /// Keeps the records `keep` says to keep, write-locking one shard at a time.
+        pub(super) fn retain(&self, mut keep: impl FnMut(&PublicKey, &mut V) -> bool) {
+            for shard in &self.shards {
+                let mut map = shard.0.write().unwrap_or_else(PoisonError::into_inner);
+                map.retain(|key, value| keep(key, value));
+            }
         }
     }
 }

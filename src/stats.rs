@@ -1,7 +1,7 @@
 //! Counters of what the store did, kept cheap for the hot path.
 
-use crate::PublicKey;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// What the store has done since it was built, from [`PeerStore::stats`](crate::PeerStore::stats).
 ///
@@ -58,8 +58,9 @@ impl Counter {
     const COUNT: usize = 9;
 }
 
-/// Striped by key, so that threads updating different peers do not fight over one cache line
-/// (a single shared counter cost more than the whole update on two cores).
+/// Striped by thread, so that threads do not fight over one cache line (a single shared
+/// counter cost more than the whole update on two cores; stripes chosen by the peer's key
+/// still moved a line between cores on every other update, as every thread updates every peer).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     stripes: [Stripe; STRIPES],
@@ -68,9 +69,9 @@ pub(crate) struct Counters {
 const STRIPES: usize = 8;
 
 impl Counters {
-    pub(crate) fn add(&self, key: &PublicKey, counter: Counter, n: u64) {
+    pub(crate) fn add(&self, counter: Counter, n: u64) {
         if n > 0 {
-            let stripe = &self.stripes[usize::from(key.as_bytes()[0]) % STRIPES];
+            let stripe = &self.stripes[thread_stripe() % STRIPES];
             stripe.counts[counter as usize].fetch_add(n, Ordering::Relaxed);
         }
     }
@@ -81,4 +82,20 @@ impl Counters {
             .map(|s| s.counts[counter as usize].load(Ordering::Relaxed))
             .sum()
     }
+}
+
+/// This thread's stripe of a striped counter: threads take numbers in turn, so the first
+/// threads to count each get stripes of their own.
+pub(crate) fn thread_stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+    STRIPE.with(|stripe| {
+        stripe.get().unwrap_or_else(|| {
+            let taken = NEXT.fetch_add(1, Ordering::Relaxed);
+            stripe.set(Some(taken));
+            taken
+        })
+    })
 }

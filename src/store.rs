@@ -185,7 +185,7 @@ impl PeerStore {
         let inner = &*self.inner;
         let key = info.public_key;
         if let Err(invalid) = info.validate() {
-            inner.counters.add(&key, Counter::RejectedInvalid, 1);
+            inner.counters.add(Counter::RejectedInvalid, 1);
             return Err(UpdateError::Invalid(invalid));
         }
         let now = inner.tick();
@@ -203,7 +203,7 @@ impl PeerStore {
             Entry::Vacant(entry) => {
                 if !inner.capacity.try_reserve() {
                     drop(shard);
-                    inner.counters.add(&key, Counter::RejectedFull, 1);
+                    inner.counters.add(Counter::RejectedFull, 1);
                     return Err(UpdateError::StoreFull {
                         capacity: inner.capacity.max(),
                     });
@@ -226,7 +226,7 @@ impl PeerStore {
             UpdateOutcome::Updated => (Counter::Updates, PeerEventKind::Updated),
             UpdateOutcome::Unchanged => (Counter::Unchanged, PeerEventKind::Updated),
         };
-        inner.counters.add(&key, counter, 1);
+        inner.counters.add(counter, 1);
         if let Some(seq) = seq {
             inner.publish(key, kind, seq);
         }
@@ -276,7 +276,7 @@ impl PeerStore {
             (record, inner.next_seq())
         };
         inner.capacity.release();
-        inner.counters.add(key, Counter::Removed, 1);
+        inner.counters.add(Counter::Removed, 1);
         inner.publish(
             *key,
             PeerEventKind::Removed {
@@ -303,7 +303,7 @@ impl PeerStore {
         });
         inner.capacity.release_many(expired.len());
         for &(key, seq) in &expired {
-            inner.counters.add(&key, Counter::Expired, 1);
+            inner.counters.add(Counter::Expired, 1);
             inner.publish(
                 key,
                 PeerEventKind::Removed {
@@ -427,9 +427,8 @@ impl Inner {
             kind,
             seq,
         });
-        self.counters.add(&key, Counter::EventsSent, delivery.sent);
-        self.counters
-            .add(&key, Counter::EventsDropped, delivery.dropped);
+        self.counters.add(Counter::EventsSent, delivery.sent);
+        self.counters.add(Counter::EventsDropped, delivery.dropped);
     }
 
     /// Folds an announcement into a stored record: decide everything first, then assign.

@@ -91,7 +91,7 @@ struct Inner {
     peers: Shards<Record>,
     capacity: Capacity,
     /// The next event's sequence number, taken while the changed record is locked.
-    seq: AtomicU64,
+    seq: SeqCounter,
     subscribers: Arc<SubscriberList>,
     counters: Counters,
     clock: Box<dyn Clock>,
@@ -101,6 +101,11 @@ struct Inner {
     remove_after: Duration,
     event_buffer: usize,
 }
+
+/// The event counter on cache lines of its own: every thread that changes a peer writes it,
+/// and the store's read-only fields beside it missed the cache on every read after that.
+#[repr(align(128))]
+struct SeqCounter(AtomicU64);
 
 /// One stored peer: the snapshot callers get, and when it was last refreshed.
 struct Record {
@@ -418,7 +423,7 @@ impl Inner {
     }
 
     fn next_seq(&self) -> u64 {
-        self.seq.fetch_add(1, Ordering::Relaxed)
+        self.seq.0.fetch_add(1, Ordering::Relaxed)
     }
 
     fn publish(&self, key: PublicKey, kind: PeerEventKind, seq: u64) {
@@ -573,7 +578,7 @@ impl PeerStoreBuilder {
             inner: Arc::new(Inner {
                 peers: Shards::new(),
                 capacity: Capacity::new(self.max_peers),
-                seq: AtomicU64::new(1),
+                seq: SeqCounter(AtomicU64::new(1)),
                 subscribers: Arc::default(),
                 counters: Counters::default(),
                 epoch: self.clock.now(),

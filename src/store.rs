@@ -99,6 +99,9 @@ struct Inner {
     epoch: Instant,
     dead_after: Duration,
     remove_after: Duration,
+    /// `dead_after` and `remove_after` in ticks of the store's timeline.
+    dead_ticks: i64,
+    remove_ticks: i64,
     event_buffer: usize,
 }
 
@@ -120,9 +123,17 @@ struct Record {
 }
 
 impl Record {
-    fn age(&self, now: i64) -> Duration {
-        Duration::from_nanos(now.saturating_sub(self.seen_at).max(0).unsigned_abs())
+    /// Whether the peer was last heard from more than `ticks` before `now`. Compared as
+    /// integers: building a `Duration` from nanoseconds divides, and `get_active` asks this of
+    /// every peer.
+    fn older_than(&self, now: i64, ticks: i64) -> bool {
+        now.saturating_sub(self.seen_at) > ticks
     }
+}
+
+/// A span of time in ticks of the store's timeline (nanoseconds), saturating.
+fn ticks(span: Duration) -> i64 {
+    i64::try_from(span.as_nanos()).unwrap_or(i64::MAX)
 }
 
 /// A refresh of `last_seen`: how old it is and the wall time it stands for.
@@ -154,7 +165,7 @@ impl Seen {
 
     /// The store-timeline tick this refresh stands for, `now` being the current tick.
     fn at(&self, now: i64) -> i64 {
-        now.saturating_sub(i64::try_from(self.age.as_nanos()).unwrap_or(i64::MAX))
+        now.saturating_sub(ticks(self.age))
     }
 }
 
@@ -256,8 +267,8 @@ impl PeerStore {
     /// order: what reconciliation configures.
     pub fn get_active(&self) -> Vec<Arc<Peer>> {
         let now = self.inner.tick();
-        let dead_after = self.inner.dead_after;
-        self.collect(|r| r.age(now) <= dead_after)
+        let dead_after = self.inner.dead_ticks;
+        self.collect(|r| !r.older_than(now, dead_after))
     }
 
     fn collect(&self, keep: impl Fn(&Record) -> bool) -> Vec<Arc<Peer>> {
@@ -300,7 +311,7 @@ impl PeerStore {
         let now = inner.tick();
         let mut expired = Vec::new();
         inner.peers.retain(|key, record| {
-            let keep = record.age(now) <= inner.remove_after;
+            let keep = !record.older_than(now, inner.remove_ticks);
             if !keep {
                 expired.push((*key, inner.next_seq()));
             }
@@ -337,7 +348,7 @@ impl PeerStore {
             .peers
             .read(key)
             .get(key)
-            .is_none_or(|r| r.age(now) > self.inner.dead_after)
+            .is_none_or(|r| r.older_than(now, self.inner.dead_ticks))
     }
 
     /// Records the latency the health monitor measured; `false` if the peer is unknown.
@@ -445,8 +456,7 @@ impl Inner {
         now: i64,
         wall: Option<&SystemTime>,
     ) -> UpdateOutcome {
-        let age = record.age(now);
-        let was_dead = age > self.dead_after;
+        let was_dead = record.older_than(now, self.dead_ticks);
         let plan = policy::plan(&record.peer, &info, &method);
         // `wall` is there whenever the method refreshes or the announcement carries a time.
         let seen = wall.and_then(|&wall| {
@@ -455,7 +465,7 @@ impl Inner {
             } else {
                 info.last_seen
                     .map(|t| Seen::carried(t, wall))
-                    .filter(|seen| seen.age < age)
+                    .filter(|seen| seen.at(now) > record.seen_at)
             }
         });
         if plan.changes() || seen.is_some() {
@@ -466,7 +476,7 @@ impl Inner {
             }
             policy::apply(peer, info, method, plan);
         }
-        let revived = was_dead && record.age(now) <= self.dead_after;
+        let revived = was_dead && !record.older_than(now, self.dead_ticks);
         if plan.changes() || revived {
             UpdateOutcome::Updated
         } else {
@@ -585,6 +595,8 @@ impl PeerStoreBuilder {
                 clock: self.clock,
                 dead_after: self.dead_after,
                 remove_after: self.remove_after,
+                dead_ticks: ticks(self.dead_after),
+                remove_ticks: ticks(self.remove_after),
                 event_buffer: self.event_buffer,
             }),
         }

@@ -204,11 +204,14 @@ impl PeerStore {
             inner.counters.add(Counter::RejectedInvalid, 1);
             return Err(UpdateError::Invalid(invalid));
         }
-        let now = inner.tick();
         // The wall clock only stamps `last_seen`: skip reading it (a fifth of an update's
         // time) when an update of a known peer will not need it.
-        let wall = (method.refreshes_last_seen() || info.last_seen.is_some())
-            .then(|| inner.clock.wall_now());
+        let (now, wall) = if method.refreshes_last_seen() || info.last_seen.is_some() {
+            let (now, wall) = inner.clock.now_and_wall();
+            (inner.tick_at(now), Some(wall))
+        } else {
+            (inner.tick(), None)
+        };
         let mut shard = inner.peers.write(&key);
         let (outcome, seq) = match shard.entry(key) {
             Entry::Occupied(mut entry) => {
@@ -429,8 +432,11 @@ impl WeakStore {
 impl Inner {
     /// Now on the store's monotonic timeline: nanoseconds since the store was built.
     fn tick(&self) -> i64 {
-        let since = self.clock.now().saturating_duration_since(self.epoch);
-        i64::try_from(since.as_nanos()).unwrap_or(i64::MAX)
+        self.tick_at(self.clock.now())
+    }
+
+    fn tick_at(&self, now: Instant) -> i64 {
+        ticks(now.saturating_duration_since(self.epoch))
     }
 
     fn next_seq(&self) -> u64 {

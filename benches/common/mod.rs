@@ -496,25 +496,37 @@ pub fn insert_to_cap<T: Target>(input: Vec<PeerInfo>) -> Duration {
     elapsed / calls
 }
 
-/// Runs `work(thread)` on `threads` threads released together; the wall time until the last
-/// one finished.
+/// Runs `work(thread)` on `threads` threads released together; the wall time from the first
+/// thread's start to the last one's end. Each thread reads the clock itself: with as many
+/// workers as cores, a coordinating thread may not run again until a worker is done.
 pub fn on_threads(threads: usize, work: impl Fn(usize) + Sync) -> Duration {
-    let barrier = Barrier::new(threads + 1);
-    std::thread::scope(|s| {
+    let barrier = Barrier::new(threads);
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let (barrier, work) = (&barrier, &work);
                 s.spawn(move || {
                     barrier.wait();
+                    let start = Instant::now();
                     work(t);
+                    (start, Instant::now())
                 })
             })
             .collect();
-        barrier.wait();
-        let start = Instant::now();
-        for handle in handles {
-            handle.join().expect("a workload thread panicked");
-        }
-        start.elapsed()
-    })
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a workload thread panicked"))
+            .collect()
+    });
+    let first = spans
+        .iter()
+        .map(|s| s.0)
+        .min()
+        .expect("at least one thread");
+    let last = spans
+        .iter()
+        .map(|s| s.1)
+        .max()
+        .expect("at least one thread");
+    last - first
 }

@@ -21,7 +21,7 @@ use common::{Floor, Reference, Target, Workload};
 use peerstore::PeerStore;
 
 /// Rounds per figure: the median is reported.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 7;
 
 /// The reference Go store's figures (WORKLOADS.md), the low end of each range, in ns.
 mod go {
@@ -52,6 +52,8 @@ struct Row {
     ours: f64,
     reference: f64,
     floor: f64,
+    /// The input alone (cloning the announcements), where measured.
+    input: f64,
     go: Option<f64>,
 }
 
@@ -59,9 +61,19 @@ struct Row {
 fn row(
     name: &'static str,
     go: Option<f64>,
-    mut measure: impl FnMut(usize) -> f64, // 0: ours, 1: reference, 2: floor
+    measure: impl FnMut(usize) -> f64, // 0: ours, 1: reference, 2: floor
 ) -> Row {
-    let mut samples = [Vec::new(), Vec::new(), Vec::new()];
+    row_of(name, go, 3, measure)
+}
+
+/// `row` with `measures` figures per round; a fourth is the workload's input alone.
+fn row_of(
+    name: &'static str,
+    go: Option<f64>,
+    measures: usize,
+    mut measure: impl FnMut(usize) -> f64,
+) -> Row {
+    let mut samples = vec![Vec::new(); measures];
     for round in 0..=ROUNDS {
         for (which, sample) in samples.iter_mut().enumerate() {
             let ns = measure(which);
@@ -70,12 +82,14 @@ fn row(
             }
         }
     }
-    let [ours, reference, floor] = samples.map(median);
+    let mut medians = samples.into_iter().map(median);
+    let mut next = || medians.next().unwrap_or(f64::NAN);
     Row {
         name,
-        ours,
-        reference,
-        floor,
+        ours: next(),
+        reference: next(),
+        floor: next(),
+        input: next(),
         go,
     }
 }
@@ -113,21 +127,16 @@ fn main() {
     // update: existing peers, 1 and 2 threads.
     let s = Stores::prefilled(&w);
     let ops = 200_000;
-    // The input alone, to be taken off update_1t (after one warm-up run, as every row has).
-    let clone_1t = median(
-        (0..=ROUNDS)
-            .map(|_| per_op(1, ops, |t, n| common::clone_ops(&w, &w.pool, t, n)))
-            .skip(1)
-            .collect(),
-    );
     for (name, threads, go) in [
         ("update_1t", 1, go::UPDATE_1T),
         ("update_2t", 2, go::UPDATE_2T),
     ] {
-        rows.push(row(name, Some(go), |which| match which {
+        // A fourth figure each round: the input alone, to be taken off.
+        rows.push(row_of(name, Some(go), 4, |which| match which {
             0 => per_op(threads, ops, |t, n| {
                 common::update_ops(&s.ours, &w, &w.pool, t, n)
             }),
+            3 => per_op(threads, ops, |t, n| common::clone_ops(&w, &w.pool, t, n)),
             1 => per_op(threads, ops, |t, n| {
                 common::update_ops(&s.reference, &w, &w.pool, t, n)
             }),
@@ -204,7 +213,7 @@ fn main() {
         median(per_call.iter().map(|d| d.as_nanos() as f64).collect())
     }));
 
-    print_table(&rows, clone_1t);
+    print_table(&rows);
 
     // flat per-peer cost: 1,000 against 1,000,000 peers (ours and the floor).
     let scaling = Scaling::measure(&w);
@@ -219,7 +228,7 @@ fn main() {
     let (c0, c16) = (find("churn_2t"), find("churn_2t_16subs"));
     let (g1, g2) = (find("get_1t"), find("get_2t"));
     let (a1, a2) = (find("get_active_1000_1t"), find("get_active_1000_2t"));
-    let net_ratio = (u1.ours - clone_1t) / (u1.floor - clone_1t);
+    let net_ratio = (u1.ours - u1.input) / (u1.floor - u1.input);
     let targets = [
         (
             "update_1t >= 4x faster than Go (223 ns)",
@@ -311,28 +320,32 @@ fn main() {
     );
 }
 
-fn print_table(rows: &[Row], clone_1t: f64) {
+fn print_table(rows: &[Row]) {
     println!(
-        "Median of {ROUNDS} rounds, ns per thread-op (wall time / ops each thread ran); \
-         input clone alone (update_1t): {}",
-        fmt_ns(clone_1t)
+        "Median of {ROUNDS} interleaved rounds, ns per thread-op (wall time / ops each thread ran)"
     );
     println!(
-        "| workload | peerstore | reference design | DashMap floor | reference / peerstore | peerstore / floor | Go (low) | Go / peerstore |"
+        "| workload | peerstore | reference design | DashMap floor | reference / peerstore | peerstore / floor | input alone | Go (low) | Go / peerstore |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let go = r.go.map_or("–".to_owned(), fmt_ns);
         let vs_go =
             r.go.map_or("–".to_owned(), |g| format!("{:.1}x", g / r.ours));
+        let input = if r.input.is_nan() {
+            "–".to_owned()
+        } else {
+            fmt_ns(r.input)
+        };
         println!(
-            "| {} | {} | {} | {} | {:.1}x | {:.2}x | {} | {} |",
+            "| {} | {} | {} | {} | {:.1}x | {:.2}x | {} | {} | {} |",
             r.name,
             fmt_ns(r.ours),
             fmt_ns(r.reference),
             fmt_ns(r.floor),
             r.reference / r.ours,
             r.ours / r.floor,
+            input,
             go,
             vs_go,
         );

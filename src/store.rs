@@ -277,9 +277,16 @@ impl PeerStore {
     fn collect(&self, keep: impl Fn(&Record) -> bool) -> Vec<Arc<Peer>> {
         let mut out = Vec::with_capacity(self.inner.capacity.held());
         // Each shard is read-locked in turn: this is not one snapshot of the whole store.
-        self.inner.peers.for_each(|_, record| {
-            if keep(record) {
-                out.push(Arc::clone(&record.peer));
+        self.inner.peers.for_each_shard(|records| {
+            // Reading every snapshot's reference count first lets the cache misses overlap;
+            // the increments that follow, each of which waits for its line, then find it close.
+            for record in records.clone() {
+                std::hint::black_box(Arc::strong_count(&record.peer));
+            }
+            for record in records {
+                if keep(record) {
+                    out.push(Arc::clone(&record.peer));
+                }
             }
         });
         out
@@ -681,13 +688,14 @@ mod shards {
                 .unwrap_or_else(PoisonError::into_inner)
         }
 
-        /// Visits every record, read-locking one shard at a time.
-        pub(super) fn for_each(&self, mut visit: impl FnMut(&PublicKey, &V)) {
+        /// Visits the records of one shard at a time, each shard read-locked while visited.
+        pub(super) fn for_each_shard(
+            &self,
+            mut visit: impl FnMut(std::collections::hash_map::Values<'_, PublicKey, V>),
+        ) {
             for shard in &self.shards {
                 let map = shard.0.read().unwrap_or_else(PoisonError::into_inner);
-                for (key, value) in map.iter() {
-                    visit(key, value);
-                }
+                visit(map.values());
             }
         }
 

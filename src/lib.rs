@@ -78,6 +78,7 @@ mod key;
 mod method;
 mod peer;
 mod policy;
+mod shards;
 mod stats;
 mod store;
 mod sync;

@@ -188,14 +188,12 @@ impl SubscriberList {
             // A full channel stays full until its reader reads: two loads tell so, where a
             // send that fails costs a full memory fence. (A receiver gone while still listed
             // is a subscription being dropped right now, which unlists itself.)
-            if subscriber.sender.is_full() {
-                subscriber.shared.dropped[stripe]
-                    .0
-                    .fetch_add(1, Ordering::Relaxed);
-                delivery.dropped += 1;
-                continue;
-            }
-            match subscriber.sender.try_send(event) {
+            let sent = if subscriber.sender.is_full() {
+                Err(TrySendError::Full(event))
+            } else {
+                subscriber.sender.try_send(event)
+            };
+            match sent {
                 Ok(()) => delivery.sent += 1,
                 Err(TrySendError::Full(_)) => {
                     subscriber.shared.dropped[stripe]

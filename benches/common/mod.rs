@@ -451,11 +451,8 @@ pub fn spread_update_ops<T: Target>(
 ) {
     let mut rng = XorShift::for_thread(thread);
     for n in 0..ops {
-        let x = rng.next();
-        let j = ((x % 1000) as usize + (n & 3) as usize * 1000) % POOL;
-        let mut info = w.pool[j].clone();
-        info.public_key = key(x as usize % peers);
-        black_box(target.update(info, w.method(x).clone()));
+        let (info, method) = spread_input(w, peers, &mut rng, n);
+        black_box(target.update(info, method));
     }
 }
 
@@ -463,12 +460,22 @@ pub fn spread_update_ops<T: Target>(
 pub fn spread_clone_ops(w: &Workload, peers: usize, thread: usize, ops: u64) {
     let mut rng = XorShift::for_thread(thread);
     for n in 0..ops {
-        let x = rng.next();
-        let j = ((x % 1000) as usize + (n & 3) as usize * 1000) % POOL;
-        let mut info = w.pool[j].clone();
-        info.public_key = key(x as usize % peers);
-        black_box((info, w.method(x).clone()));
+        black_box(spread_input(w, peers, &mut rng, n));
     }
+}
+
+/// Op `n`'s announcement: a pool entry re-keyed to one of `peers`, as a fresh owned copy.
+fn spread_input(
+    w: &Workload,
+    peers: usize,
+    rng: &mut XorShift,
+    n: u64,
+) -> (PeerInfo, DiscoveryMethod) {
+    let x = rng.next();
+    let j = ((x % 1000) as usize + (n & 3) as usize * 1000) % POOL;
+    let mut info = w.pool[j].clone();
+    info.public_key = key(x as usize % peers);
+    (info, w.method(x).clone())
 }
 
 /// A fresh store and 2000 new peers for it: 1000 go in, 1000 are refused as full.

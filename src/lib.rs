@@ -70,6 +70,8 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+#[cfg(feature = "serde")]
+pub mod cache;
 mod capacity;
 mod cleanup;
 mod clock;

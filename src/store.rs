@@ -252,6 +252,12 @@ impl PeerStore {
         Ok(outcome)
     }
 
+    /// The wall-clock time on the store's clock: what the cache stamps and ages entries by.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    pub(crate) fn wall_now(&self) -> SystemTime {
+        self.inner.clock.wall_now()
+    }
+
     /// The peer stored under `key`, dead or alive.
     pub fn get(&self, key: &PublicKey) -> Option<Arc<Peer>> {
         self.inner

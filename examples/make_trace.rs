@@ -1,0 +1,345 @@
+//! Writes the replay tool's default trace, `examples/traces/mesh.jsonl`: thirty minutes in the
+//! life of a mesh node and its ~200 peers, as the store would hear them.
+//!
+//! ```text
+//! cargo run --example make_trace > examples/traces/mesh.jsonl
+//! ```
+//!
+//! The output is a pure function of this file (a fixed seed, no clock), so CI regenerates it
+//! and compares. The story, minute by minute:
+//!
+//! - **0:00** the node starts and restores its cache: 20 peers it knew, last seen 1 to 9
+//!   minutes ago, and 10 it will never hear of again, 5 of them already older than 10 minutes
+//!   (gone at the first cleanup).
+//! - **0:03 on** 12 LAN neighbours (`lan-01`..`lan-12`, three of them introducers) multicast
+//!   every minute. The DHT finds some of them too, behind the office NAT: refused, a LAN
+//!   endpoint is sticky.
+//! - **0:10 – 5:00** the DHT finds 140 peers (`node-001`..`node-140`) behind NAT and
+//!   re-announces them every 4 minutes. Those behind a cone NAT get punched by a DHT
+//!   rendezvous, whose endpoint (the NAT's mapping, another port) outranks the DHT's; the
+//!   rendezvous repeats every 10 minutes. Gateways gossip their routes.
+//! - **1:00 on** the introducers gossip 40 peers second-hand (`far-01`..`far-40`), with the
+//!   time they last heard of them; the DHT mentions some of them as well.
+//! - **every minute** the cleanup loop runs.
+//! - **0:05 – 8:05** the laptop `laptop-ana` is on the LAN; the DHT sees it through the NAT,
+//!   refused (LAN sticky). At 8:05 its lid closes: dead after 13:05, removed by the cleanup at
+//!   19:00. At 23:00 it wakes up on another network, found by the DHT and then punched.
+//! - **10:00** `node-101`..`node-115` go silent for good: dead at 15:00, removed after 20:00.
+//!   A hostile gossip message announces `node-020` at port 0 and `node-021` at a multicast
+//!   address: both refused, the records untouched.
+//! - **11:00** a flood of 900 fake peers arrives by transitive gossip within two seconds: the
+//!   store fills to its cap of 1000 and refuses the rest; the fakes are never heard again and
+//!   the cleanup drops them after 21:00.
+//! - **12:00** the operator removes `node-050`, whose key was revoked.
+//! - **15:00** `node-007` moves to IPv6: at equal rank IPv6 wins, and its later IPv4
+//!   announcements are refused.
+
+use std::time::Duration;
+
+use peerstore::PublicKey;
+use serde_json::{Value, json};
+
+/// Second 0 of the trace: 2026-11-01T00:00:00Z. The replay tool starts its clock here.
+const TRACE_START_UNIX: u64 = 1_793_491_200;
+/// The story's length.
+const END: u64 = 30 * 60;
+
+/// splitmix64: a tiny, fixed random sequence, so the story is the same on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `lo..hi`.
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+
+    fn key(&mut self) -> PublicKey {
+        let mut bytes = [0u8; 32];
+        for chunk in bytes.chunks_mut(8) {
+            chunk.copy_from_slice(&self.next().to_le_bytes());
+        }
+        PublicKey::from_bytes(bytes)
+    }
+}
+
+/// The trace being written: lines with their time, sorted (stably) at the end.
+#[derive(Default)]
+struct Trace {
+    lines: Vec<(u64, Value)>,
+}
+
+impl Trace {
+    fn announce(&mut self, at: u64, method: &str, peer: Value) {
+        if at <= END {
+            self.lines
+                .push((at, json!({"at": at, "method": method, "peer": peer})));
+        }
+    }
+
+    fn remove(&mut self, at: u64, key: PublicKey) {
+        self.lines
+            .push((at, json!({"at": at, "remove": key.to_string()})));
+    }
+
+    fn cleanup(&mut self, at: u64) {
+        self.lines.push((at, json!({"at": at, "cleanup": true})));
+    }
+}
+
+/// An announcement: the key and the given fields (`PeerInfo`'s JSON; absent means unknown).
+fn peer(key: PublicKey, fields: Value) -> Value {
+    let mut peer = json!({ "public_key": key.to_string() });
+    if let (Value::Object(peer), Value::Object(fields)) = (&mut peer, fields) {
+        peer.extend(fields);
+    }
+    peer
+}
+
+/// A wall-clock time `ago` seconds before second `at` of the trace, as `PeerInfo` carries it.
+fn seen(at: u64, ago: u64) -> Value {
+    let secs = TRACE_START_UNIX + at - ago.min(TRACE_START_UNIX);
+    serde_json::to_value(std::time::UNIX_EPOCH + Duration::from_secs(secs)).expect("a time")
+}
+
+struct Node {
+    key: PublicKey,
+    name: String,
+    mesh_ip: String,
+    /// Where the DHT says it is: its NAT's public address.
+    endpoint: String,
+    /// The NAT's mapping for us, learned by the rendezvous (cone NATs only).
+    punched: Option<String>,
+    nat: &'static str,
+    first: u64,
+    routes: Vec<String>,
+}
+
+fn main() {
+    let mut rng = Rng(0x0005_eed0_fa11_5ee5);
+    let mut t = Trace::default();
+
+    // The DHT's peers, some of them in the cache.
+    let nodes: Vec<Node> = (1..=140u64)
+        .map(|n| {
+            let nat = match (n, rng.range(0, 10)) {
+                (7, _) => "symmetric", // the IPv6 mover keeps its DHT endpoint
+                (_, 0..=6) => "cone",
+                (_, 7..=8) => "symmetric",
+                _ => "unknown",
+            };
+            let net = if n % 2 == 0 {
+                "198.51.100"
+            } else {
+                "203.0.113"
+            };
+            let port = rng.range(20_000, 60_000);
+            Node {
+                key: rng.key(),
+                name: format!("node-{n:03}"),
+                mesh_ip: format!("10.42.{}.{}", 1 + n / 200, n % 200 + 1),
+                endpoint: format!("{net}.{}:{port}", n + 2),
+                punched: (nat == "cone").then(|| format!("{net}.{}:{}", n + 2, port + 1)),
+                nat,
+                first: rng.range(10, 300),
+                routes: if n % 15 == 0 {
+                    vec![format!("192.168.{}.0/24", 100 + n / 15)]
+                } else {
+                    Vec::new()
+                },
+            }
+        })
+        .collect();
+    let silent_from = |n: usize| match n + 1 {
+        101..=115 => 600,
+        50 => 720,
+        _ => END + 1,
+    };
+
+    // 0:00 — the cache restore.
+    for node in nodes.iter().step_by(6) {
+        let info = peer(
+            node.key,
+            json!({"endpoint": node.endpoint, "mesh_ip": node.mesh_ip, "hostname": node.name,
+                   "nat_type": node.nat, "last_seen": seen(0, rng.range(60, 540))}),
+        );
+        t.announce(0, "cache", info);
+    }
+    for n in 1..=10u64 {
+        let ago = if n <= 5 {
+            rng.range(660, 1200)
+        } else {
+            rng.range(120, 540)
+        };
+        let info = peer(
+            rng.key(),
+            json!({"endpoint": format!("192.0.2.{n}:51820"), "mesh_ip": format!("10.42.9.{n}"),
+                   "hostname": format!("old-{n:02}"), "last_seen": seen(0, ago)}),
+        );
+        t.announce(0, "cache", info);
+    }
+
+    // The LAN neighbours, and what the DHT says of three of them.
+    let lan: Vec<(PublicKey, u64)> = (1..=12u64).map(|n| (rng.key(), n)).collect();
+    for &(key, n) in &lan {
+        let mut at = 3 + n * 4;
+        while at <= END {
+            let info = peer(
+                key,
+                json!({"endpoint": format!("192.168.7.{}:51820", 10 + n),
+                       "mesh_ip": format!("10.42.0.{n}"), "hostname": format!("lan-{n:02}"),
+                       "introducer": n <= 3, "nat_type": "cone"}),
+            );
+            t.announce(at, "lan", info);
+            at += 60 + rng.range(0, 3) - 1;
+        }
+        if n % 4 == 0 {
+            for at in [90 + n, 390 + n, 990 + n] {
+                let info = peer(
+                    key,
+                    json!({"endpoint": format!("198.51.100.250:{}", 40_000 + n)}),
+                );
+                t.announce(at, "dht", info);
+            }
+        }
+    }
+
+    // The DHT's peers: announcements, rendezvous, gossip.
+    for (i, node) in nodes.iter().enumerate() {
+        let stop = silent_from(i);
+        let mut at = node.first;
+        while at < stop && at <= END {
+            let endpoint = if i + 1 == 7 && at >= 900 {
+                if at < 1300 {
+                    "[2001:db8:7::1]:51820".to_string()
+                } else {
+                    node.endpoint.clone()
+                }
+            } else {
+                node.endpoint.clone()
+            };
+            let info = peer(
+                node.key,
+                json!({"endpoint": endpoint, "mesh_ip": node.mesh_ip, "hostname": node.name,
+                       "nat_type": node.nat}),
+            );
+            t.announce(at, "dht", info);
+            at += 240 + rng.range(0, 20);
+        }
+        if let Some(punched) = &node.punched {
+            let mut at = node.first + rng.range(5, 40);
+            while at < stop && at <= END {
+                t.announce(
+                    at,
+                    "dht-rendezvous",
+                    peer(node.key, json!({"endpoint": punched})),
+                );
+                at += 600 + rng.range(0, 30);
+            }
+        }
+        if !node.routes.is_empty() {
+            let mut at = node.first + 30;
+            while at < stop && at <= END {
+                let info = peer(node.key, json!({"routable_networks": node.routes}));
+                t.announce(at, "gossip", info);
+                at += 180;
+            }
+        }
+    }
+    // 15:00 — node-007 announces its IPv6 endpoint; its DHT announcements above carry it
+    // until 21:40 and then its old IPv4 one again, which the store refuses.
+    let n7 = &nodes[6];
+    t.announce(
+        900,
+        "dht",
+        peer(n7.key, json!({"endpoint": "[2001:db8:7::1]:51820"})),
+    );
+
+    // Second-hand: the introducers gossip peers they heard of, with when.
+    for n in 1..=40u64 {
+        let key = rng.key();
+        let endpoint = format!("192.0.2.{}:{}", 100 + n, rng.range(20_000, 60_000));
+        let mut at = 60 + rng.range(0, 240);
+        while at <= END {
+            let info = peer(
+                key,
+                json!({"endpoint": endpoint, "hostname": format!("far-{n:02}"),
+                       "mesh_ip": format!("10.42.5.{n}"), "last_seen": seen(at, rng.range(5, 90))}),
+            );
+            t.announce(at, "gossip-transitive", info);
+            if n % 4 == 0 {
+                let info = peer(
+                    key,
+                    json!({"endpoint": endpoint, "last_seen": seen(at, 120)}),
+                );
+                t.announce(at + 7, "dht-transitive", info);
+            }
+            at += 300 + rng.range(0, 30);
+        }
+    }
+
+    // The laptop: on the LAN, asleep, then elsewhere.
+    let laptop = rng.key();
+    let lan_laptop = json!({"endpoint": "192.168.7.50:51820", "mesh_ip": "10.42.0.50",
+                            "hostname": "laptop-ana", "nat_type": "cone"});
+    for at in (5..=485).step_by(60) {
+        t.announce(at, "lan", peer(laptop, lan_laptop.clone()));
+    }
+    for at in [125, 365] {
+        let info = peer(laptop, json!({"endpoint": "198.51.100.250:41641"}));
+        t.announce(at, "dht", info);
+    }
+    for at in (1380..=END).step_by(240) {
+        let info = peer(
+            laptop,
+            json!({"endpoint": "203.0.113.77:38211", "mesh_ip": "10.42.0.50",
+                   "hostname": "laptop-ana", "nat_type": "cone"}),
+        );
+        t.announce(at, "dht", info);
+    }
+    t.announce(
+        1395,
+        "dht-rendezvous",
+        peer(laptop, json!({"endpoint": "203.0.113.77:38212"})),
+    );
+
+    // 10:00 — hostile input: refused, records untouched.
+    t.announce(
+        600,
+        "gossip",
+        peer(nodes[19].key, json!({"endpoint": "198.51.100.22:0"})),
+    );
+    t.announce(
+        601,
+        "gossip",
+        peer(nodes[20].key, json!({"endpoint": "224.0.0.251:51820"})),
+    );
+
+    // 11:00 — the flood.
+    for n in 0..900u64 {
+        let info = peer(
+            rng.key(),
+            json!({"endpoint": format!("100.64.{}.{}:51820", n / 250, n % 250 + 1)}),
+        );
+        t.announce(660 + n / 450, "gossip-transitive", info);
+    }
+
+    // 12:00 — a revoked key.
+    t.remove(720, nodes[49].key);
+
+    for at in (60..=END).step_by(60) {
+        t.cleanup(at);
+    }
+
+    t.lines.sort_by_key(|(at, _)| *at);
+    for (_, line) in t.lines {
+        println!("{line}");
+    }
+}

@@ -1,0 +1,852 @@
+//! Replays a trace of discovery announcements into a store and shows what it decided, and why.
+//!
+//! ```text
+//! cargo run --release --example replay -- [TRACE.jsonl] [--explain KEY] [--json]
+//! ```
+//!
+//! With no file it replays the embedded `examples/traces/mesh.jsonl`, thirty minutes of a mesh
+//! of about 200 peers (see `examples/make_trace.rs` for the story). It prints a summary of the
+//! updates and events, then the final peer table. `--explain KEY` adds every endpoint decision
+//! for one peer, in order, with the rule that decided; KEY is a key, a prefix of one, or a
+//! host name. `--json` prints all of it as one JSON object instead.
+//!
+//! A trace has one JSON object per line, with `at` in seconds from the trace's start
+//! (2026-11-01T00:00:00Z on the store's clock), never going back:
+//!
+//! ```text
+//! {"at": 12, "method": "dht", "peer": {"public_key": "<base64>", "endpoint": "198.51.100.7:51820"}}
+//! {"at": 720, "remove": "<base64 key>"}
+//! {"at": 780, "cleanup": true}
+//! ```
+//!
+//! `peer` is a `PeerInfo` as JSON. A line that cannot be used is reported on stderr with its
+//! number and skipped; the replay goes on.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use peerstore::{
+    DiscoveryMethod, ManualClock, Peer, PeerEventKind, PeerInfo, PeerStore, PublicKey,
+    RemovalCause, Subscription, UpdateError, UpdateOutcome, decide_endpoint,
+};
+use serde_json::{Value, json};
+
+/// The default trace, built into the binary so the tool runs from anywhere.
+const DEFAULT_TRACE: &str = include_str!("traces/mesh.jsonl");
+/// Second 0 of every trace (as in `make_trace.rs`): a fixed date, so a replay prints the same
+/// each time.
+const TRACE_START_UNIX: u64 = 1_793_491_200;
+/// The "rule" shown for an announcement of the endpoint and method the peer already has.
+const SAME: &str = "same endpoint, same method";
+/// How many bad lines are printed one by one; the rest are counted.
+const MAX_REPORTED_LINES: usize = 20;
+
+const USAGE: &str = "usage: replay [TRACE.jsonl] [--explain KEY] [--json]";
+
+#[derive(Debug, Default, PartialEq)]
+struct Args {
+    trace: Option<PathBuf>,
+    explain: Option<String>,
+    json: bool,
+}
+
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut parsed = Args::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--json" => parsed.json = true,
+            "--explain" => {
+                let key = args.next().ok_or("--explain needs a KEY")?;
+                parsed.explain = Some(key);
+            }
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            path if parsed.trace.is_none() => parsed.trace = Some(path.into()),
+            extra => {
+                return Err(format!(
+                    "unexpected argument {extra:?}: one trace at a time"
+                ));
+            }
+        }
+    }
+    Ok(parsed)
+}
+
+/// One usable line of a trace.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    Announce {
+        method: DiscoveryMethod,
+        info: PeerInfo,
+    },
+    Remove(PublicKey),
+    Cleanup,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Line {
+    number: usize,
+    at: Duration,
+    step: Step,
+}
+
+/// Parses a trace; the lines that cannot be used come back apart, with their numbers.
+fn parse_trace(text: &str) -> (Vec<Line>, Vec<(usize, String)>) {
+    let (mut lines, mut bad) = (Vec::new(), Vec::new());
+    let mut last = Duration::ZERO;
+    for (i, raw) in text.lines().enumerate() {
+        let number = i + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        match parse_line(raw) {
+            Ok((at, _)) if at < last => bad.push((
+                number,
+                format!(
+                    "at {} is before the previous line's {}: a trace never goes back",
+                    at.as_secs_f64(),
+                    last.as_secs_f64()
+                ),
+            )),
+            Ok((at, step)) => {
+                last = at;
+                lines.push(Line { number, at, step });
+            }
+            Err(reason) => bad.push((number, reason)),
+        }
+    }
+    (lines, bad)
+}
+
+fn parse_line(raw: &str) -> Result<(Duration, Step), String> {
+    let value: Value = serde_json::from_str(raw).map_err(|e| format!("not JSON: {e}"))?;
+    let Value::Object(fields) = value else {
+        return Err("not a JSON object".into());
+    };
+    let at = match fields.get("at") {
+        None => return Err("no \"at\" field".into()),
+        Some(at) => at
+            .as_f64()
+            .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e12)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| format!("\"at\" = {at}: expected seconds from the start, >= 0"))?,
+    };
+    let step = if let Some(peer) = fields.get("peer") {
+        let method = match fields.get("method") {
+            Some(Value::String(name)) => DiscoveryMethod::from(name.as_str()),
+            Some(other) => return Err(format!("\"method\" = {other}: expected a method name")),
+            None => return Err("an announcement needs a \"method\"".into()),
+        };
+        let info = serde_json::from_value(peer.clone()).map_err(|e| format!("\"peer\": {e}"))?;
+        Step::Announce { method, info }
+    } else if let Some(key) = fields.get("remove") {
+        let key = key
+            .as_str()
+            .ok_or_else(|| format!("\"remove\" = {key}: expected a key"))?;
+        Step::Remove(
+            key.parse()
+                .map_err(|e| format!("\"remove\" = {key:?}: {e}"))?,
+        )
+    } else if fields.get("cleanup") == Some(&Value::Bool(true)) {
+        Step::Cleanup
+    } else {
+        return Err("expected \"peer\" and \"method\", \"remove\", or \"cleanup\": true".into());
+    };
+    Ok((at, step))
+}
+
+/// Finds the peer `--explain` names: a whole key, a unique prefix of one, or a host name.
+fn resolve(wanted: &str, lines: &[Line]) -> Result<PublicKey, String> {
+    if let Ok(key) = wanted.parse() {
+        return Ok(key);
+    }
+    let mut found: Vec<PublicKey> = Vec::new();
+    for line in lines {
+        if let Step::Announce { info, .. } = &line.step {
+            let by_name = info.hostname.as_deref() == Some(wanted);
+            if (by_name || info.public_key.to_string().starts_with(wanted))
+                && !found.contains(&info.public_key)
+            {
+                found.push(info.public_key);
+            }
+        }
+    }
+    match found.as_slice() {
+        [key] => Ok(*key),
+        [] => Err(format!(
+            "--explain {wanted:?}: no peer in the trace has that key or host name"
+        )),
+        many => Err(format!(
+            "--explain {wanted:?} is ambiguous: {} peers match ({}, ...)",
+            many.len(),
+            many[0].short()
+        )),
+    }
+}
+
+/// What happened to the explained peer at one moment.
+#[derive(Debug, Clone, PartialEq)]
+enum Decision {
+    Endpoint {
+        at: Duration,
+        method: DiscoveryMethod,
+        candidate: std::net::SocketAddr,
+        current: Option<(std::net::SocketAddr, DiscoveryMethod)>,
+        accepted: bool,
+        rule: &'static str,
+    },
+    /// The store refused the announcement as a whole: no endpoint decision was made.
+    Refused {
+        at: Duration,
+        method: DiscoveryMethod,
+        why: String,
+    },
+    Removed {
+        at: Duration,
+        cause: RemovalCause,
+    },
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Summary {
+    lines: usize,
+    bad_lines: usize,
+    duration: Duration,
+    announcements: usize,
+    inserted: usize,
+    updated: usize,
+    unchanged: usize,
+    refused_invalid: usize,
+    refused_full: usize,
+    removes: usize,
+    cleanups: usize,
+    events_new: usize,
+    events_updated: usize,
+    removed_explicit: usize,
+    removed_expired: usize,
+    events_dropped: u64,
+}
+
+struct Replay {
+    store: PeerStore,
+    clock: ManualClock,
+    events: Subscription,
+    now: Duration,
+    explain: Option<PublicKey>,
+    decisions: Vec<Decision>,
+    summary: Summary,
+}
+
+impl Replay {
+    fn new(explain: Option<PublicKey>) -> Self {
+        let clock = ManualClock::starting_at(UNIX_EPOCH + Duration::from_secs(TRACE_START_UNIX));
+        let max_peers = peerstore::DEFAULT_MAX_PEERS;
+        // One step emits at most one event per stored peer (a cleanup that drops them all),
+        // and the replay drains after every step: with this buffer nothing is dropped, and
+        // `dropped` would say so if it were.
+        let store = PeerStore::builder()
+            .clock(clock.clone())
+            .max_peers(max_peers)
+            .event_buffer(max_peers + 1)
+            .build();
+        let events = store.subscribe();
+        Replay {
+            store,
+            clock,
+            events,
+            now: Duration::ZERO,
+            explain,
+            decisions: Vec::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    fn run(&mut self, lines: &[Line]) {
+        for line in lines {
+            self.clock.advance(line.at - self.now);
+            self.now = line.at;
+            self.step(&line.step);
+            self.drain();
+        }
+        self.summary.lines += lines.len();
+        self.summary.duration = self.now;
+        self.summary.events_dropped = self.events.dropped();
+    }
+
+    fn step(&mut self, step: &Step) {
+        match step {
+            Step::Announce { method, info } => {
+                self.summary.announcements += 1;
+                let explained = self.explain == Some(info.public_key);
+                let before = explained
+                    .then(|| self.store.get(&info.public_key))
+                    .flatten();
+                match self.store.update(info.clone(), method.clone()) {
+                    Ok(UpdateOutcome::Inserted) => self.summary.inserted += 1,
+                    Ok(UpdateOutcome::Updated) => self.summary.updated += 1,
+                    Ok(UpdateOutcome::Unchanged) => self.summary.unchanged += 1,
+                    Err(err) => {
+                        match err {
+                            UpdateError::StoreFull { .. } => self.summary.refused_full += 1,
+                            UpdateError::Invalid(_) => self.summary.refused_invalid += 1,
+                        }
+                        if explained {
+                            self.decisions.push(Decision::Refused {
+                                at: self.now,
+                                method: method.clone(),
+                                why: err.to_string(),
+                            });
+                        }
+                        return;
+                    }
+                }
+                if let (true, Some(candidate)) = (explained, info.endpoint) {
+                    let current = before.as_deref().and_then(current_endpoint);
+                    let decision = decide_endpoint(
+                        current.as_ref().map(|(ep, m)| (*ep, m)),
+                        candidate,
+                        method,
+                    );
+                    // Re-announcing the endpoint it has changes nothing, whatever the rule.
+                    let rule = if current.as_ref() == Some(&(candidate, method.clone())) {
+                        SAME
+                    } else {
+                        decision.rule.as_str()
+                    };
+                    self.decisions.push(Decision::Endpoint {
+                        at: self.now,
+                        method: method.clone(),
+                        candidate,
+                        current,
+                        accepted: decision.accepted,
+                        rule,
+                    });
+                }
+            }
+            Step::Remove(key) => {
+                self.summary.removes += 1;
+                self.store.remove(key);
+            }
+            Step::Cleanup => {
+                self.summary.cleanups += 1;
+                self.store.cleanup_stale();
+            }
+        }
+    }
+
+    fn drain(&mut self) {
+        for event in self.events.try_iter() {
+            match event.kind {
+                PeerEventKind::New => self.summary.events_new += 1,
+                PeerEventKind::Updated => self.summary.events_updated += 1,
+                PeerEventKind::Removed { cause } => {
+                    match cause {
+                        RemovalCause::Explicit => self.summary.removed_explicit += 1,
+                        RemovalCause::Expired => self.summary.removed_expired += 1,
+                    }
+                    if self.explain == Some(event.public_key) {
+                        self.decisions.push(Decision::Removed {
+                            at: self.now,
+                            cause,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// The final table: by host name, then key; peers without a name last.
+    fn table(&self) -> Vec<Row> {
+        let wall = self.store_wall();
+        let mut rows: Vec<Row> = self
+            .store
+            .get_all()
+            .iter()
+            .map(|peer| Row {
+                age: wall.duration_since(peer.last_seen).unwrap_or_default(),
+                active: !self.store.is_dead(&peer.public_key),
+                peer: Peer::clone(peer),
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            let name = |r: &Row| (r.peer.hostname.is_none(), r.peer.hostname.clone());
+            name(a)
+                .cmp(&name(b))
+                .then(a.peer.public_key.cmp(&b.peer.public_key))
+        });
+        rows
+    }
+
+    fn store_wall(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(TRACE_START_UNIX) + self.now
+    }
+}
+
+fn current_endpoint(peer: &Peer) -> Option<(std::net::SocketAddr, DiscoveryMethod)> {
+    Some((peer.endpoint?, peer.endpoint_method.clone()?))
+}
+
+struct Row {
+    peer: Peer,
+    age: Duration,
+    active: bool,
+}
+
+/// `m:ss` from the trace's start.
+fn clock_time(at: Duration) -> String {
+    let s = at.as_secs();
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// An age such as `45s` or `4m05s`.
+fn age(d: Duration) -> String {
+    let s = d.as_secs();
+    if s < 60 {
+        format!("{s}s")
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+fn or_dash(s: Option<String>) -> String {
+    s.unwrap_or_else(|| "-".into())
+}
+
+fn via(peer: &Peer) -> String {
+    let names: Vec<&str> = peer.discovered_via.iter().map(|m| m.as_str()).collect();
+    names.join(",")
+}
+
+fn render_text(replay: &Replay, source: &str, explained: Option<&PublicKey>) -> String {
+    let s = &replay.summary;
+    let rows = replay.table();
+    let active = rows.iter().filter(|r| r.active).count();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "replayed {source}: {} lines over {}, {} bad",
+        s.lines,
+        clock_time(s.duration),
+        s.bad_lines
+    );
+    let _ = writeln!(
+        out,
+        "announcements: {} -> {} new, {} updated, {} unchanged; refused: {} invalid, {} store full",
+        s.announcements, s.inserted, s.updated, s.unchanged, s.refused_invalid, s.refused_full
+    );
+    let _ = writeln!(out, "removes: {}; cleanups: {}", s.removes, s.cleanups);
+    let _ = writeln!(
+        out,
+        "events: {} new, {} updated, {} removed ({} explicit, {} expired), {} dropped",
+        s.events_new,
+        s.events_updated,
+        s.removed_explicit + s.removed_expired,
+        s.removed_explicit,
+        s.removed_expired,
+        s.events_dropped
+    );
+    let _ = writeln!(
+        out,
+        "peers at the end: {} ({} active, {} dead)\n",
+        rows.len(),
+        active,
+        rows.len() - active
+    );
+    let _ = writeln!(
+        out,
+        "{:<8}  {:<12}  {:<28}  {:<17}  {:<42}  {:>6}  STATE",
+        "KEY", "HOSTNAME", "ENDPOINT", "METHOD", "DISCOVERED VIA", "AGE"
+    );
+    for row in &rows {
+        let p = &row.peer;
+        let _ = writeln!(
+            out,
+            "{:<8}  {:<12}  {:<28}  {:<17}  {:<42}  {:>6}  {}",
+            p.public_key.short(),
+            or_dash(p.hostname.clone()),
+            or_dash(p.endpoint.map(|e| e.to_string())),
+            or_dash(p.endpoint_method.as_ref().map(ToString::to_string)),
+            via(p),
+            age(row.age),
+            if row.active { "active" } else { "dead" }
+        );
+    }
+    if let Some(key) = explained {
+        let name = replay.store.get(key).and_then(|p| p.hostname.clone());
+        let _ = writeln!(
+            out,
+            "\nendpoint decisions for {key}{}:",
+            name.map(|n| format!(" ({n})")).unwrap_or_default()
+        );
+        if replay.decisions.is_empty() {
+            let _ = writeln!(out, "  (none: no announcement of it carried an endpoint)");
+        }
+        for decision in &replay.decisions {
+            let _ = writeln!(out, "  {}", describe(decision));
+        }
+    }
+    out
+}
+
+fn describe(decision: &Decision) -> String {
+    match decision {
+        Decision::Endpoint {
+            at,
+            method,
+            candidate,
+            current,
+            accepted,
+            rule,
+        } => format!(
+            "{:>6}  {:<18} rank {:>3}  {:<28} over {:<42} {} ({rule})",
+            clock_time(*at),
+            method.as_str(),
+            method.rank(),
+            candidate.to_string(),
+            current
+                .as_ref()
+                .map_or("no endpoint".into(), |(ep, m)| format!(
+                    "{ep} ({m}, rank {})",
+                    m.rank()
+                )),
+            match (*accepted, *rule) {
+                (_, SAME) => "unchanged",
+                (true, _) => "accepted",
+                (false, _) => "refused",
+            },
+        ),
+        Decision::Refused { at, method, why } => {
+            format!(
+                "{:>6}  {:<18} refused as a whole: {why}",
+                clock_time(*at),
+                method.as_str()
+            )
+        }
+        Decision::Removed { at, cause } => format!(
+            "{:>6}  removed from the store ({})",
+            clock_time(*at),
+            match cause {
+                RemovalCause::Explicit => "explicitly",
+                RemovalCause::Expired => "expired by the cleanup",
+            }
+        ),
+    }
+}
+
+fn render_json(replay: &Replay, source: &str, bad: &[(usize, String)]) -> Value {
+    let s = &replay.summary;
+    let peers: Vec<Value> = replay
+        .table()
+        .iter()
+        .map(|row| {
+            let p = &row.peer;
+            json!({
+                "public_key": p.public_key.to_string(),
+                "hostname": p.hostname,
+                "endpoint": p.endpoint.map(|e| e.to_string()),
+                "endpoint_method": p.endpoint_method.as_ref().map(|m| m.as_str()),
+                "discovered_via": p.discovered_via.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+                "mesh_ip": p.mesh_ip,
+                "age_secs": row.age.as_secs(),
+                "state": if row.active { "active" } else { "dead" },
+            })
+        })
+        .collect();
+    let decisions: Vec<Value> = replay
+        .decisions
+        .iter()
+        .map(|d| match d {
+            Decision::Endpoint {
+                at,
+                method,
+                candidate,
+                current,
+                accepted,
+                rule,
+            } => json!({
+                "at": at.as_secs_f64(), "method": method.as_str(), "rank": method.rank(),
+                "candidate": candidate.to_string(),
+                "current": current.as_ref().map(|(ep, _)| ep.to_string()),
+                "current_method": current.as_ref().map(|(_, m)| m.as_str()),
+                "accepted": accepted, "rule": rule,
+            }),
+            Decision::Refused { at, method, why } => json!({
+                "at": at.as_secs_f64(), "method": method.as_str(), "refused": why,
+            }),
+            Decision::Removed { at, cause } => json!({
+                "at": at.as_secs_f64(),
+                "removed": match cause { RemovalCause::Explicit => "explicit", RemovalCause::Expired => "expired" },
+            }),
+        })
+        .collect();
+    json!({
+        "trace": source,
+        "summary": {
+            "lines": s.lines, "bad_lines": s.bad_lines, "seconds": s.duration.as_secs_f64(),
+            "announcements": s.announcements, "inserted": s.inserted, "updated": s.updated,
+            "unchanged": s.unchanged, "refused_invalid": s.refused_invalid,
+            "refused_full": s.refused_full, "removes": s.removes, "cleanups": s.cleanups,
+            "events": {
+                "new": s.events_new, "updated": s.events_updated,
+                "removed_explicit": s.removed_explicit, "removed_expired": s.removed_expired,
+                "dropped": s.events_dropped,
+            },
+        },
+        "bad_lines": bad.iter().map(|(n, why)| json!({"line": n, "reason": why})).collect::<Vec<_>>(),
+        "peers": peers,
+        "decisions": replay.explain.map(|_| decisions),
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let (text, source) = match &args.trace {
+        None => (
+            DEFAULT_TRACE.to_string(),
+            "examples/traces/mesh.jsonl (built in)".to_string(),
+        ),
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => (text, path.display().to_string()),
+            Err(err) => {
+                eprintln!("cannot read trace {}: {err}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let (lines, bad) = parse_trace(&text);
+    for (number, reason) in bad.iter().take(MAX_REPORTED_LINES) {
+        eprintln!("{source}: line {number} skipped: {reason}");
+    }
+    if bad.len() > MAX_REPORTED_LINES {
+        eprintln!(
+            "{source}: {} more bad lines skipped",
+            bad.len() - MAX_REPORTED_LINES
+        );
+    }
+    let explain = match args
+        .explain
+        .as_deref()
+        .map(|k| resolve(k, &lines))
+        .transpose()
+    {
+        Ok(key) => key,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut replay = Replay::new(explain);
+    replay.summary.bad_lines = bad.len();
+    replay.run(&lines);
+    if args.json {
+        let json = render_json(&replay, &source, &bad);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).expect("JSON values serialize")
+        );
+    } else {
+        print!("{}", render_text(&replay, &source, explain.as_ref()));
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replay(text: &str, explain: Option<&str>) -> (Replay, Vec<(usize, String)>) {
+        let (lines, bad) = parse_trace(text);
+        let key = explain.map(|k| resolve(k, &lines).unwrap());
+        let mut replay = Replay::new(key);
+        replay.summary.bad_lines = bad.len();
+        replay.run(&lines);
+        (replay, bad)
+    }
+
+    fn by_name(replay: &Replay, name: &str) -> Peer {
+        replay
+            .table()
+            .into_iter()
+            .find(|r| r.peer.hostname.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("{name} is not in the final table"))
+            .peer
+    }
+
+    #[test]
+    fn bad_lines_are_reported_with_their_numbers_and_skipped() {
+        let key = PublicKey::from_bytes([1; 32]);
+        let good = format!(
+            r#"{{"at": 1, "method": "lan", "peer": {{"public_key": "{key}", "endpoint": "192.168.1.1:51820"}}}}"#
+        );
+        let text = [
+            "this is not json",
+            &good,
+            r#"{"at": -1, "cleanup": true}"#,
+            r#"{"method": "lan", "peer": {}}"#,
+            r#"{"at": 2, "method": "lan", "peer": {"public_key": "short"}}"#,
+            r#"{"at": 3, "remove": "short"}"#,
+            r#"{"at": 4, "cleanup": false}"#,
+            "",
+            r#"{"at": 5, "cleanup": true}"#,
+            r#"{"at": 4, "cleanup": true}"#,
+            "[1, 2]",
+        ]
+        .join("\n");
+        let (replay, bad) = replay(&text, None);
+        let numbers: Vec<usize> = bad.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, [1, 3, 4, 5, 6, 7, 10, 11], "{bad:?}");
+        assert!(bad[1].1.contains("\"at\""), "{bad:?}");
+        assert!(
+            bad[3].1.contains("public_key") || bad[3].1.contains("44"),
+            "{bad:?}"
+        );
+        assert!(bad[6].1.contains("never goes back"), "{bad:?}");
+        assert_eq!(replay.summary.lines, 2, "the good lines still ran");
+        assert_eq!(replay.summary.inserted, 1);
+        assert_eq!(replay.summary.cleanups, 1);
+    }
+
+    #[test]
+    fn arguments() {
+        let args = |a: &[&str]| parse_args(a.iter().map(|s| s.to_string()));
+        assert_eq!(args(&[]).unwrap(), Args::default());
+        let all = args(&["t.jsonl", "--explain", "abc", "--json"]).unwrap();
+        assert_eq!(all.trace, Some("t.jsonl".into()));
+        assert_eq!(all.explain.as_deref(), Some("abc"));
+        assert!(all.json);
+        assert!(args(&["--explain"]).unwrap_err().contains("KEY"));
+        assert!(
+            args(&["--frobnicate"])
+                .unwrap_err()
+                .contains("--frobnicate")
+        );
+        assert!(args(&["a", "b"]).is_err());
+    }
+
+    /// The default trace tells the story `make_trace.rs` promises; these pin it.
+    #[test]
+    fn the_default_trace_tells_its_story() {
+        let (replay, bad) = replay(DEFAULT_TRACE, Some("laptop-ana"));
+        assert!(bad.is_empty(), "{bad:?}");
+        let s = &replay.summary;
+        assert_eq!(s.duration, Duration::from_secs(30 * 60));
+        assert_eq!(s.refused_invalid, 2, "port 0 and multicast");
+        assert!(s.refused_full > 0, "the flood passes the cap: {s:?}");
+        assert_eq!(s.removed_explicit, 1, "the revoked key");
+        assert_eq!(s.events_dropped, 0);
+        assert!(
+            s.removed_expired >= 900 - s.refused_full,
+            "the flood expired: {s:?}"
+        );
+
+        let table = replay.table();
+        assert!(
+            (150..=250).contains(&table.len()),
+            "about 200 peers at the end: {}",
+            table.len()
+        );
+        assert!(table.iter().all(|r| {
+            !r.peer
+                .endpoint
+                .is_some_and(|e| e.ip().to_string().starts_with("100.64."))
+        }));
+        assert!(
+            table
+                .iter()
+                .all(|r| r.peer.hostname.as_deref() != Some("node-050"))
+        );
+        assert!(
+            table
+                .iter()
+                .all(|r| r.peer.hostname.as_deref() != Some("old-01"))
+        );
+
+        let lan = by_name(&replay, "lan-04");
+        assert_eq!(
+            lan.endpoint_method,
+            Some(DiscoveryMethod::Lan),
+            "LAN sticky"
+        );
+        assert!(lan.discovered_via.contains(&DiscoveryMethod::Dht));
+        let v6 = by_name(&replay, "node-007");
+        assert!(
+            v6.endpoint.unwrap().is_ipv6(),
+            "IPv6 preferred: {:?}",
+            v6.endpoint
+        );
+        let far = by_name(&replay, "far-04");
+        assert_eq!(
+            far.discovered_via,
+            [
+                DiscoveryMethod::GossipTransitive,
+                DiscoveryMethod::DhtTransitive
+            ]
+        );
+        let silent = by_name(&replay, "node-070");
+        assert!(silent.discovered_via.contains(&DiscoveryMethod::Dht));
+
+        let laptop = by_name(&replay, "laptop-ana");
+        assert_eq!(laptop.endpoint, Some("203.0.113.77:38212".parse().unwrap()));
+        assert_eq!(laptop.endpoint_method, Some(DiscoveryMethod::DhtRendezvous));
+        assert_eq!(
+            laptop.discovered_via,
+            [DiscoveryMethod::Dht, DiscoveryMethod::DhtRendezvous],
+            "a new record after its removal"
+        );
+
+        let rules: Vec<&str> = replay
+            .decisions
+            .iter()
+            .map(|d| match d {
+                Decision::Endpoint { rule, .. } => *rule,
+                Decision::Removed { .. } => "removed",
+                Decision::Refused { .. } => "refused",
+            })
+            .collect();
+        assert_eq!(rules.first(), Some(&"first endpoint"));
+        assert!(rules.contains(&"LAN sticky"), "{rules:?}");
+        let removed = rules
+            .iter()
+            .position(|r| *r == "removed")
+            .expect("the laptop expired");
+        assert_eq!(rules[removed + 1], "first endpoint", "{rules:?}");
+        assert_eq!(rules[removed + 2], "higher rank", "{rules:?}");
+    }
+
+    #[test]
+    fn explain_finds_a_peer_by_key_prefix_or_name_and_refuses_ambiguity() {
+        let (lines, _) = parse_trace(DEFAULT_TRACE);
+        let laptop = resolve("laptop-ana", &lines).unwrap();
+        assert_eq!(resolve(&laptop.to_string()[..10], &lines).unwrap(), laptop);
+        assert_eq!(resolve(&laptop.to_string(), &lines).unwrap(), laptop);
+        assert!(resolve("", &lines).unwrap_err().contains("ambiguous"));
+        assert!(resolve("nobody", &lines).unwrap_err().contains("no peer"));
+    }
+
+    #[test]
+    fn text_and_json_show_the_same_table() {
+        let (replay, bad) = replay(DEFAULT_TRACE, Some("node-007"));
+        let text = render_text(&replay, "test", replay.explain.as_ref());
+        let json = render_json(&replay, "test", &bad);
+        let peers = json["peers"].as_array().unwrap();
+        assert_eq!(peers.len(), replay.table().len());
+        assert!(
+            text.contains("IPv6 preferred"),
+            "node-007's switch is explained"
+        );
+        for peer in peers {
+            let short = &peer["public_key"].as_str().unwrap()[..8];
+            assert!(text.contains(short));
+        }
+        assert!(json["decisions"].as_array().is_some_and(|d| !d.is_empty()));
+    }
+}

@@ -4,50 +4,12 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use peerstore::{DiscoveryMethod as M, PeerInfo, PeerStore, UpdateError, UpdateOutcome};
-use support::{at, key};
-
-const THREADS: usize = 8;
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Runs `work(thread index)` on `THREADS` threads released together; panics if they do not all
-/// finish before the deadline (a deadlock) and re-raises any thread's panic.
-fn race<T: Send + 'static>(work: impl Fn(usize) -> T + Send + Sync + 'static) -> Vec<T> {
-    let work = Arc::new(work);
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let (done, finished) = mpsc::channel();
-    for t in 0..THREADS {
-        let (work, barrier, done) = (Arc::clone(&work), Arc::clone(&barrier), done.clone());
-        std::thread::spawn(move || {
-            barrier.wait();
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(t)));
-            let _ = done.send((t, result));
-        });
-    }
-    let mut results: Vec<Option<T>> = (0..THREADS).map(|_| None).collect();
-    for _ in 0..THREADS {
-        let (t, result) = finished
-            .recv_timeout(DEADLINE)
-            .expect("threads did not finish before the deadline: deadlock?");
-        match result {
-            Ok(value) => results[t] = Some(value),
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-    }
-    results
-        .into_iter()
-        .map(|r| r.expect("every thread reported"))
-        .collect()
-}
-
-fn rounds(normal: usize) -> usize {
-    if cfg!(miri) { 2 } else { normal }
-}
+use support::{THREADS, at, key, race, rounds};
 
 #[test]
 fn racing_inserts_into_a_store_one_short_of_full_admit_exactly_one() {

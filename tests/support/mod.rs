@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Barrier, mpsc};
 use std::time::{Duration, SystemTime};
 
 use peerstore::{ManualClock, PeerInfo, PeerStore, PublicKey};
@@ -39,4 +40,52 @@ pub fn store() -> (PeerStore, ManualClock) {
 
 pub fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
+}
+
+/// How many threads the concurrency tests race.
+pub const THREADS: usize = 8;
+/// How long racing threads may take before the test calls it a deadlock.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Runs `work(thread index)` on `THREADS` threads released together; panics if they do not all
+/// finish before the deadline (a deadlock) and re-raises any thread's panic.
+pub fn race<T: Send + 'static>(work: impl Fn(usize) -> T + Send + Sync + 'static) -> Vec<T> {
+    race_on(THREADS, work)
+}
+
+/// [`race`] on `threads` threads.
+pub fn race_on<T: Send + 'static>(
+    threads: usize,
+    work: impl Fn(usize) -> T + Send + Sync + 'static,
+) -> Vec<T> {
+    let work = Arc::new(work);
+    let barrier = Arc::new(Barrier::new(threads));
+    let (done, finished) = mpsc::channel();
+    for t in 0..threads {
+        let (work, barrier, done) = (Arc::clone(&work), Arc::clone(&barrier), done.clone());
+        std::thread::spawn(move || {
+            barrier.wait();
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(t)));
+            let _ = done.send((t, result));
+        });
+    }
+    let mut results: Vec<Option<T>> = (0..threads).map(|_| None).collect();
+    for _ in 0..threads {
+        let (t, result) = finished
+            .recv_timeout(DEADLINE)
+            .expect("threads did not finish before the deadline: deadlock?");
+        match result {
+            Ok(value) => results[t] = Some(value),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every thread reported"))
+        .collect()
+}
+
+/// `normal` rounds, or a token few under Miri, which runs a thousand times slower.
+pub fn rounds(normal: usize) -> usize {
+    if cfg!(miri) { 2 } else { normal }
 }

@@ -44,8 +44,9 @@ pub fn secs(n: u64) -> Duration {
 
 /// How many threads the concurrency tests race.
 pub const THREADS: usize = 8;
-/// How long racing threads may take before the test calls it a deadlock.
-pub const DEADLINE: Duration = Duration::from_secs(60);
+/// How long racing threads may take before the test calls it a deadlock (Miri runs a
+/// thousand times slower).
+pub const DEADLINE: Duration = Duration::from_secs(if cfg!(miri) { 900 } else { 60 });
 
 /// Runs `work(thread index)` on `THREADS` threads released together; panics if they do not all
 /// finish before the deadline (a deadlock) and re-raises any thread's panic.

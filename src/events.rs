@@ -10,7 +10,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use crate::sync::ArcSwap;
 use crossbeam_channel::{
     Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError, TrySendError,
 };
@@ -270,5 +270,84 @@ mod tests {
         assert_eq!(list.len(), 2);
         assert_eq!(list.publish(event(1)).sent, 1);
         assert_eq!(list.len(), 1);
+    }
+}
+
+/// The subscriber list under the loom model checker: subscribing, unsubscribing and
+/// publishing at once, over every interleaving of their list updates:
+/// `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release --lib loom`.
+#[cfg(all(test, loom))]
+mod loom_model {
+    use super::*;
+
+    fn event(seq: u64) -> PeerEvent {
+        PeerEvent {
+            public_key: PublicKey::from_bytes([0; 32]),
+            kind: PeerEventKind::New,
+            seq,
+        }
+    }
+
+    #[test]
+    fn subscribing_unsubscribing_and_publishing_at_once_keep_the_list_exact() {
+        loom::model(|| churn_the_list(SubscriberList::default()));
+    }
+
+    /// The model is a real check: with an update that overwrites a racing one, it finds the
+    /// interleaving in which a subscriber is lost or a gone one stays listed.
+    #[test]
+    #[should_panic(expected = "exactly the live subscription")]
+    fn an_update_that_overwrites_a_racing_one_loses_a_subscriber() {
+        loom::model(|| {
+            churn_the_list(SubscriberList {
+                subscribers: ArcSwap::default().last_writer_wins(),
+            })
+        });
+    }
+
+    /// One thread subscribes and publishes, one drops an early subscription, and this one
+    /// publishes, all at once; then exactly the live subscription is listed and hears events.
+    fn churn_the_list(list: SubscriberList) {
+        let list = Arc::new(list);
+        let early = list.subscribe(4);
+        let joiner = {
+            let list = Arc::clone(&list);
+            loom::thread::spawn(move || {
+                let late = list.subscribe(4);
+                list.publish(event(1));
+                late
+            })
+        };
+        let leaver = loom::thread::spawn(move || drop(early));
+        let during = list.publish(event(2));
+        let late = joiner.join().expect("joiner");
+        leaver.join().expect("leaver");
+
+        assert!(during.sent <= 2 && during.dropped == 0);
+        assert_eq!(list.len(), 1, "exactly the live subscription is listed");
+        let heard: Vec<u64> = late.try_iter().map(|e| e.seq).collect();
+        assert!(
+            heard.contains(&1),
+            "an event published after subscribing is heard"
+        );
+        assert_eq!(list.publish(event(3)).sent, 1);
+        assert_eq!(late.try_recv().map(|e| e.seq), Ok(3));
+    }
+
+    #[test]
+    fn a_full_subscriber_counts_what_racing_publishers_drop() {
+        loom::model(|| {
+            let list = Arc::new(SubscriberList::default());
+            let sub = list.subscribe(1);
+            let other = {
+                let list = Arc::clone(&list);
+                loom::thread::spawn(move || list.publish(event(1)))
+            };
+            let here = list.publish(event(2));
+            let there = other.join().expect("publisher");
+            assert_eq!(here.sent + there.sent, 1, "one fits in the buffer");
+            assert_eq!(sub.dropped(), 1, "the other is counted as dropped");
+            assert_eq!(here.dropped + there.dropped, 1);
+        });
     }
 }

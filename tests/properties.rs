@@ -65,12 +65,11 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
     proptest::collection::vec(op(), 1..60)
 }
 
-/// 256 cases unless `PROPTEST_CASES` says otherwise (proptest reads it into the default).
+/// 256 cases unless `PROPTEST_CASES` says otherwise (proptest reads it into the default). A
+/// failing case is saved under `proptest-regressions/` and tried first on every later run:
+/// commit it with the fix.
 fn config() -> ProptestConfig {
-    ProptestConfig {
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    ProptestConfig::default()
 }
 
 /// Runs `ops` on the real store and calls `check(op, before, after, result)` for each update,

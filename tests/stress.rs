@@ -16,7 +16,7 @@ use peerstore::{
     Clock, DiscoveryMethod as M, ManualClock, PeerEvent, PeerEventKind, PeerInfo, PeerStore,
     PublicKey, Subscription, UpdateError, UpdateOutcome,
 };
-use support::{THREADS, key, race_on};
+use support::{DEADLINE, THREADS, key, race_on, race_within};
 
 /// A small, fast, per-thread random sequence (xorshift64*).
 struct Rng(u64);
@@ -353,7 +353,7 @@ fn soak_a_mesh_of_1000_peers_for_60_seconds() {
 
     let tallies = {
         let (store, clock) = (store.clone(), clock.clone());
-        race_on(THREADS, move |t| {
+        race_within(THREADS, run_for + DEADLINE, move |t| {
             let methods = [M::Lan, M::Dht, M::Gossip, M::GossipTransitive];
             let mut rng = Rng::new(t);
             let mut tally = Tally::default();

@@ -59,6 +59,17 @@ pub fn race_on<T: Send + 'static>(
     threads: usize,
     work: impl Fn(usize) -> T + Send + Sync + 'static,
 ) -> Vec<T> {
+    race_within(threads, DEADLINE, work)
+}
+
+/// [`race_on`], for work that runs for a while on purpose: a deadlock is called only when
+/// the threads have not all finished `deadline` after they were started.
+pub fn race_within<T: Send + 'static>(
+    threads: usize,
+    deadline: Duration,
+    work: impl Fn(usize) -> T + Send + Sync + 'static,
+) -> Vec<T> {
+    let deadline = std::time::Instant::now() + deadline;
     let work = Arc::new(work);
     let barrier = Arc::new(Barrier::new(threads));
     let (done, finished) = mpsc::channel();
@@ -73,7 +84,7 @@ pub fn race_on<T: Send + 'static>(
     let mut results: Vec<Option<T>> = (0..threads).map(|_| None).collect();
     for _ in 0..threads {
         let (t, result) = finished
-            .recv_timeout(DEADLINE)
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
             .expect("threads did not finish before the deadline: deadlock?");
         match result {
             Ok(value) => results[t] = Some(value),

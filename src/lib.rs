@@ -78,6 +78,7 @@ mod clock;
 mod events;
 mod key;
 mod method;
+mod method_set;
 mod peer;
 mod policy;
 mod shards;
@@ -92,6 +93,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{PeerEvent, PeerEventKind, RemovalCause, Subscription};
 pub use key::{ParseKeyError, PublicKey};
 pub use method::{DiscoveryMethod, NatType, ParseNatTypeError};
+pub use method_set::{MAX_OTHER_METHODS, MethodSet};
 pub use peer::{
     EndpointProblem, InvalidPeerInfo, MAX_HOSTNAME_LEN, MAX_ROUTABLE_NETWORKS, Peer, PeerInfo,
 };

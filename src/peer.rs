@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use ipnet::IpNet;
 
-use crate::{DiscoveryMethod, NatType, PublicKey};
+use crate::{DiscoveryMethod, MethodSet, NatType, PublicKey};
 
 /// One announcement about a peer: the input of [`PeerStore::update`](crate::PeerStore::update).
 ///
@@ -111,8 +111,8 @@ pub struct Peer {
     pub introducer: bool,
     /// The NAT the peer sits behind.
     pub nat_type: Option<NatType>,
-    /// Every method the peer was heard by, in first-seen order, without duplicates.
-    pub discovered_via: Vec<DiscoveryMethod>,
+    /// Every method the peer was heard by, in first-heard order, without duplicates.
+    pub discovered_via: MethodSet,
     /// When the peer was last heard from directly (or as a cache or second-hand report said).
     pub last_seen: SystemTime,
     /// The round-trip time the health monitor measured, if any.

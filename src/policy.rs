@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use crate::{DiscoveryMethod, Peer, PeerInfo};
+use crate::{DiscoveryMethod, MethodSet, Peer, PeerInfo};
 
 /// Why an endpoint was taken or refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -160,7 +160,7 @@ pub(crate) fn plan(peer: &Peer, info: &PeerInfo, method: &DiscoveryMethod) -> Pl
             && info.routable_networks != peer.routable_networks,
         introducer: info.introducer != peer.introducer,
         nat_type: differs(&info.nat_type, &peer.nat_type),
-        discovered_via: !peer.discovered_via.contains(method),
+        discovered_via: peer.discovered_via.would_insert(method),
     }
 }
 
@@ -187,7 +187,7 @@ pub(crate) fn apply(peer: &mut Peer, info: PeerInfo, method: DiscoveryMethod, pl
         peer.nat_type = info.nat_type;
     }
     if plan.discovered_via {
-        peer.discovered_via.push(method);
+        peer.discovered_via.insert(method);
     }
 }
 
@@ -204,7 +204,7 @@ pub(crate) fn first(info: PeerInfo, method: DiscoveryMethod, last_seen: SystemTi
         routable_networks: info.routable_networks,
         introducer: info.introducer,
         nat_type: info.nat_type,
-        discovered_via: vec![method],
+        discovered_via: MethodSet::from(method),
         last_seen,
         latency: None,
     }

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, SystemTime};
 
-use peerstore::{DiscoveryMethod as M, NatType, PeerInfo, UpdateOutcome};
+use peerstore::{DiscoveryMethod as M, MAX_OTHER_METHODS, NatType, PeerInfo, UpdateOutcome};
 use support::{addr, at, key, secs, store};
 
 const V4_A: &str = "198.51.100.1:51820";
@@ -246,6 +246,36 @@ fn discovered_via_accumulates_in_first_seen_order_without_duplicates() {
         Ok(UpdateOutcome::Updated),
         "a method not seen before is news"
     );
+}
+
+#[test]
+fn a_peer_records_a_bounded_number_of_other_method_names() {
+    let (store, _) = store();
+    let name = |i: usize| M::Other(format!("plugin-{i}"));
+    for i in 0..MAX_OTHER_METHODS {
+        assert_eq!(
+            store.update(PeerInfo::new(key(1)), name(i)),
+            Ok(if i == 0 {
+                UpdateOutcome::Inserted
+            } else {
+                UpdateOutcome::Updated
+            })
+        );
+    }
+    assert_eq!(
+        store.update(PeerInfo::new(key(1)), name(MAX_OTHER_METHODS)),
+        Ok(UpdateOutcome::Unchanged),
+        "a name past the limit is not recorded, so it is no news"
+    );
+    let peer = store.get(&key(1)).unwrap();
+    let expected: Vec<M> = (0..MAX_OTHER_METHODS).map(name).collect();
+    assert_eq!(peer.discovered_via, expected);
+    // The built-in methods are always recorded, after any number of names.
+    assert_eq!(
+        store.update(PeerInfo::new(key(1)), M::Lan),
+        Ok(UpdateOutcome::Updated)
+    );
+    assert!(store.get(&key(1)).unwrap().discovered_via.contains(&M::Lan));
 }
 
 fn wall(store_clock: &peerstore::ManualClock) -> SystemTime {

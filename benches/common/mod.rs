@@ -11,7 +11,7 @@
 //!
 //! The baselines:
 //!
-//! - [`Reference`]: the reference design in Rust: one `RwLock<HashMap<PublicKey, Peer>>`, deep
+//! - [`Reference`]: the reference design in Rust: one `RwLock<HashMap<PublicKey, ReferencePeer>>`, deep
 //!   copies on every read, and an event on every update sent to a clone of the subscriber list;
 //! - [`Floor`]: a bare `DashMap` doing the same keyed write (an overwrite, no merge, no events)
 //!   or handing out the same `Arc` snapshot on a read: what a sharded map costs at least.
@@ -27,9 +27,10 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, Sender};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
+use ipnet::IpNet;
 use peerstore::{
-    DiscoveryMethod, NatType, PEER_DEAD_TIMEOUT, Peer, PeerEvent, PeerEventKind, PeerInfo,
-    PeerStore, PublicKey, Subscription, should_update_endpoint,
+    DiscoveryMethod, MethodSet, NatType, PEER_DEAD_TIMEOUT, Peer, PeerEvent, PeerEventKind,
+    PeerInfo, PeerStore, PublicKey, Subscription, should_update_endpoint,
 };
 
 /// Peers every workload's store starts with.
@@ -199,7 +200,7 @@ impl Target for PeerStore {
 /// a deep copy for every reader, and an event for every update to a copy of the subscriber
 /// list taken under its own lock.
 pub struct Reference {
-    peers: RwLock<HashMap<PublicKey, Peer>>,
+    peers: RwLock<HashMap<PublicKey, ReferencePeer>>,
     subscribers: Mutex<Vec<Sender<PeerEvent>>>,
     max_peers: usize,
 }
@@ -220,7 +221,7 @@ impl Reference {
 }
 
 impl Target for Reference {
-    type Snapshot = Peer;
+    type Snapshot = ReferencePeer;
     type Subscriber = Receiver<PeerEvent>;
     const NAME: &'static str = "reference";
 
@@ -278,7 +279,7 @@ impl Target for Reference {
                     let has_endpoint = info.endpoint.is_some();
                     peers.insert(
                         key,
-                        Peer {
+                        ReferencePeer {
                             public_key: key,
                             endpoint: info.endpoint,
                             endpoint_method: has_endpoint.then(|| method.clone()),
@@ -301,11 +302,11 @@ impl Target for Reference {
         true
     }
 
-    fn get(&self, key: &PublicKey) -> Option<Peer> {
+    fn get(&self, key: &PublicKey) -> Option<ReferencePeer> {
         self.peers.read().expect("not poisoned").get(key).cloned()
     }
 
-    fn get_active(&self) -> Vec<Peer> {
+    fn get_active(&self) -> Vec<ReferencePeer> {
         let now = SystemTime::now();
         let peers = self.peers.read().expect("not poisoned");
         peers
@@ -323,6 +324,23 @@ impl Target for Reference {
         self.subscribers.lock().expect("not poisoned").push(sender);
         receiver
     }
+}
+
+/// The reference's peer, as Go's struct holds it: the methods heard in a list that grows.
+#[derive(Debug, Clone)]
+pub struct ReferencePeer {
+    pub public_key: PublicKey,
+    pub endpoint: Option<SocketAddr>,
+    pub endpoint_method: Option<DiscoveryMethod>,
+    pub mesh_ip: Option<Ipv4Addr>,
+    pub mesh_ipv6: Option<Ipv6Addr>,
+    pub hostname: Option<String>,
+    pub routable_networks: Vec<IpNet>,
+    pub introducer: bool,
+    pub nat_type: Option<NatType>,
+    pub discovered_via: Vec<DiscoveryMethod>,
+    pub last_seen: SystemTime,
+    pub latency: Option<Duration>,
 }
 
 /// The floor: a bare `DashMap` (default hasher). A write is an overwrite of the announcement
@@ -378,7 +396,7 @@ impl Target for Floor {
                 routable_networks: info.routable_networks.clone(),
                 introducer: info.introducer,
                 nat_type: info.nat_type,
-                discovered_via: vec![DiscoveryMethod::Dht],
+                discovered_via: MethodSet::from(DiscoveryMethod::Dht),
                 last_seen: SystemTime::now(),
                 latency: None,
             };

@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 use peerstore::{
-    Clock, DiscoveryMethod, ManualClock, NatType, Peer, PeerEventKind, PeerInfo, PeerStore,
-    PublicKey, RemovalCause, Subscription, UpdateError, UpdateOutcome, decide_endpoint,
+    Clock, DiscoveryMethod, ManualClock, MethodSet, NatType, Peer, PeerEventKind, PeerInfo,
+    PeerStore, PublicKey, RemovalCause, Subscription, UpdateError, UpdateOutcome, decide_endpoint,
 };
 
 /// How many distinct peers the operations name: more than the cap, so the cap is hit.
@@ -156,6 +156,9 @@ impl Announce {
 #[derive(Debug, Clone)]
 struct Entry {
     peer: Peer,
+    /// Every method heard, in order: kept as a plain list here and copied into
+    /// `peer.discovered_via`, so the store's compact set is checked against it.
+    via: Vec<DiscoveryMethod>,
     /// Nanoseconds since the start when the peer last counted as heard from (may be negative).
     seen_at: i128,
 }
@@ -248,7 +251,7 @@ impl Model {
                 routable_networks: info.routable_networks,
                 introducer: info.introducer,
                 nat_type: info.nat_type,
-                discovered_via: vec![method],
+                discovered_via: MethodSet::from(method.clone()),
                 last_seen,
                 latency: None,
             };
@@ -256,6 +259,7 @@ impl Model {
                 peer.public_key,
                 Entry {
                     peer,
+                    via: vec![method],
                     seen_at: now - age,
                 },
             );
@@ -290,8 +294,9 @@ impl Model {
         if info.nat_type.is_some() {
             p.nat_type = info.nat_type;
         }
-        if !p.discovered_via.contains(&method) {
-            p.discovered_via.push(method.clone());
+        if !entry.via.contains(&method) {
+            entry.via.push(method.clone());
+            p.discovered_via = entry.via.iter().cloned().collect();
         }
         if method.refreshes_last_seen() {
             p.last_seen = wall;

@@ -164,8 +164,10 @@ pub(crate) fn plan(peer: &Peer, info: &PeerInfo, method: &DiscoveryMethod) -> Pl
     }
 }
 
-/// Applies a [`Plan`] made from the same `info` and `method`, moving the new values in.
-pub(crate) fn apply(peer: &mut Peer, info: PeerInfo, method: DiscoveryMethod, plan: Plan) {
+/// Applies a [`Plan`] made from the same `info` and `method`, swapping the new values in:
+/// `info` is left holding the values they replaced, for the caller to free after it released
+/// the record's lock.
+pub(crate) fn apply(peer: &mut Peer, info: &mut PeerInfo, method: DiscoveryMethod, plan: Plan) {
     if plan.endpoint {
         peer.endpoint = info.endpoint;
         peer.endpoint_method = Some(method.clone());
@@ -177,10 +179,10 @@ pub(crate) fn apply(peer: &mut Peer, info: PeerInfo, method: DiscoveryMethod, pl
         peer.mesh_ipv6 = info.mesh_ipv6;
     }
     if plan.hostname {
-        peer.hostname = info.hostname;
+        std::mem::swap(&mut peer.hostname, &mut info.hostname);
     }
     if plan.routable_networks {
-        peer.routable_networks = info.routable_networks;
+        std::mem::swap(&mut peer.routable_networks, &mut info.routable_networks);
     }
     peer.introducer = info.introducer;
     if plan.nat_type {
@@ -191,8 +193,8 @@ pub(crate) fn apply(peer: &mut Peer, info: PeerInfo, method: DiscoveryMethod, pl
     }
 }
 
-/// The record a first announcement makes.
-pub(crate) fn first(info: PeerInfo, method: DiscoveryMethod, last_seen: SystemTime) -> Peer {
+/// The record a first announcement makes, moving out of `info` what it keeps.
+pub(crate) fn first(info: &mut PeerInfo, method: DiscoveryMethod, last_seen: SystemTime) -> Peer {
     let has_endpoint = info.endpoint.is_some();
     Peer {
         public_key: info.public_key,
@@ -200,8 +202,8 @@ pub(crate) fn first(info: PeerInfo, method: DiscoveryMethod, last_seen: SystemTi
         endpoint_method: has_endpoint.then(|| method.clone()),
         mesh_ip: info.mesh_ip,
         mesh_ipv6: info.mesh_ipv6,
-        hostname: info.hostname.filter(|h| !h.is_empty()),
-        routable_networks: info.routable_networks,
+        hostname: info.hostname.take().filter(|h| !h.is_empty()),
+        routable_networks: std::mem::take(&mut info.routable_networks),
         introducer: info.introducer,
         nat_type: info.nat_type,
         discovered_via: MethodSet::from(method),
@@ -304,7 +306,7 @@ mod tests {
         let mut info = PeerInfo::new(key);
         info.endpoint = Some(addr("198.51.100.1:51820"));
         info.hostname = Some("a".into());
-        let mut peer = first(info.clone(), M::Dht, SystemTime::UNIX_EPOCH);
+        let mut peer = first(&mut info.clone(), M::Dht, SystemTime::UNIX_EPOCH);
         assert!(!plan(&peer, &info, &M::Dht).changes());
 
         // Empty values say nothing; a higher method re-announcing the same endpoint takes it over.
@@ -320,7 +322,7 @@ mod tests {
                 ..Plan::default()
             }
         );
-        apply(&mut peer, again, M::Lan, p);
+        apply(&mut peer, &mut again, M::Lan, p);
         assert_eq!(peer.endpoint_method, Some(M::Lan));
         assert_eq!(peer.hostname.as_deref(), Some("a"));
         assert_eq!(peer.discovered_via, [M::Dht, M::Lan]);
@@ -330,7 +332,7 @@ mod tests {
     fn first_record_ignores_an_empty_hostname_and_sets_no_method_without_endpoint() {
         let mut info = PeerInfo::new(PublicKey::from_bytes([2; 32]));
         info.hostname = Some(String::new());
-        let peer = first(info, M::Gossip, SystemTime::UNIX_EPOCH);
+        let peer = first(&mut info, M::Gossip, SystemTime::UNIX_EPOCH);
         assert_eq!(peer.hostname, None);
         assert_eq!(peer.endpoint_method, None);
         assert_eq!(peer.discovered_via, [M::Gossip]);

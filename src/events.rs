@@ -218,7 +218,7 @@ impl SubscriberList {
 mod tests {
     use super::*;
 
-    fn event(seq: u64) -> PeerEvent {
+    pub(super) fn event(seq: u64) -> PeerEvent {
         PeerEvent {
             public_key: PublicKey::from_bytes([0; 32]),
             kind: PeerEventKind::New,
@@ -278,15 +278,8 @@ mod tests {
 /// `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release --lib loom`.
 #[cfg(all(test, loom))]
 mod loom_model {
+    use super::tests::event;
     use super::*;
-
-    fn event(seq: u64) -> PeerEvent {
-        PeerEvent {
-            public_key: PublicKey::from_bytes([0; 32]),
-            kind: PeerEventKind::New,
-            seq,
-        }
-    }
 
     #[test]
     fn subscribing_unsubscribing_and_publishing_at_once_keep_the_list_exact() {

@@ -40,6 +40,17 @@ pub enum DiscoveryMethod {
 }
 
 impl DiscoveryMethod {
+    /// Every method but [`Other`](Self::Other), from the most trusted to the least.
+    pub const BUILT_IN: [DiscoveryMethod; 7] = [
+        DiscoveryMethod::Lan,
+        DiscoveryMethod::DhtRendezvous,
+        DiscoveryMethod::Dht,
+        DiscoveryMethod::Gossip,
+        DiscoveryMethod::DhtTransitive,
+        DiscoveryMethod::GossipTransitive,
+        DiscoveryMethod::Cache,
+    ];
+
     /// The method's wire name: `"lan"`, `"dht-rendezvous"`, `"dht"`, `"gossip"`,
     /// `"dht-transitive"`, `"gossip-transitive"`, `"cache"`, or the name an `Other` carries.
     pub fn as_str(&self) -> &str {
@@ -208,15 +219,7 @@ impl FromStr for NatType {
 mod tests {
     use super::*;
 
-    const KNOWN: [DiscoveryMethod; 7] = [
-        DiscoveryMethod::Lan,
-        DiscoveryMethod::DhtRendezvous,
-        DiscoveryMethod::Dht,
-        DiscoveryMethod::Gossip,
-        DiscoveryMethod::DhtTransitive,
-        DiscoveryMethod::GossipTransitive,
-        DiscoveryMethod::Cache,
-    ];
+    const KNOWN: [DiscoveryMethod; 7] = DiscoveryMethod::BUILT_IN;
 
     #[test]
     fn wire_names_round_trip() {

@@ -8,16 +8,9 @@ use crate::DiscoveryMethod;
 /// recorded, so a peer's record stays bounded whatever names a daemon's plugins invent.
 pub const MAX_OTHER_METHODS: usize = 8;
 
-/// The built-in methods, in the order of their codes (code = index + 1).
-static BUILT_IN: [DiscoveryMethod; 7] = [
-    DiscoveryMethod::Lan,
-    DiscoveryMethod::DhtRendezvous,
-    DiscoveryMethod::Dht,
-    DiscoveryMethod::Gossip,
-    DiscoveryMethod::DhtTransitive,
-    DiscoveryMethod::GossipTransitive,
-    DiscoveryMethod::Cache,
-];
+/// The built-in methods, in the order of their codes (code = index + 1), where the set's
+/// iterator can lend them from.
+static BUILT_IN: [DiscoveryMethod; 7] = DiscoveryMethod::BUILT_IN;
 
 /// The first code of an `Other` name: `others[code - FIRST_OTHER]`.
 const FIRST_OTHER: u8 = 8;

@@ -15,6 +15,11 @@ static BUILT_IN: [DiscoveryMethod; 7] = DiscoveryMethod::BUILT_IN;
 /// The first code of an `Other` name: `others[code - FIRST_OTHER]`.
 const FIRST_OTHER: u8 = 8;
 
+/// How many codes `codes` holds: they are contiguous from the lowest bits and none is zero.
+fn count(codes: u64) -> usize {
+    ((u64::BITS - codes.leading_zeros()) as usize).div_ceil(4)
+}
+
 /// A built-in method's code, 1 to 7; `None` for an `Other` name.
 fn built_in_code(method: &DiscoveryMethod) -> Option<u8> {
     Some(match method {
@@ -65,8 +70,7 @@ impl MethodSet {
 
     /// How many methods the set holds.
     pub fn len(&self) -> usize {
-        // The codes are contiguous from the lowest bits and none is zero.
-        ((u64::BITS - self.codes.leading_zeros()) as usize).div_ceil(4)
+        count(self.codes)
     }
 
     /// Whether the set holds no method.
@@ -146,7 +150,7 @@ impl<'a> Iterator for Iter<'a> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = ((u64::BITS - self.codes.leading_zeros()) as usize).div_ceil(4);
+        let left = count(self.codes);
         (left, Some(left))
     }
 }

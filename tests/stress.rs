@@ -144,7 +144,9 @@ fn churn(
 /// Races `threads` threads of `ops` operations each, sharing one subscriber that they read
 /// as they go, then checks that everything agrees.
 fn every_operation_at_once(threads: usize, ops: usize) {
-    const CAP: usize = 64;
+    // Under Miri the threads run few operations, so a small cap: with 64 the run hit it in
+    // some schedules and not in others.
+    const CAP: usize = if cfg!(miri) { 24 } else { 64 };
     let clock = ManualClock::new();
     let store = PeerStore::builder()
         .clock(clock.clone())

@@ -19,7 +19,7 @@ fn key(n: u8) -> PublicKey {
 fn announce(store: &PeerStore, n: u8, endpoint: &str, method: DiscoveryMethod) {
     let mut info = PeerInfo::new(key(n));
     info.endpoint = Some(endpoint.parse().expect("a valid endpoint"));
-    info.hostname = Some(format!("node-{n}"));
+    info.hostname = Some(format!("node-{n}").into());
     info.mesh_ip = Some([10, 99, 0, n].into());
     if let Err(err) = store.update(info, method) {
         eprintln!("refused: {err}");

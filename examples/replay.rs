@@ -466,7 +466,7 @@ fn render_text(replay: &Replay, source: &str, explained: Option<&PublicKey>) -> 
             out,
             "{:<8}  {:<12}  {:<28}  {:<17}  {:<42}  {:>6}  {}",
             p.public_key.short(),
-            or_dash(p.hostname.clone()),
+            or_dash(p.hostname.as_ref().map(ToString::to_string)),
             or_dash(p.endpoint.map(|e| e.to_string())),
             or_dash(p.endpoint_method.as_ref().map(ToString::to_string)),
             via(p),

@@ -51,12 +51,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use compact_str::CompactString;
 use ipnet::IpNet;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::{
-    DiscoveryMethod, InvalidPeerInfo, NatType, Peer, PeerInfo, PeerStore, PublicKey, UpdateError,
+    DiscoveryMethod, InvalidPeerInfo, NatType, Peer, PeerInfo, PeerStore, PublicKey,
+    RoutableNetworks, UpdateError,
 };
 
 /// Entries last seen longer ago than this are not restored.
@@ -528,7 +530,7 @@ fn parse_entry(entry: &Value) -> Result<PeerInfo, EntryError> {
     info.mesh_ip = optional::<Ipv4Addr>(fields, "mesh_ip")?;
     info.endpoint = optional::<SocketAddr>(fields, "endpoint")?;
     info.mesh_ipv6 = optional::<Ipv6Addr>(fields, "mesh_ipv6")?;
-    info.hostname = text(fields, "hostname")?.map(str::to_owned);
+    info.hostname = text(fields, "hostname")?.map(CompactString::from);
     info.nat_type = optional::<NatType>(fields, "nat_type")?;
     info.introducer = match present(fields, "introducer") {
         None => false,
@@ -536,7 +538,7 @@ fn parse_entry(entry: &Value) -> Result<PeerInfo, EntryError> {
         Some(other) => return Err(bad("introducer", other, "expected true or false")),
     };
     info.routable_networks = match present(fields, "routable_networks") {
-        None => Vec::new(),
+        None => RoutableNetworks::new(),
         Some(Value::Array(items)) => items
             .iter()
             .map(|item| match item {

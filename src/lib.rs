@@ -95,11 +95,17 @@ pub use key::{ParseKeyError, PublicKey};
 pub use method::{DiscoveryMethod, NatType, ParseNatTypeError};
 pub use method_set::{MAX_OTHER_METHODS, MethodSet};
 pub use peer::{
-    EndpointProblem, InvalidPeerInfo, MAX_HOSTNAME_LEN, MAX_ROUTABLE_NETWORKS, Peer, PeerInfo,
+    EndpointProblem, INLINE_ROUTABLE_NETWORKS, InvalidPeerInfo, MAX_HOSTNAME_LEN,
+    MAX_ROUTABLE_NETWORKS, Peer, PeerInfo, RoutableNetworks,
 };
 pub use policy::{EndpointDecision, EndpointRule, decide_endpoint, should_update_endpoint};
 pub use stats::Stats;
 pub use store::{PeerStore, PeerStoreBuilder, UpdateError, UpdateOutcome};
+
+// The types of `PeerInfo::hostname` and `PeerInfo::routable_networks`, for callers without
+// their own dependency on these crates.
+pub use compact_str::{self, CompactString};
+pub use smallvec;
 
 /// The most peers a store holds unless built with another [`max_peers`](PeerStoreBuilder::max_peers).
 pub const DEFAULT_MAX_PEERS: usize = 1000;

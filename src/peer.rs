@@ -5,11 +5,16 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
+use compact_str::CompactString;
 use ipnet::IpNet;
+use smallvec::SmallVec;
 
 use crate::{DiscoveryMethod, MethodSet, NatType, PublicKey};
 
 /// One announcement about a peer: the input of [`PeerStore::update`](crate::PeerStore::update).
+///
+/// A host name of up to 24 bytes and up to [`INLINE_ROUTABLE_NETWORKS`] networks are held
+/// inline, so a typical announcement is copied, merged and freed without the allocator.
 ///
 /// Empty fields (`None`, an empty hostname, no networks) leave what the store knows untouched.
 ///
@@ -19,6 +24,7 @@ use crate::{DiscoveryMethod, MethodSet, NatType, PublicKey};
 /// let mut info = PeerInfo::new(PublicKey::from_bytes([7; 32]));
 /// info.endpoint = Some("198.51.100.7:51820".parse().unwrap());
 /// info.hostname = Some("edge-1".into());
+/// info.routable_networks = vec!["192.168.7.0/24".parse().unwrap()].into();
 /// assert!(info.mesh_ip.is_none());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,10 +43,10 @@ pub struct PeerInfo {
     pub mesh_ipv6: Option<Ipv6Addr>,
     /// The peer's host name.
     #[cfg_attr(feature = "serde", serde(default))]
-    pub hostname: Option<String>,
+    pub hostname: Option<CompactString>,
     /// Networks the peer routes for the mesh.
     #[cfg_attr(feature = "serde", serde(default))]
-    pub routable_networks: Vec<IpNet>,
+    pub routable_networks: RoutableNetworks,
     /// Whether the peer introduces others (always taken from the latest announcement).
     #[cfg_attr(feature = "serde", serde(default))]
     pub introducer: bool,
@@ -62,7 +68,7 @@ impl PeerInfo {
             mesh_ip: None,
             mesh_ipv6: None,
             hostname: None,
-            routable_networks: Vec::new(),
+            routable_networks: RoutableNetworks::new(),
             introducer: false,
             nat_type: None,
             last_seen: None,
@@ -104,9 +110,9 @@ pub struct Peer {
     /// The peer's IPv6 address inside the mesh.
     pub mesh_ipv6: Option<Ipv6Addr>,
     /// The peer's host name.
-    pub hostname: Option<String>,
+    pub hostname: Option<CompactString>,
     /// Networks the peer routes for the mesh.
-    pub routable_networks: Vec<IpNet>,
+    pub routable_networks: RoutableNetworks,
     /// Whether the peer introduces others.
     pub introducer: bool,
     /// The NAT the peer sits behind.
@@ -118,6 +124,14 @@ pub struct Peer {
     /// The round-trip time the health monitor measured, if any.
     pub latency: Option<Duration>,
 }
+
+/// How many routable networks a peer holds without a heap allocation: a LAN's IPv4 and IPv6
+/// prefixes, the most a typical peer routes.
+pub const INLINE_ROUTABLE_NETWORKS: usize = 2;
+
+/// A peer's routable networks: up to [`INLINE_ROUTABLE_NETWORKS`] held inline, more on the heap.
+/// Built from a `Vec` with `.into()`, or with [`smallvec::smallvec!`].
+pub type RoutableNetworks = SmallVec<[IpNet; INLINE_ROUTABLE_NETWORKS]>;
 
 /// The most routable networks one peer may announce: a bound on what one record can cost.
 pub const MAX_ROUTABLE_NETWORKS: usize = 256;
@@ -283,9 +297,9 @@ mod tests {
     #[test]
     fn refuses_bad_hostnames() {
         let mut info = PeerInfo::new(PublicKey::from_bytes([1; 32]));
-        info.hostname = Some("a".repeat(MAX_HOSTNAME_LEN));
+        info.hostname = Some("a".repeat(MAX_HOSTNAME_LEN).into());
         assert_eq!(info.validate(), Ok(()));
-        info.hostname = Some("a".repeat(MAX_HOSTNAME_LEN + 1));
+        info.hostname = Some("a".repeat(MAX_HOSTNAME_LEN + 1).into());
         let err = info.validate().unwrap_err();
         assert_eq!(err.field(), "hostname");
         assert!(err.to_string().contains("254"), "{err}");
@@ -294,14 +308,14 @@ mod tests {
             let err = info.validate().unwrap_err();
             assert_eq!(err.field(), "hostname", "{bad:?}");
         }
-        info.hostname = Some(String::new());
+        info.hostname = Some(CompactString::default());
         assert_eq!(info.validate(), Ok(()));
     }
 
     #[test]
     fn caps_routable_networks() {
         let mut info = PeerInfo::new(PublicKey::from_bytes([1; 32]));
-        info.routable_networks = vec!["10.0.0.0/8".parse().unwrap(); MAX_ROUTABLE_NETWORKS];
+        info.routable_networks = vec!["10.0.0.0/8".parse().unwrap(); MAX_ROUTABLE_NETWORKS].into();
         assert_eq!(info.validate(), Ok(()));
         info.routable_networks.push("10.0.0.0/8".parse().unwrap());
         let err = info.validate().unwrap_err();

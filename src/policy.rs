@@ -216,7 +216,7 @@ pub(crate) fn first(info: &mut PeerInfo, method: DiscoveryMethod, last_seen: Sys
 mod tests {
     use super::*;
     use crate::DiscoveryMethod as M;
-    use crate::PublicKey;
+    use crate::{CompactString, PublicKey};
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
@@ -312,7 +312,7 @@ mod tests {
         // Empty values say nothing; a higher method re-announcing the same endpoint takes it over.
         let mut again = PeerInfo::new(key);
         again.endpoint = info.endpoint;
-        again.hostname = Some(String::new());
+        again.hostname = Some(CompactString::default());
         let p = plan(&peer, &again, &M::Lan);
         assert_eq!(
             p,
@@ -331,7 +331,7 @@ mod tests {
     #[test]
     fn first_record_ignores_an_empty_hostname_and_sets_no_method_without_endpoint() {
         let mut info = PeerInfo::new(PublicKey::from_bytes([2; 32]));
-        info.hostname = Some(String::new());
+        info.hostname = Some(CompactString::default());
         let peer = first(&mut info, M::Gossip, SystemTime::UNIX_EPOCH);
         assert_eq!(peer.hostname, None);
         assert_eq!(peer.endpoint_method, None);

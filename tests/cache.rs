@@ -73,7 +73,10 @@ fn the_reference_daemons_file_restores_every_field() {
     assert_eq!(edge.hostname.as_deref(), Some("edge-1"));
     assert_eq!(edge.mesh_ipv6, Some("fd00::7".parse().unwrap()));
     assert!(edge.introducer);
-    assert_eq!(edge.routable_networks, ["192.168.7.0/24".parse().unwrap()]);
+    assert_eq!(
+        edge.routable_networks[..],
+        ["192.168.7.0/24".parse().unwrap()]
+    );
     assert_eq!(edge.nat_type, Some(NatType::Cone));
 
     let minimal = store.get(&PublicKey::from_bytes([8; 32])).unwrap();
@@ -106,7 +109,8 @@ fn a_saved_store_restores_as_it_was() {
     full.routable_networks = vec![
         "192.168.1.0/24".parse().unwrap(),
         "fd01::/64".parse().unwrap(),
-    ];
+    ]
+    .into();
     full.introducer = true;
     full.nat_type = Some(NatType::Unknown);
     store.update(full, DiscoveryMethod::Lan).unwrap();

@@ -103,7 +103,7 @@ fn subscribers_that_call_back_into_the_store_while_writers_run_do_not_deadlock()
             for i in 0..rounds(2000) {
                 let n = (i % 300) as u32;
                 let mut info = at(n, "198.51.100.1:51820");
-                info.hostname = Some(format!("h{}", i % 7));
+                info.hostname = Some(format!("h{}", i % 7).into());
                 racers.update(info, M::Dht).unwrap();
             }
             done.fetch_add(1, Ordering::SeqCst);
@@ -151,7 +151,7 @@ fn unsubscribing_while_events_are_sent_never_panics_or_leaks_subscribers() {
         for i in 0..rounds(1000) {
             if t % 2 == 0 {
                 let mut info = PeerInfo::new(key((i % 500) as u32));
-                info.hostname = Some(format!("h{i}"));
+                info.hostname = Some(format!("h{i}").into());
                 racers.update(info, M::Dht).unwrap();
             } else {
                 let sub = racers.subscribe();

@@ -153,13 +153,13 @@ fn other_fields_take_the_last_non_empty_value() {
     full.mesh_ip = Some("10.99.0.1".parse().unwrap());
     full.mesh_ipv6 = Some("fd00::1".parse().unwrap());
     full.hostname = Some("alpha".into());
-    full.routable_networks = vec!["192.168.0.0/24".parse().unwrap()];
+    full.routable_networks = vec!["192.168.0.0/24".parse().unwrap()].into();
     full.nat_type = Some(NatType::Cone);
     store.update(full.clone(), M::Dht).unwrap();
 
     // An announcement that says nothing changes nothing (an empty hostname and list are empty).
     let mut empty = PeerInfo::new(key(1));
-    empty.hostname = Some(String::new());
+    empty.hostname = Some("".into());
     assert_eq!(store.update(empty, M::Dht), Ok(UpdateOutcome::Unchanged));
     let peer = store.get(&key(1)).unwrap();
     assert_eq!(peer.mesh_ip, full.mesh_ip);
@@ -185,7 +185,7 @@ fn other_fields_take_the_last_non_empty_value() {
         store.update(newer.clone(), M::Cache),
         Ok(UpdateOutcome::Updated)
     );
-    newer.routable_networks = vec!["10.1.0.0/16".parse().unwrap()];
+    newer.routable_networks = vec!["10.1.0.0/16".parse().unwrap()].into();
     assert_eq!(
         store.update(newer.clone(), M::Cache),
         Ok(UpdateOutcome::Updated)

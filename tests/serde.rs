@@ -67,3 +67,35 @@ fn a_stored_peer_round_trips() {
     let back: Peer = serde_json::from_str(&serde_json::to_string(&*peer).unwrap()).unwrap();
     assert_eq!(back, *peer);
 }
+
+/// Host names and network lists too long to be held inline go to the heap and come back whole:
+/// through JSON, through the store and out of a snapshot.
+#[test]
+fn long_hostnames_and_many_networks_round_trip() {
+    let hostname = "gateway-frankfurt-3.backbone.example.mesh";
+    let networks = [
+        "10.1.0.0/16",
+        "10.2.0.0/16",
+        "192.168.7.0/24",
+        "fd00:1::/48",
+    ];
+    let json = format!(
+        r#"{{"public_key": "{}", "hostname": "{hostname}", "routable_networks": {networks:?}}}"#,
+        key(5)
+    );
+    let info: PeerInfo = serde_json::from_str(&json).unwrap();
+    assert!(info.hostname.as_ref().unwrap().is_heap_allocated());
+    assert!(info.routable_networks.spilled());
+    let store = PeerStore::new();
+    store.update(info, DiscoveryMethod::Gossip).unwrap();
+    let peer = store.get(&key(5)).unwrap();
+    assert_eq!(peer.hostname.as_deref(), Some(hostname));
+    let shown: Vec<String> = peer
+        .routable_networks
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(shown, networks);
+    let back: Peer = serde_json::from_str(&serde_json::to_string(&*peer).unwrap()).unwrap();
+    assert_eq!(back, *peer);
+}

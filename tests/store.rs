@@ -197,12 +197,12 @@ fn bad_input_is_refused_naming_the_field_and_nothing_changes() {
         "\u{1b}[31m".into(),
     ] {
         let mut info = good.clone();
-        info.hostname = Some(hostname);
+        info.hostname = Some(hostname.into());
         info.introducer = true;
         bad_inputs.push((info, "hostname"));
     }
     let mut info = good.clone();
-    info.routable_networks = vec!["10.0.0.0/8".parse().unwrap(); 257];
+    info.routable_networks = vec!["10.0.0.0/8".parse().unwrap(); 257].into();
     bad_inputs.push((info, "routable_networks"));
 
     for (info, field) in bad_inputs {

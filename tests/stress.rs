@@ -95,7 +95,7 @@ fn churn(
                 } else {
                     std::net::SocketAddr::from(([198, 51, 100, rng.below(4) as u8 + 1], port))
                 });
-                info.hostname = (rng.below(4) == 0).then(|| format!("h{}", rng.below(3)));
+                info.hostname = (rng.below(4) == 0).then(|| format!("h{}", rng.below(3)).into());
                 info.introducer = rng.below(8) == 0;
                 let method = METHODS[rng.below(METHODS.len() as u64) as usize].clone();
                 match store.update(info, method) {
@@ -376,7 +376,7 @@ fn soak_a_mesh_of_1000_peers_for_60_seconds() {
                         [198, 51, (n / 250) as u8, (n % 250) as u8 + 1],
                         51820,
                     )));
-                    info.hostname = Some(format!("node-{n}"));
+                    info.hostname = Some(format!("node-{n}").into());
                     let method = methods[rng.below(4) as usize].clone();
                     if method == M::GossipTransitive {
                         info.last_seen =

@@ -27,10 +27,12 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, Sender};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
-use ipnet::IpNet;
+use peerstore::compact_str::format_compact;
+use peerstore::smallvec::smallvec;
 use peerstore::{
-    DiscoveryMethod, MethodSet, NatType, PEER_DEAD_TIMEOUT, Peer, PeerEvent, PeerEventKind,
-    PeerInfo, PeerStore, PublicKey, Subscription, should_update_endpoint,
+    CompactString, DiscoveryMethod, MethodSet, NatType, PEER_DEAD_TIMEOUT, Peer, PeerEvent,
+    PeerEventKind, PeerInfo, PeerStore, PublicKey, RoutableNetworks, Subscription,
+    should_update_endpoint,
 };
 
 /// Peers every workload's store starts with.
@@ -62,8 +64,8 @@ pub fn info(i: usize, j: usize) -> PeerInfo {
     let mut info = PeerInfo::new(key(i));
     info.endpoint = Some(SocketAddr::new(ip, 51820));
     info.mesh_ip = Some(Ipv4Addr::new(10, 99, 0, 1));
-    info.hostname = Some("host".to_owned());
-    info.routable_networks = vec!["192.168.0.0/24".parse().expect("a network")];
+    info.hostname = Some("host".into());
+    info.routable_networks = smallvec!["192.168.0.0/24".parse().expect("a network")];
     info.nat_type = Some(NatType::Cone);
     info
 }
@@ -108,7 +110,7 @@ impl Workload {
         let churn_pool = (0..POOL)
             .map(|j| {
                 let mut info = info(j % PEERS, j);
-                info.hostname = Some(format!("h{j}"));
+                info.hostname = Some(format_compact!("h{j}"));
                 info
             })
             .collect();
@@ -326,7 +328,8 @@ impl Target for Reference {
     }
 }
 
-/// The reference's peer, as Go's struct holds it: the methods heard in a list that grows.
+/// The reference's peer, as Go's struct holds it: the methods heard in a list that grows. It
+/// keeps the host name and networks it is given, as Go's struct shares a decoded string.
 #[derive(Debug, Clone)]
 pub struct ReferencePeer {
     pub public_key: PublicKey,
@@ -334,8 +337,8 @@ pub struct ReferencePeer {
     pub endpoint_method: Option<DiscoveryMethod>,
     pub mesh_ip: Option<Ipv4Addr>,
     pub mesh_ipv6: Option<Ipv6Addr>,
-    pub hostname: Option<String>,
-    pub routable_networks: Vec<IpNet>,
+    pub hostname: Option<CompactString>,
+    pub routable_networks: RoutableNetworks,
     pub introducer: bool,
     pub nat_type: Option<NatType>,
     pub discovered_via: Vec<DiscoveryMethod>,

@@ -95,23 +95,29 @@ pub fn endpoint(n: u8) -> Option<SocketAddr> {
 }
 
 pub fn hostname(n: u8) -> Option<String> {
-    match n % 7 {
+    match n % 8 {
         0 => None,
         1 => Some(String::new()),
         2 => Some("alpha".into()),
         3 => Some("beta.mesh".into()),
         4 => Some("has space".into()),
         5 => Some("x".repeat(254)),
+        // Longer than a `CompactString` holds inline.
+        6 => Some("gateway-frankfurt-3.backbone.example.mesh".into()),
         _ => Some("tab\there".into()),
     }
 }
 
 pub fn networks(n: u8) -> Vec<IpNet> {
-    match n % 5 {
+    match n % 6 {
         0 => Vec::new(),
         1 => vec!["10.0.0.0/8".parse().unwrap()],
         2 => vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()],
         3 => vec!["192.168.0.0/16".parse().unwrap()],
+        // More than a peer holds inline.
+        4 => ["10.1.0.0/16", "10.2.0.0/16", "fd00:1::/48"]
+            .map(|n| n.parse().unwrap())
+            .to_vec(),
         _ => (0..=256u32)
             .map(|i| IpNet::from(ipnet::Ipv4Net::new(Ipv4Addr::from(i << 8), 24).unwrap()))
             .collect(),
@@ -137,8 +143,8 @@ impl Announce {
         info.mesh_ipv6 = self
             .mesh_ipv6
             .map(|n| Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(n % 4)));
-        info.hostname = hostname(self.hostname);
-        info.routable_networks = networks(self.networks);
+        info.hostname = hostname(self.hostname).map(Into::into);
+        info.routable_networks = networks(self.networks).into();
         info.introducer = self.introducer;
         info.nat_type = nat(self.nat);
         info.last_seen = match self.last_seen % 5 {

@@ -1,16 +1,18 @@
 //! The store: records in a sharded map (a lock per shard), the peer cap, expiry and change
 //! events.
 
+use std::any::TypeId;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use std::collections::hash_map::Entry;
 
 use crate::shards::Shards;
 
 use crate::capacity::Capacity;
+use crate::clock::Timeline;
 use crate::events::{PeerEvent, PeerEventKind, RemovalCause, SubscriberList, Subscription};
 use crate::stats::{Counter, Counters, Stats};
 use crate::{
@@ -94,9 +96,8 @@ struct Inner {
     seq: SeqCounter,
     subscribers: Arc<SubscriberList>,
     counters: Counters,
-    clock: Box<dyn Clock>,
-    /// Where the store's timeline starts: the clock's time when the store was built.
-    epoch: Instant,
+    /// The store's clock, as nanoseconds since the store was built.
+    timeline: Timeline,
     dead_after: Duration,
     remove_after: Duration,
     /// `dead_after` and `remove_after` in ticks of the store's timeline.
@@ -207,8 +208,8 @@ impl PeerStore {
         // The wall clock only stamps `last_seen`: skip reading it (a fifth of an update's
         // time) when an update of a known peer will not need it.
         let (now, wall) = if method.refreshes_last_seen() || info.last_seen.is_some() {
-            let (now, wall) = inner.clock.now_and_wall();
-            (inner.tick_at(now), Some(wall))
+            let (now, wall) = inner.timeline.now_and_wall();
+            (now, Some(wall))
         } else {
             (inner.tick(), None)
         };
@@ -227,7 +228,7 @@ impl PeerStore {
                         capacity: inner.capacity.max(),
                     });
                 }
-                let wall = wall.unwrap_or_else(|| inner.clock.wall_now());
+                let wall = wall.unwrap_or_else(|| inner.timeline.wall_now());
                 let seen = info
                     .last_seen
                     .map_or(Seen::now(wall), |t| Seen::carried(t, wall));
@@ -257,7 +258,7 @@ impl PeerStore {
     /// The wall-clock time on the store's clock: what the cache stamps and ages entries by.
     #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     pub(crate) fn wall_now(&self) -> SystemTime {
-        self.inner.clock.wall_now()
+        self.inner.timeline.wall_now()
     }
 
     /// The peer stored under `key`, dead or alive.
@@ -453,11 +454,7 @@ impl WeakStore {
 impl Inner {
     /// Now on the store's monotonic timeline: nanoseconds since the store was built.
     fn tick(&self) -> i64 {
-        self.tick_at(self.clock.now())
-    }
-
-    fn tick_at(&self, now: Instant) -> i64 {
-        ticks(now.saturating_duration_since(self.epoch))
+        self.timeline.now()
     }
 
     fn next_seq(&self) -> u64 {
@@ -551,7 +548,8 @@ pub struct PeerStoreBuilder {
     dead_after: Duration,
     remove_after: Duration,
     event_buffer: usize,
-    clock: Box<dyn Clock>,
+    /// `None` for the [`SystemClock`], which the store reads without going through [`Clock`].
+    clock: Option<Box<dyn Clock>>,
 }
 
 impl Default for PeerStoreBuilder {
@@ -561,7 +559,7 @@ impl Default for PeerStoreBuilder {
             dead_after: PEER_DEAD_TIMEOUT,
             remove_after: PEER_REMOVE_TIMEOUT,
             event_buffer: EVENT_BUFFER_SIZE,
-            clock: Box::new(SystemClock),
+            clock: None,
         }
     }
 }
@@ -604,8 +602,9 @@ impl PeerStoreBuilder {
     }
 
     /// The clock for expiry and `last_seen` (default [`SystemClock`]).
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Box::new(clock);
+    pub fn clock<C: Clock>(mut self, clock: C) -> Self {
+        let system = TypeId::of::<C>() == TypeId::of::<SystemClock>();
+        self.clock = (!system).then(|| Box::new(clock) as Box<dyn Clock>);
         self
     }
 
@@ -618,8 +617,7 @@ impl PeerStoreBuilder {
                 seq: SeqCounter(AtomicU64::new(1)),
                 subscribers: Arc::default(),
                 counters: Counters::default(),
-                epoch: self.clock.now(),
-                clock: self.clock,
+                timeline: Timeline::starting_now(self.clock),
                 dead_after: self.dead_after,
                 remove_after: self.remove_after,
                 dead_ticks: ticks(self.dead_after),

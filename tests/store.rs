@@ -4,7 +4,7 @@
 mod support;
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use peerstore::{
     Clock, DEFAULT_MAX_PEERS, DiscoveryMethod as M, EndpointProblem, InvalidPeerInfo, PeerInfo,
@@ -332,4 +332,22 @@ fn public_types_have_the_promised_traits() {
     assert_eq!(store.len(), 1, "clones share one store");
     assert!(format!("{store:?}").contains("peers: 1"));
     let _ = peerstore::SystemClock.wall_now();
+}
+
+/// The default clock (read without the `Clock` trait) and the same clock passed by name stamp
+/// `last_seen` with the wall time, to within a tick of the coarse monotonic clock.
+#[test]
+fn a_store_on_the_system_clock_stamps_the_wall_time() {
+    let explicit = PeerStore::builder().clock(peerstore::SystemClock).build();
+    for store in [PeerStore::new(), explicit] {
+        let before = SystemTime::now();
+        store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
+        store.update(PeerInfo::new(key(1)), M::Gossip).unwrap();
+        let after = SystemTime::now();
+        let seen = store.get(&key(1)).unwrap().last_seen;
+        let tick = Duration::from_millis(50);
+        assert!(seen + tick >= before, "{seen:?} before {before:?}");
+        assert!(seen <= after + tick, "{seen:?} after {after:?}");
+        assert_eq!(store.get_active().len(), 1);
+    }
 }

@@ -485,7 +485,10 @@ impl Inner {
         // `wall` is there whenever the method refreshes or the announcement carries a time.
         let seen = wall.and_then(|&wall| {
             if method.refreshes_last_seen() {
+                // Within one tick of the coarse clock a refresh changes nothing: leaving the
+                // record unwritten keeps its cache lines shared between the cores that read it.
                 Some(Seen::now(wall))
+                    .filter(|seen| seen.at(now) != record.seen_at || wall != record.peer.last_seen)
             } else {
                 info.last_seen
                     .map(|t| Seen::carried(t, wall))

@@ -34,6 +34,17 @@ fn built_in_code(method: &DiscoveryMethod) -> Option<u8> {
     })
 }
 
+/// Whether any of the 4-bit codes in `codes` is `code` (1 to 15), all sixteen compared at
+/// once: a code equal to `code` is a zero nibble of the XOR, and the bit trick that follows is
+/// non-zero exactly when some nibble is zero (a nibble's top bit survives `& !x` only if the
+/// nibble was below 8, and the subtraction sets it only by borrowing, which starts at a zero).
+fn has_code(codes: u64, code: u8) -> bool {
+    const ONES: u64 = 0x1111_1111_1111_1111;
+    const TOPS: u64 = 0x8888_8888_8888_8888;
+    let x = codes ^ ONES.wrapping_mul(u64::from(code));
+    x.wrapping_sub(ONES) & !x & TOPS != 0
+}
+
 /// Every method a peer was heard by, in first-heard order, without duplicates
 /// ([`Peer::discovered_via`](crate::Peer::discovered_via)).
 ///
@@ -81,7 +92,7 @@ impl MethodSet {
     /// Whether the set holds `method`.
     pub fn contains(&self, method: &DiscoveryMethod) -> bool {
         match built_in_code(method) {
-            Some(code) => self.codes().any(|c| c == code),
+            Some(code) => has_code(self.codes, code),
             None => self.others.contains(method),
         }
     }
@@ -117,15 +128,6 @@ impl MethodSet {
             codes: self.codes,
             others: &self.others,
         }
-    }
-
-    fn codes(&self) -> impl Iterator<Item = u8> {
-        let mut codes = self.codes;
-        std::iter::from_fn(move || {
-            let code = (codes & 0xf) as u8;
-            codes >>= 4;
-            (code != 0).then_some(code)
-        })
     }
 }
 
@@ -254,6 +256,31 @@ impl<'de> serde::Deserialize<'de> for MethodSet {
 mod tests {
     use super::*;
     use crate::DiscoveryMethod as M;
+
+    #[test]
+    fn finds_a_code_as_a_scan_would() {
+        let scan =
+            |codes: u64, code: u8| (0..16).any(|i| (codes >> (4 * i)) & 0xf == u64::from(code));
+        let mut word: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..10_000 {
+            word ^= word << 13;
+            word ^= word >> 7;
+            word ^= word << 17;
+            // Sets as the store builds them: codes from the bottom nibble up, no zero between.
+            let len = (word % 17) as u32;
+            let codes = (0..len).fold(0u64, |acc, i| {
+                let code = (word >> (4 * i)) & 0xf;
+                acc | (code.max(1) << (4 * i))
+            });
+            for code in 1..=15 {
+                assert_eq!(
+                    has_code(codes, code),
+                    scan(codes, code),
+                    "{codes:#x} {code}"
+                );
+            }
+        }
+    }
 
     fn other(i: usize) -> DiscoveryMethod {
         M::Other(format!("plugin-{i}"))

@@ -250,6 +250,10 @@ fn check_hostname(hostname: &str) -> Result<(), InvalidPeerInfo> {
             len: hostname.len(),
         });
     }
+    // Most names are plain ASCII: printable bytes only, no need to decode characters.
+    if hostname.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
+    }
     match hostname
         .chars()
         .find(|c| c.is_whitespace() || c.is_control())

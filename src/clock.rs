@@ -23,15 +23,15 @@ pub trait Clock: Send + Sync + 'static {
 /// The operating system's clocks. The default.
 ///
 /// The monotonic clock is read as of the kernel's last tick (`CLOCK_MONOTONIC_COARSE` on
-/// Linux, 1 to 10 ms behind): a few nanoseconds instead of the twenty or more a precise
-/// reading costs, and the store reads it on every update. Expiry counts in minutes, so a tick
-/// is far below what it can tell apart. The `Instant`s it returns are never ahead of
-/// `Instant::now()`.
+/// Linux: up to one tick behind, 1 to 10 ms depending on the kernel's `HZ`): a few
+/// nanoseconds instead of the twenty or more a precise reading costs, and the store reads it
+/// on every update. Expiry counts in minutes, so a tick is far below what it can tell apart.
+/// The `Instant`s it returns are never ahead of `Instant::now()`.
 ///
 /// [`now_and_wall`](Clock::now_and_wall) adds to that reading the offset between the two
 /// clocks, which it reads afresh once a second. The two clocks run at the same rate, so the
-/// answer is the wall clock's to within a tick, except for up to a second after the wall clock
-/// is stepped.
+/// answer is the wall clock's to within a tick and never ahead of it, except for up to a
+/// second after the wall clock is stepped.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
@@ -134,7 +134,7 @@ mod monotonic {
 
     /// `CLOCK_MONOTONIC`, what `Instant::now()` reads on Linux.
     #[cfg(target_os = "linux")]
-    fn precise_nanos() -> i64 {
+    pub(super) fn precise_nanos() -> i64 {
         read(rustix::time::ClockId::Monotonic)
     }
 
@@ -143,7 +143,8 @@ mod monotonic {
         let t = rustix::time::clock_gettime(clock);
         t.tv_sec
             .saturating_mul(NANOS_PER_SEC)
-            .saturating_add(t.tv_nsec)
+            // `tv_nsec` is an `i32` on some 32-bit targets.
+            .saturating_add(t.tv_nsec as i64)
     }
 
     /// Elsewhere: `Instant::now()` as nanoseconds since the first reading.
@@ -155,7 +156,7 @@ mod monotonic {
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn precise_nanos() -> i64 {
+    pub(super) fn precise_nanos() -> i64 {
         nanos()
     }
 
@@ -228,13 +229,20 @@ mod wall_offset {
     #[cold]
     fn refresh(mono: i64) -> SystemTime {
         let wall = SystemTime::now();
+        // Against the precise monotonic clock, read after the wall clock: a coarse reading
+        // (never ahead of the precise one) plus this offset is never ahead of the wall clock.
+        let precise = super::monotonic::precise_nanos();
         let offset = to_nanos(wall)
-            .and_then(|w| w.checked_sub(mono))
+            .and_then(|w| w.checked_sub(precise))
             .unwrap_or(NONE);
         // Racing refreshes each store an offset just read: any of them is right.
         OFFSET.store(offset, Ordering::Relaxed);
         READ_AT.store(mono, Ordering::Relaxed);
-        wall
+        if offset == NONE {
+            return wall;
+        }
+        // This reading by the same rule as the next second's, so that they do not step back.
+        from_nanos(offset.saturating_add(mono)).unwrap_or(wall)
     }
 
     /// Signed nanoseconds since the epoch, if they fit (about 292 years either way).
@@ -265,11 +273,11 @@ mod wall_offset {
                 let before = SystemTime::now();
                 let derived = wall_at(monotonic::nanos());
                 let after = SystemTime::now();
-                // Within a tick of the coarse clock, plus the clocks' rate difference over
-                // one refresh period.
-                let slack = Duration::from_millis(50);
-                assert!(derived + slack >= before, "{derived:?} before {before:?}");
-                assert!(derived <= after + slack, "{derived:?} after {after:?}");
+                // Never ahead of the wall clock; behind it by at most a tick of the coarse
+                // clock (10 ms at HZ=100).
+                assert!(derived <= after, "{derived:?} after {after:?}");
+                let behind = before.duration_since(derived).unwrap_or_default();
+                assert!(behind < Duration::from_millis(50), "{behind:?} behind");
             }
         }
 

@@ -630,3 +630,44 @@ impl PeerStoreBuilder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+
+    #[test]
+    fn the_system_clock_is_read_directly_however_it_is_given() {
+        let system = |store: &PeerStore| matches!(store.inner.timeline, Timeline::System { .. });
+        assert!(system(&PeerStore::new()));
+        assert!(system(&PeerStore::builder().clock(SystemClock).build()));
+        assert!(!system(
+            &PeerStore::builder().clock(ManualClock::new()).build()
+        ));
+    }
+
+    #[test]
+    fn a_refresh_in_the_same_tick_leaves_the_snapshot_alone() {
+        let clock = ManualClock::new();
+        let store = PeerStore::builder().clock(clock.clone()).build();
+        let key = PublicKey::from_bytes([9; 32]);
+        store
+            .update(PeerInfo::new(key), DiscoveryMethod::Lan)
+            .unwrap();
+        let held = store.get(&key).unwrap();
+        store
+            .update(PeerInfo::new(key), DiscoveryMethod::Lan)
+            .unwrap();
+        assert!(Arc::ptr_eq(&held, &store.get(&key).unwrap()), "rewritten");
+        clock.advance(Duration::from_nanos(1));
+        store
+            .update(PeerInfo::new(key), DiscoveryMethod::Lan)
+            .unwrap();
+        let refreshed = store.get(&key).unwrap();
+        assert!(!Arc::ptr_eq(&held, &refreshed), "not refreshed");
+        assert_eq!(
+            refreshed.last_seen,
+            held.last_seen + Duration::from_nanos(1)
+        );
+    }
+}

@@ -335,7 +335,8 @@ fn public_types_have_the_promised_traits() {
 }
 
 /// The default clock (read without the `Clock` trait) and the same clock passed by name stamp
-/// `last_seen` with the wall time, to within a tick of the coarse monotonic clock.
+/// `last_seen` with the wall time: never ahead of it, behind by at most a tick of the coarse
+/// monotonic clock.
 #[test]
 fn a_store_on_the_system_clock_stamps_the_wall_time() {
     let explicit = PeerStore::builder().clock(peerstore::SystemClock).build();
@@ -345,9 +346,9 @@ fn a_store_on_the_system_clock_stamps_the_wall_time() {
         store.update(PeerInfo::new(key(1)), M::Gossip).unwrap();
         let after = SystemTime::now();
         let seen = store.get(&key(1)).unwrap().last_seen;
-        let tick = Duration::from_millis(50);
-        assert!(seen + tick >= before, "{seen:?} before {before:?}");
-        assert!(seen <= after + tick, "{seen:?} after {after:?}");
+        assert!(seen <= after, "{seen:?} after {after:?}");
+        let behind = before.duration_since(seen).unwrap_or_default();
+        assert!(behind < Duration::from_millis(50), "{behind:?} behind");
         assert_eq!(store.get_active().len(), 1);
     }
 }

@@ -13,8 +13,9 @@ use crate::{DiscoveryMethod, MethodSet, NatType, PublicKey};
 
 /// One announcement about a peer: the input of [`PeerStore::update`](crate::PeerStore::update).
 ///
-/// A host name of up to 24 bytes and up to [`INLINE_ROUTABLE_NETWORKS`] networks are held
-/// inline, so a typical announcement is copied, merged and freed without the allocator.
+/// A host name of up to 24 bytes (12 on 32-bit targets) and up to [`INLINE_ROUTABLE_NETWORKS`]
+/// networks are held inline, so a typical announcement is copied, merged and freed without
+/// the allocator.
 ///
 /// Empty fields (`None`, an empty hostname, no networks) leave what the store knows untouched.
 ///

@@ -113,7 +113,12 @@ impl Timeline {
 
 /// Nanoseconds from `epoch` to `now`, saturating (0 for a `now` before `epoch`).
 fn since(now: Instant, epoch: Instant) -> i64 {
-    i64::try_from(now.saturating_duration_since(epoch).as_nanos()).unwrap_or(i64::MAX)
+    ticks(now.saturating_duration_since(epoch))
+}
+
+/// A span of time in ticks of the store's timeline (nanoseconds), saturating.
+pub(crate) fn ticks(span: Duration) -> i64 {
+    i64::try_from(span.as_nanos()).unwrap_or(i64::MAX)
 }
 
 /// The monotonic clock as nanoseconds, as of the kernel's last tick where the system has such

@@ -12,7 +12,7 @@ use std::collections::hash_map::Entry;
 use crate::shards::Shards;
 
 use crate::capacity::Capacity;
-use crate::clock::Timeline;
+use crate::clock::{Timeline, ticks};
 use crate::events::{PeerEvent, PeerEventKind, RemovalCause, SubscriberList, Subscription};
 use crate::stats::{Counter, Counters, Stats};
 use crate::{
@@ -132,11 +132,6 @@ impl Record {
     }
 }
 
-/// A span of time in ticks of the store's timeline (nanoseconds), saturating.
-fn ticks(span: Duration) -> i64 {
-    i64::try_from(span.as_nanos()).unwrap_or(i64::MAX)
-}
-
 /// A refresh of `last_seen`: how old it is and the wall time it stands for.
 #[derive(Clone, Copy)]
 struct Seen {
@@ -205,8 +200,8 @@ impl PeerStore {
             inner.counters.add(Counter::RejectedInvalid, 1);
             return Err(UpdateError::Invalid(invalid));
         }
-        // The wall clock only stamps `last_seen`: skip reading it (a fifth of an update's
-        // time) when an update of a known peer will not need it.
+        // The wall clock only stamps `last_seen`: skip deriving it when an update of a known
+        // peer will not need it.
         let (now, wall) = if method.refreshes_last_seen() || info.last_seen.is_some() {
             let (now, wall) = inner.timeline.now_and_wall();
             (now, Some(wall))

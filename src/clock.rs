@@ -102,10 +102,11 @@ impl Timeline {
         }
     }
 
-    /// The wall time, read precisely.
+    /// The wall time, by the same rule as [`now_and_wall`](Self::now_and_wall)'s, so that a
+    /// peer stamped by one and refreshed by the other never steps back.
     pub(crate) fn wall_now(&self) -> SystemTime {
         match self {
-            Timeline::System { .. } => SystemTime::now(),
+            Timeline::System { .. } => wall_offset::wall_at(monotonic::nanos()),
             Timeline::Other { clock, .. } => clock.wall_now(),
         }
     }

@@ -7,7 +7,7 @@
 
 use std::thread;
 
-use peerstore::{DiscoveryMethod, PeerEventKind, PeerInfo, PeerStore, PublicKey};
+use peerstore::{DiscoveryMethod, PeerInfo, PeerStore, PublicKey};
 
 /// Peer `n`'s key: its number in the first byte, so the short form tells them apart.
 fn key(n: u8) -> PublicKey {
@@ -33,11 +33,7 @@ fn main() {
     // The subscriber: what the WireGuard reconciler or a log would watch.
     let printer = thread::spawn(move || {
         for event in events.receiver() {
-            let what = match event.kind {
-                PeerEventKind::New => "new",
-                PeerEventKind::Updated => "updated",
-                PeerEventKind::Removed { .. } => "removed",
-            };
+            let what = event.kind.as_str();
             println!(
                 "event #{:<3} {:<8} {}",
                 event.seq,

@@ -221,12 +221,16 @@ struct Summary {
     unchanged: usize,
     refused_invalid: usize,
     refused_full: usize,
+    /// Refusals of a kind this tool does not know (from a newer crate).
+    refused_other: usize,
     removes: usize,
     cleanups: usize,
     events_new: usize,
     events_updated: usize,
     removed_explicit: usize,
     removed_expired: usize,
+    /// Removals for a cause this tool does not know (from a newer crate).
+    removed_other: usize,
     events_dropped: u64,
 }
 
@@ -292,6 +296,7 @@ impl Replay {
                         match err {
                             UpdateError::StoreFull { .. } => self.summary.refused_full += 1,
                             UpdateError::Invalid(_) => self.summary.refused_invalid += 1,
+                            _ => self.summary.refused_other += 1,
                         }
                         if explained {
                             self.decisions.push(Decision::Refused {
@@ -346,6 +351,7 @@ impl Replay {
                     match cause {
                         RemovalCause::Explicit => self.summary.removed_explicit += 1,
                         RemovalCause::Expired => self.summary.removed_expired += 1,
+                        _ => self.summary.removed_other += 1,
                     }
                     if self.explain == Some(event.public_key) {
                         self.decisions.push(Decision::Removed {
@@ -354,6 +360,8 @@ impl Replay {
                         });
                     }
                 }
+                // A kind of event this tool does not know (from a newer crate).
+                _ => {}
             }
         }
     }
@@ -443,7 +451,7 @@ fn render_text(replay: &Replay, source: &str, explained: Option<&PublicKey>) -> 
         "events: {} new, {} updated, {} removed ({} explicit, {} expired), {} dropped",
         s.events_new,
         s.events_updated,
-        s.removed_explicit + s.removed_expired,
+        s.removed_explicit + s.removed_expired + s.removed_other,
         s.removed_explicit,
         s.removed_expired,
         s.events_dropped
@@ -531,6 +539,7 @@ fn describe(decision: &Decision) -> String {
             match cause {
                 RemovalCause::Explicit => "explicitly",
                 RemovalCause::Expired => "expired by the cleanup",
+                _ => cause.as_str(),
             }
         ),
     }
@@ -578,7 +587,7 @@ fn render_json(replay: &Replay, source: &str, bad: &[(usize, String)]) -> Value 
             }),
             Decision::Removed { at, cause } => json!({
                 "at": at.as_secs_f64(),
-                "removed": match cause { RemovalCause::Explicit => "explicit", RemovalCause::Expired => "expired" },
+                "removed": cause.as_str(),
             }),
         })
         .collect();
@@ -588,10 +597,12 @@ fn render_json(replay: &Replay, source: &str, bad: &[(usize, String)]) -> Value 
             "lines": s.lines, "bad_lines": s.bad_lines, "seconds": s.duration.as_secs_f64(),
             "announcements": s.announcements, "inserted": s.inserted, "updated": s.updated,
             "unchanged": s.unchanged, "refused_invalid": s.refused_invalid,
-            "refused_full": s.refused_full, "removes": s.removes, "cleanups": s.cleanups,
+            "refused_full": s.refused_full, "refused_other": s.refused_other,
+            "removes": s.removes, "cleanups": s.cleanups,
             "events": {
                 "new": s.events_new, "updated": s.events_updated,
                 "removed_explicit": s.removed_explicit, "removed_expired": s.removed_expired,
+                "removed_other": s.removed_other,
                 "dropped": s.events_dropped,
             },
         },

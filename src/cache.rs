@@ -51,13 +51,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use compact_str::CompactString;
 use ipnet::IpNet;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::{
-    DiscoveryMethod, InvalidPeerInfo, NatType, Peer, PeerInfo, PeerStore, PublicKey,
+    DiscoveryMethod, Hostname, InvalidPeerInfo, NatType, Peer, PeerInfo, PeerStore, PublicKey,
     RoutableNetworks, UpdateError,
 };
 
@@ -74,6 +73,7 @@ pub const MAX_REPORTED_REASONS: usize = 5;
 
 /// What [`restore`] did with the entries of a cache file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RestoreReport {
     /// Entries fed to the store and taken (inserted, or merged into a peer it already held).
     pub restored: usize,
@@ -98,6 +98,7 @@ impl RestoreReport {
 
 /// One cache entry that could not be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct InvalidEntry {
     /// Its position in the file's `peers` array, from 0.
     pub index: usize,
@@ -113,6 +114,7 @@ impl fmt::Display for InvalidEntry {
 
 /// Why a cache entry was skipped. Each names the field (by its name in the file) and the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EntryError {
     /// The entry is not a JSON object.
     NotAnObject {
@@ -154,15 +156,17 @@ impl fmt::Display for EntryError {
 
 impl std::error::Error for EntryError {}
 
-/// A cache file that could not be read or written. The message names the path and the cause.
+/// A cache file that could not be read or written. The message names the path and the cause
+/// (so [`source`](std::error::Error::source) is `None`: the cause is a field).
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum CacheError {
     /// Reading the file failed (other than its not existing, which [`restore`] treats as empty).
     Read {
         /// The cache file.
         path: PathBuf,
         /// The operating system's error.
-        source: io::Error,
+        error: io::Error,
     },
     /// The file is larger than [`MAX_FILE_SIZE`].
     TooLarge {
@@ -176,7 +180,7 @@ pub enum CacheError {
         /// The cache file.
         path: PathBuf,
         /// What the JSON parser said, with the line and column.
-        source: serde_json::Error,
+        reason: String,
     },
     /// Writing the new file failed at `step`; the old file, if any, is as it was unless the
     /// step is [`SaveStep::SyncDir`] (the new file is in place but may not survive a power cut).
@@ -186,47 +190,40 @@ pub enum CacheError {
         /// The step that failed.
         step: SaveStep,
         /// The operating system's error.
-        source: io::Error,
+        error: io::Error,
     },
 }
 
 impl fmt::Display for CacheError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CacheError::Read { path, source } => {
-                write!(f, "cannot read peer cache {}: {source}", path.display())
+            CacheError::Read { path, error } => {
+                write!(f, "cannot read peer cache {}: {error}", path.display())
             }
             CacheError::TooLarge { path, size } => write!(
                 f,
                 "peer cache {} is {size} bytes, over the {MAX_FILE_SIZE}-byte limit: not a peer cache",
                 path.display()
             ),
-            CacheError::Parse { path, source } => write!(
+            CacheError::Parse { path, reason } => write!(
                 f,
-                "peer cache {} is not a peer cache file: {source}",
+                "peer cache {} is not a peer cache file: {reason}",
                 path.display()
             ),
-            CacheError::Write { path, step, source } => write!(
+            CacheError::Write { path, step, error } => write!(
                 f,
-                "cannot save peer cache {} ({step}): {source}",
+                "cannot save peer cache {} ({step}): {error}",
                 path.display()
             ),
         }
     }
 }
 
-impl std::error::Error for CacheError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            CacheError::Read { source, .. } | CacheError::Write { source, .. } => Some(source),
-            CacheError::Parse { source, .. } => Some(source),
-            CacheError::TooLarge { .. } => None,
-        }
-    }
-}
+impl std::error::Error for CacheError {}
 
 /// The steps of [`save`], in order; a [`CacheError::Write`] says which one failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SaveStep {
     /// Creating the temporary file beside the cache file.
     CreateTemp,
@@ -242,7 +239,8 @@ pub enum SaveStep {
 
 impl SaveStep {
     /// Every step, in the order `save` takes them.
-    pub const ALL: [SaveStep; 5] = [
+    #[cfg(test)]
+    const ALL: [SaveStep; 5] = [
         SaveStep::CreateTemp,
         SaveStep::Write,
         SaveStep::SyncTemp,
@@ -278,17 +276,6 @@ pub fn save(store: &PeerStore, path: &Path) -> Result<usize, CacheError> {
     save_with(store, path, &mut |_| Ok(()))
 }
 
-/// Reads the peers of a cache file, leaving out entries that do not parse (see [`restore`],
-/// which reports them). Each has its `last_seen` as the file says.
-///
-/// # Errors
-///
-/// [`CacheError`] if the file cannot be read (a missing file included) or is not a cache file.
-pub fn load(path: &Path) -> Result<Vec<PeerInfo>, CacheError> {
-    let entries = read_entries(path)?;
-    Ok(entries.into_iter().filter_map(Result::ok).collect())
-}
-
 /// Feeds the entries of a cache file to the store with [`DiscoveryMethod::Cache`], keeping
 /// their `last_seen` (a time in the future counts as now, as for any announcement).
 ///
@@ -305,7 +292,7 @@ pub fn load(path: &Path) -> Result<Vec<PeerInfo>, CacheError> {
 /// the path; nothing is restored and the file is left as it was.
 pub fn restore(store: &PeerStore, path: &Path) -> Result<RestoreReport, CacheError> {
     let entries = match read_entries(path) {
-        Err(CacheError::Read { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+        Err(CacheError::Read { error, .. }) if error.kind() == io::ErrorKind::NotFound => {
             return Ok(RestoreReport::default());
         }
         other => other?,
@@ -352,10 +339,10 @@ fn save_with(
         updated_at: unix_seconds(store.wall_now()),
     };
     let temp = temp_path(path);
-    let fail = |step, source| CacheError::Write {
+    let fail = |step, error| CacheError::Write {
         path: path.to_owned(),
         step,
-        source,
+        error,
     };
 
     // One save at a time per process: they share the temporary file's name.
@@ -483,9 +470,9 @@ struct RawFile {
 }
 
 fn read_entries(path: &Path) -> Result<Vec<Result<PeerInfo, EntryError>>, CacheError> {
-    let read_error = |source| CacheError::Read {
+    let read_error = |error| CacheError::Read {
         path: path.to_owned(),
-        source,
+        error,
     };
     let file = File::open(path).map_err(read_error)?;
     let size = file.metadata().map_err(read_error)?.len();
@@ -506,9 +493,9 @@ fn read_entries(path: &Path) -> Result<Vec<Result<PeerInfo, EntryError>>, CacheE
             size: bytes.len() as u64,
         });
     }
-    let raw: RawFile = serde_json::from_slice(&bytes).map_err(|source| CacheError::Parse {
+    let raw: RawFile = serde_json::from_slice(&bytes).map_err(|error| CacheError::Parse {
         path: path.to_owned(),
-        source,
+        reason: error.to_string(),
     })?;
     Ok(raw
         .peers
@@ -530,7 +517,7 @@ fn parse_entry(entry: &Value) -> Result<PeerInfo, EntryError> {
     info.mesh_ip = optional::<Ipv4Addr>(fields, "mesh_ip")?;
     info.endpoint = optional::<SocketAddr>(fields, "endpoint")?;
     info.mesh_ipv6 = optional::<Ipv6Addr>(fields, "mesh_ipv6")?;
-    info.hostname = text(fields, "hostname")?.map(CompactString::from);
+    info.hostname = text(fields, "hostname")?.map(Hostname::from);
     info.nat_type = optional::<NatType>(fields, "nat_type")?;
     info.introducer = match present(fields, "introducer") {
         None => false,
@@ -631,6 +618,11 @@ fn excerpt(value: &Value) -> String {
 mod tests {
     use super::*;
     use crate::ManualClock;
+
+    /// The entries of a cache file that parse.
+    fn load(path: &Path) -> Result<Vec<PeerInfo>, CacheError> {
+        Ok(read_entries(path)?.into_iter().flatten().collect())
+    }
 
     fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(

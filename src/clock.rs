@@ -23,9 +23,9 @@ pub trait Clock: Send + Sync + 'static {
 /// The operating system's clocks. The default.
 ///
 /// The monotonic clock is read as of the kernel's last tick (`CLOCK_MONOTONIC_COARSE` on
-/// Linux: up to one tick behind, 1 to 10 ms depending on the kernel's `HZ`): a few
-/// nanoseconds instead of the twenty or more a precise reading costs, and the store reads it
-/// on every update. Expiry counts in minutes, so a tick is far below what it can tell apart.
+/// Linux: up to one tick behind, 1 to 10 ms depending on the kernel's `HZ`): a fraction of
+/// what a precise reading costs, and the store reads it on every update. Expiry counts in
+/// minutes, so a tick is far below what it can tell apart.
 /// The `Instant`s it returns are never ahead of `Instant::now()`.
 ///
 /// [`now_and_wall`](Clock::now_and_wall) adds to that reading the offset between the two
@@ -50,17 +50,21 @@ impl Clock for SystemClock {
     }
 }
 
+/// An instant on the store's timeline: nanoseconds since the store was built (below zero for
+/// a time before it, such as a carried `last_seen`).
+pub(crate) type Nanos = i64;
+
 /// The store's view of its clock: nanoseconds since the store was built, and the wall time.
 ///
 /// On the [`SystemClock`] it reads the coarse monotonic clock as an integer and never builds
-/// an `Instant`: converting between `Instant`s, `Duration`s and nanoseconds was a tenth of an
-/// update. Any other clock is asked through [`Clock`].
+/// an `Instant`, whose conversions to and from `Duration`s cost more than the reading. Any
+/// other clock is asked through [`Clock`].
 pub(crate) enum Timeline {
     /// The system's clocks; `origin` is `monotonic::nanos()` when the store was built.
-    System { origin: i64 },
-    /// A clock of the caller's (a `ManualClock` in tests); `epoch` is its time when the store
-    /// was built.
-    Other {
+    System { origin: Nanos },
+    /// A clock the store was built with (a `ManualClock` in tests); `epoch` is its time when
+    /// the store was built.
+    Given {
         clock: Box<dyn Clock>,
         epoch: Instant,
     },
@@ -73,29 +77,29 @@ impl Timeline {
             None => Timeline::System {
                 origin: monotonic::nanos(),
             },
-            Some(clock) => Timeline::Other {
+            Some(clock) => Timeline::Given {
                 epoch: clock.now(),
                 clock,
             },
         }
     }
 
-    /// Nanoseconds since the store was built.
-    pub(crate) fn now(&self) -> i64 {
+    /// Now on the timeline.
+    pub(crate) fn now(&self) -> Nanos {
         match self {
             Timeline::System { origin } => monotonic::nanos().saturating_sub(*origin),
-            Timeline::Other { clock, epoch } => since(clock.now(), *epoch),
+            Timeline::Given { clock, epoch } => since(clock.now(), *epoch),
         }
     }
 
     /// [`now`](Self::now) and the wall time, from one reading where the clock allows.
-    pub(crate) fn now_and_wall(&self) -> (i64, SystemTime) {
+    pub(crate) fn now_and_wall(&self) -> (Nanos, SystemTime) {
         match self {
             Timeline::System { origin } => {
                 let nanos = monotonic::nanos();
                 (nanos.saturating_sub(*origin), wall_offset::wall_at(nanos))
             }
-            Timeline::Other { clock, epoch } => {
+            Timeline::Given { clock, epoch } => {
                 let (now, wall) = clock.now_and_wall();
                 (since(now, *epoch), wall)
             }
@@ -107,19 +111,19 @@ impl Timeline {
     pub(crate) fn wall_now(&self) -> SystemTime {
         match self {
             Timeline::System { .. } => wall_offset::wall_at(monotonic::nanos()),
-            Timeline::Other { clock, .. } => clock.wall_now(),
+            Timeline::Given { clock, .. } => clock.wall_now(),
         }
     }
 }
 
 /// Nanoseconds from `epoch` to `now`, saturating (0 for a `now` before `epoch`).
-fn since(now: Instant, epoch: Instant) -> i64 {
-    ticks(now.saturating_duration_since(epoch))
+fn since(now: Instant, epoch: Instant) -> Nanos {
+    nanos_of(now.saturating_duration_since(epoch))
 }
 
-/// A span of time in ticks of the store's timeline (nanoseconds), saturating.
-pub(crate) fn ticks(span: Duration) -> i64 {
-    i64::try_from(span.as_nanos()).unwrap_or(i64::MAX)
+/// A span of time as nanoseconds on the timeline, saturating (about 292 years).
+pub(crate) fn nanos_of(span: Duration) -> Nanos {
+    Nanos::try_from(span.as_nanos()).unwrap_or(Nanos::MAX)
 }
 
 /// The monotonic clock as nanoseconds, as of the kernel's last tick where the system has such

@@ -10,16 +10,17 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::sync::ArcSwap;
 use crossbeam_channel::{
-    Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError, TrySendError,
+    Receiver, RecvError, RecvTimeoutError, Sender, TryIter, TryRecvError, TrySendError,
 };
 
 use crate::PublicKey;
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::stats::Striped;
+use crate::sync::ArcSwap;
+use std::sync::atomic::AtomicU64;
 
 /// One change to the store, as a subscriber receives it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PeerEvent {
     /// The peer that changed.
     pub public_key: PublicKey,
@@ -31,7 +32,8 @@ pub struct PeerEvent {
 }
 
 /// What happened to a peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum PeerEventKind {
     /// The peer was inserted.
     New,
@@ -45,7 +47,8 @@ pub enum PeerEventKind {
 }
 
 /// Why a peer left the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RemovalCause {
     /// [`PeerStore::remove`](crate::PeerStore::remove) was called.
     Explicit,
@@ -53,30 +56,59 @@ pub enum RemovalCause {
     Expired,
 }
 
+impl PeerEventKind {
+    /// A short name for logs and JSON: `"new"`, `"updated"`, `"removed"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PeerEventKind::New => "new",
+            PeerEventKind::Updated => "updated",
+            PeerEventKind::Removed { .. } => "removed",
+        }
+    }
+}
+
+/// The short name, and the cause of a removal: `removed (expired)`.
+impl std::fmt::Display for PeerEventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerEventKind::Removed { cause } => write!(f, "removed ({cause})"),
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+impl RemovalCause {
+    /// A short name for logs and JSON: `"explicit"`, `"expired"`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RemovalCause::Explicit => "explicit",
+            RemovalCause::Expired => "expired",
+        }
+    }
+}
+
+impl std::fmt::Display for RemovalCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The receiving end of a subscription, from [`PeerStore::subscribe`](crate::PeerStore::subscribe).
 ///
 /// Dropping it unsubscribes.
 #[derive(Debug)]
+#[must_use = "dropping a subscription unsubscribes at once"]
 pub struct Subscription {
     receiver: Receiver<PeerEvent>,
-    shared: Arc<Shared>,
+    losses: Arc<Losses>,
     list: Weak<SubscriberList>,
 }
 
-/// What a subscription and its entry in the list share. Its address is the subscriber's identity.
+/// The events one subscriber lost, shared by its [`Subscription`] and its entry in the list;
+/// its address is the subscriber's identity. Counted in one stripe per publishing thread, so
+/// that threads publishing to a subscriber that does not read bump different cache lines.
 #[derive(Debug, Default)]
-struct Shared {
-    /// Events lost, counted in one stripe per publishing thread, so that threads publishing to
-    /// a subscriber that does not read bump different cache lines. One shared counter per
-    /// subscriber was a fifth of an update's time with 16 such subscribers on two threads.
-    dropped: [DropStripe; DROP_STRIPES],
-}
-
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct DropStripe(AtomicU64);
-
-const DROP_STRIPES: usize = 8;
+struct Losses(Striped<AtomicU64>);
 
 impl Subscription {
     /// Takes the next event if one is waiting.
@@ -95,7 +127,7 @@ impl Subscription {
     }
 
     /// Every event waiting now, without blocking.
-    pub fn try_iter(&self) -> crossbeam_channel::TryIter<'_, PeerEvent> {
+    pub fn try_iter(&self) -> TryIter<'_, PeerEvent> {
         self.receiver.try_iter()
     }
 
@@ -106,18 +138,14 @@ impl Subscription {
 
     /// How many events this subscriber lost because its channel was full.
     pub fn dropped(&self) -> u64 {
-        self.shared
-            .dropped
-            .iter()
-            .map(|stripe| stripe.0.load(Ordering::Relaxed))
-            .sum()
+        self.losses.0.total()
     }
 }
 
 impl Drop for Subscription {
     fn drop(&mut self) {
         if let Some(list) = self.list.upgrade() {
-            list.remove(&self.shared);
+            list.remove(&self.losses);
         }
     }
 }
@@ -125,7 +153,7 @@ impl Drop for Subscription {
 #[derive(Debug, Clone)]
 struct Subscriber {
     sender: Sender<PeerEvent>,
-    shared: Arc<Shared>,
+    losses: Arc<Losses>,
 }
 
 /// How one event fared: counted into the store's statistics.
@@ -144,10 +172,10 @@ pub(crate) struct SubscriberList {
 impl SubscriberList {
     pub(crate) fn subscribe(self: &Arc<Self>, buffer: usize) -> Subscription {
         let (sender, receiver) = crossbeam_channel::bounded(buffer);
-        let shared = Arc::new(Shared::default());
+        let losses = Arc::new(Losses::default());
         let subscriber = Subscriber {
             sender,
-            shared: Arc::clone(&shared),
+            losses: Arc::clone(&losses),
         };
         // rcu may run the closure again on contention: it only builds a new list.
         self.subscribers.rcu(|list| {
@@ -157,13 +185,13 @@ impl SubscriberList {
         });
         Subscription {
             receiver,
-            shared,
+            losses,
             list: Arc::downgrade(self),
         }
     }
 
-    fn remove(&self, shared: &Arc<Shared>) {
-        self.retain(|s| !Arc::ptr_eq(&s.shared, shared));
+    fn remove(&self, losses: &Arc<Losses>) {
+        self.retain(|s| !Arc::ptr_eq(&s.losses, losses));
     }
 
     fn retain(&self, keep: impl Fn(&Subscriber) -> bool) {
@@ -183,7 +211,6 @@ impl SubscriberList {
             return delivery;
         }
         let mut gone = Vec::new();
-        let stripe = crate::stats::thread_stripe() % DROP_STRIPES;
         for subscriber in list.iter() {
             // A full channel stays full until its reader reads: two loads tell so, where a
             // send that fails costs a full memory fence. (A receiver gone while still listed
@@ -196,9 +223,7 @@ impl SubscriberList {
             match sent {
                 Ok(()) => delivery.sent += 1,
                 Err(TrySendError::Full(_)) => {
-                    subscriber.shared.dropped[stripe]
-                        .0
-                        .fetch_add(1, Ordering::Relaxed);
+                    subscriber.losses.0.add(1);
                     delivery.dropped += 1;
                 }
                 Err(TrySendError::Disconnected(_)) => gone.push(subscriber.sender.clone()),
@@ -255,7 +280,7 @@ mod tests {
     fn a_receiver_that_outlives_its_subscription_is_pruned_on_the_next_send() {
         let list = Arc::new(SubscriberList::default());
         let sub = list.subscribe(1);
-        let shared = Arc::clone(&sub.shared);
+        let losses = Arc::clone(&sub.losses);
         // Simulate a subscriber whose receiver is gone but whose entry is still listed.
         let (sender, receiver) = crossbeam_channel::bounded(1);
         drop(receiver);
@@ -263,7 +288,7 @@ mod tests {
             let mut l = Vec::clone(l);
             l.push(Subscriber {
                 sender: sender.clone(),
-                shared: Arc::clone(&shared),
+                losses: Arc::clone(&losses),
             });
             l
         });

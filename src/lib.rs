@@ -66,6 +66,20 @@
 //! Times that announcements carry (a cache file's `last_seen`) are wall-clock times: the store
 //! turns them into an age and never lets them into the future. Tests and replays drive a
 //! [`ManualClock`].
+//!
+//! # Errors
+//!
+//! Every error of the crate says the whole story in its message, the cause's message
+//! included, so [`source`](std::error::Error::source) is `None`: an error chain prints each
+//! cause once. The cause is a field of the error for a caller who needs it (the
+//! [`InvalidPeerInfo`] inside [`UpdateError::Invalid`], the `io::Error` of a
+//! [`cache::CacheError`]).
+//!
+//! # Types from other crates
+//!
+//! The public API speaks std and the crate's own types, with two exceptions, both re-exported
+//! so that a caller needs no dependency of its own: [`IpNet`] (a routable network) and the
+//! channel types of a [`Subscription`], in [`channel`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
@@ -76,12 +90,12 @@ mod capacity;
 mod cleanup;
 mod clock;
 mod events;
+mod fields;
 mod key;
 mod method;
-mod method_set;
+pub mod method_set;
 mod peer;
 mod policy;
-mod shards;
 mod stats;
 mod store;
 mod sync;
@@ -91,21 +105,26 @@ use std::time::Duration;
 pub use cleanup::CleanupHandle;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{PeerEvent, PeerEventKind, RemovalCause, Subscription};
+pub use fields::{Hostname, RoutableNetworks};
 pub use key::{ParseKeyError, PublicKey};
 pub use method::{DiscoveryMethod, NatType, ParseNatTypeError};
 pub use method_set::{MAX_OTHER_METHODS, MethodSet};
 pub use peer::{
-    EndpointProblem, INLINE_ROUTABLE_NETWORKS, InvalidPeerInfo, MAX_HOSTNAME_LEN,
-    MAX_ROUTABLE_NETWORKS, Peer, PeerInfo, RoutableNetworks,
+    EndpointProblem, InvalidPeerInfo, MAX_HOSTNAME_LEN, MAX_ROUTABLE_NETWORKS, Peer, PeerInfo,
 };
 pub use policy::{EndpointDecision, EndpointRule, decide_endpoint, should_update_endpoint};
 pub use stats::Stats;
 pub use store::{PeerStore, PeerStoreBuilder, UpdateError, UpdateOutcome};
 
-// The types of `PeerInfo::hostname` and `PeerInfo::routable_networks`, for callers without
-// their own dependency on these crates.
-pub use compact_str::{self, CompactString};
-pub use smallvec;
+/// A routable network ([`PeerInfo::routable_networks`]): the `ipnet` crate's type, part of this
+/// crate's public API.
+pub use ipnet::IpNet;
+
+/// The channel types a [`Subscription`] hands out: `crossbeam-channel`'s, part of this crate's
+/// public API ([`Subscription::receiver`] is there to wait on several with its `select!`).
+pub mod channel {
+    pub use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, TryIter, TryRecvError};
+}
 
 /// The most peers a store holds unless built with another [`max_peers`](PeerStoreBuilder::max_peers).
 pub const DEFAULT_MAX_PEERS: usize = 1000;

@@ -40,8 +40,9 @@ pub enum DiscoveryMethod {
 }
 
 impl DiscoveryMethod {
-    /// Every method but [`Other`](Self::Other), from the most trusted to the least.
-    pub const BUILT_IN: [DiscoveryMethod; 7] = [
+    /// Every method but [`Other`](Self::Other), from the most trusted to the least: the one
+    /// list of them.
+    pub const BUILT_IN: &'static [DiscoveryMethod] = &[
         DiscoveryMethod::Lan,
         DiscoveryMethod::DhtRendezvous,
         DiscoveryMethod::Dht,
@@ -188,14 +189,23 @@ impl fmt::Display for NatType {
 
 /// A NAT type name that is not `cone`, `symmetric` or `unknown`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseNatTypeError(pub String);
+pub struct ParseNatTypeError {
+    found: String,
+}
+
+impl ParseNatTypeError {
+    /// The name that did not parse.
+    pub fn found(&self) -> &str {
+        &self.found
+    }
+}
 
 impl fmt::Display for ParseNatTypeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
             "nat_type {:?} is not one of \"cone\", \"symmetric\", \"unknown\"",
-            self.0
+            self.found
         )
     }
 }
@@ -210,7 +220,9 @@ impl FromStr for NatType {
             "cone" => Ok(NatType::Cone),
             "symmetric" => Ok(NatType::Symmetric),
             "unknown" => Ok(NatType::Unknown),
-            other => Err(ParseNatTypeError(other.to_owned())),
+            other => Err(ParseNatTypeError {
+                found: other.to_owned(),
+            }),
         }
     }
 }
@@ -219,12 +231,12 @@ impl FromStr for NatType {
 mod tests {
     use super::*;
 
-    const KNOWN: [DiscoveryMethod; 7] = DiscoveryMethod::BUILT_IN;
+    const KNOWN: &[DiscoveryMethod] = DiscoveryMethod::BUILT_IN;
 
     #[test]
     fn wire_names_round_trip() {
         for m in KNOWN {
-            assert_eq!(DiscoveryMethod::from(m.as_str()), m);
+            assert_eq!(DiscoveryMethod::from(m.as_str()), *m);
             assert_eq!(m.to_string().parse::<DiscoveryMethod>(), Ok(m.clone()));
         }
         let other = DiscoveryMethod::from("carrier-pigeon");
@@ -252,6 +264,7 @@ mod tests {
             assert_eq!(t.as_str().parse::<NatType>(), Ok(t));
         }
         let err = "full-cone".parse::<NatType>().unwrap_err();
+        assert_eq!(err.found(), "full-cone");
         assert!(err.to_string().contains("full-cone"));
     }
 }

@@ -10,18 +10,39 @@ pub const MAX_OTHER_METHODS: usize = 8;
 
 /// The built-in methods, in the order of their codes (code = index + 1), where the set's
 /// iterator can lend them from.
-static BUILT_IN: [DiscoveryMethod; 7] = DiscoveryMethod::BUILT_IN;
+static BUILT_IN: &[DiscoveryMethod] = DiscoveryMethod::BUILT_IN;
 
 /// The first code of an `Other` name: `others[code - FIRST_OTHER]`.
-const FIRST_OTHER: u8 = 8;
+const FIRST_OTHER: u8 = DiscoveryMethod::BUILT_IN.len() as u8 + 1;
+
+// Every code is a non-zero nibble, and the set's word holds one nibble per method it can hold.
+const _: () = {
+    let codes = DiscoveryMethod::BUILT_IN.len() + MAX_OTHER_METHODS;
+    assert!(
+        codes <= 15,
+        "a code must fit a nibble, and zero marks the end"
+    );
+    assert!(
+        codes * 4 <= u64::BITS as usize,
+        "every code must fit the set's word"
+    );
+    let mut i = 0;
+    while i < DiscoveryMethod::BUILT_IN.len() {
+        assert!(
+            matches!(built_in_code(&DiscoveryMethod::BUILT_IN[i]), Some(code) if code as usize == i + 1)
+        );
+        i += 1;
+    }
+};
 
 /// How many codes `codes` holds: they are contiguous from the lowest bits and none is zero.
 fn count(codes: u64) -> usize {
     ((u64::BITS - codes.leading_zeros()) as usize).div_ceil(4)
 }
 
-/// A built-in method's code, 1 to 7; `None` for an `Other` name.
-fn built_in_code(method: &DiscoveryMethod) -> Option<u8> {
+/// A built-in method's code, its place in [`DiscoveryMethod::BUILT_IN`] plus one (checked
+/// when the crate is compiled); `None` for an `Other` name.
+const fn built_in_code(method: &DiscoveryMethod) -> Option<u8> {
     Some(match method {
         DiscoveryMethod::Lan => 1,
         DiscoveryMethod::DhtRendezvous => 2,
@@ -48,7 +69,7 @@ fn has_code(codes: u64, code: u8) -> bool {
 /// Every method a peer was heard by, in first-heard order, without duplicates
 /// ([`Peer::discovered_via`](crate::Peer::discovered_via)).
 ///
-/// The set is 32 bytes inside the peer and allocates nothing for the seven built-in methods:
+/// The set is 32 bytes inside the peer and allocates nothing for the built-in methods:
 /// each is a 4-bit code, in the order heard. A [`DiscoveryMethod::Other`] name is kept beside
 /// them, up to [`MAX_OTHER_METHODS`] names.
 ///
@@ -66,8 +87,8 @@ fn has_code(codes: u64, code: u8) -> bool {
 /// ```
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct MethodSet {
-    /// One 4-bit code per method, the first heard in the lowest bits: 1 to 7 for a built-in
-    /// method, [`FIRST_OTHER`] + i for `others[i]`; zero past the last. At most 7 + 8 codes.
+    /// One 4-bit code per method, the first heard in the lowest bits: [`built_in_code`] for a
+    /// built-in method, [`FIRST_OTHER`] + i for `others[i]`; zero past the last.
     codes: u64,
     /// The `Other` names, in the order heard.
     others: Vec<DiscoveryMethod>,
@@ -324,7 +345,7 @@ mod tests {
             assert!(set.would_insert(&other(i)));
             assert!(set.insert(other(i)), "name {i} fits");
         }
-        assert_eq!(set.len(), 7 + MAX_OTHER_METHODS);
+        assert_eq!(set.len(), BUILT_IN.len() + MAX_OTHER_METHODS);
         assert!(!set.would_insert(&other(99)));
         assert!(
             !set.insert(other(99)),

@@ -5,17 +5,9 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
-use compact_str::CompactString;
-use ipnet::IpNet;
-use smallvec::SmallVec;
-
-use crate::{DiscoveryMethod, MethodSet, NatType, PublicKey};
+use crate::{DiscoveryMethod, Hostname, MethodSet, NatType, PublicKey, RoutableNetworks};
 
 /// One announcement about a peer: the input of [`PeerStore::update`](crate::PeerStore::update).
-///
-/// A host name of up to 24 bytes (12 on 32-bit targets) and up to [`INLINE_ROUTABLE_NETWORKS`]
-/// networks are held inline, so a typical announcement is copied, merged and freed without
-/// the allocator.
 ///
 /// Empty fields (`None`, an empty hostname, no networks) leave what the store knows untouched.
 ///
@@ -27,6 +19,7 @@ use crate::{DiscoveryMethod, MethodSet, NatType, PublicKey};
 /// info.hostname = Some("edge-1".into());
 /// info.routable_networks = vec!["192.168.7.0/24".parse().unwrap()].into();
 /// assert!(info.mesh_ip.is_none());
+/// assert_eq!(info.hostname.as_deref(), Some("edge-1"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -44,7 +37,7 @@ pub struct PeerInfo {
     pub mesh_ipv6: Option<Ipv6Addr>,
     /// The peer's host name.
     #[cfg_attr(feature = "serde", serde(default))]
-    pub hostname: Option<CompactString>,
+    pub hostname: Option<Hostname>,
     /// Networks the peer routes for the mesh.
     #[cfg_attr(feature = "serde", serde(default))]
     pub routable_networks: RoutableNetworks,
@@ -97,8 +90,10 @@ impl PeerInfo {
 ///
 /// Snapshots are shared (`Arc<Peer>`) and immutable: the store builds a new one when the peer
 /// changes, so holding one never blocks the store and never sees a half-applied update.
+/// Fields may be added: outside the crate a `Peer` is built with [`Peer::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct Peer {
     /// The peer's WireGuard public key.
     pub public_key: PublicKey,
@@ -111,7 +106,7 @@ pub struct Peer {
     /// The peer's IPv6 address inside the mesh.
     pub mesh_ipv6: Option<Ipv6Addr>,
     /// The peer's host name.
-    pub hostname: Option<CompactString>,
+    pub hostname: Option<Hostname>,
     /// Networks the peer routes for the mesh.
     pub routable_networks: RoutableNetworks,
     /// Whether the peer introduces others.
@@ -126,13 +121,41 @@ pub struct Peer {
     pub latency: Option<Duration>,
 }
 
-/// How many routable networks a peer holds without a heap allocation: a LAN's IPv4 and IPv6
-/// prefixes, the most a typical peer routes.
-pub const INLINE_ROUTABLE_NETWORKS: usize = 2;
+impl Peer {
+    /// A peer known by its key alone, last seen at `last_seen`: for a caller's own records
+    /// and tests (the store builds its peers from announcements).
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use peerstore::{Peer, PublicKey};
+    ///
+    /// let mut peer = Peer::new(PublicKey::from_bytes([7; 32]), SystemTime::UNIX_EPOCH);
+    /// peer.hostname = Some("edge-7".into());
+    /// assert!(peer.endpoint.is_none() && peer.discovered_via.is_empty());
+    /// ```
+    pub fn new(public_key: PublicKey, last_seen: SystemTime) -> Self {
+        Peer {
+            public_key,
+            endpoint: None,
+            endpoint_method: None,
+            mesh_ip: None,
+            mesh_ipv6: None,
+            hostname: None,
+            routable_networks: RoutableNetworks::new(),
+            introducer: false,
+            nat_type: None,
+            discovered_via: MethodSet::new(),
+            last_seen,
+            latency: None,
+        }
+    }
 
-/// A peer's routable networks: up to [`INLINE_ROUTABLE_NETWORKS`] held inline, more on the heap.
-/// Built from a `Vec` with `.into()`, or with [`smallvec::smallvec!`].
-pub type RoutableNetworks = SmallVec<[IpNet; INLINE_ROUTABLE_NETWORKS]>;
+    /// The endpoint and the method that set it, as
+    /// [`decide_endpoint`](crate::decide_endpoint) takes them.
+    pub fn current_endpoint(&self) -> Option<(SocketAddr, &DiscoveryMethod)> {
+        self.endpoint.zip(self.endpoint_method.as_ref())
+    }
+}
 
 /// The most routable networks one peer may announce: a bound on what one record can cost.
 pub const MAX_ROUTABLE_NETWORKS: usize = 256;
@@ -142,6 +165,7 @@ pub const MAX_HOSTNAME_LEN: usize = 253;
 /// Why the store refused an announcement. Each names the field and the value; the stored
 /// record is left exactly as it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum InvalidPeerInfo {
     /// The endpoint cannot be sent to: unspecified (`0.0.0.0`, `::`), multicast, broadcast, or port 0.
     Endpoint {
@@ -170,7 +194,8 @@ pub enum InvalidPeerInfo {
 }
 
 /// What makes an endpoint unusable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum EndpointProblem {
     /// `0.0.0.0` or `::`.
     Unspecified,
@@ -313,7 +338,7 @@ mod tests {
             let err = info.validate().unwrap_err();
             assert_eq!(err.field(), "hostname", "{bad:?}");
         }
-        info.hostname = Some(CompactString::default());
+        info.hostname = Some(Hostname::default());
         assert_eq!(info.validate(), Ok(()));
     }
 

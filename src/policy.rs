@@ -1,20 +1,28 @@
-//! The merge policy: which endpoint wins and how an announcement folds into a record.
+//! The merge policy: which endpoint wins, how an announcement folds into a record, when a peer
+//! counts as heard from, and when it is dead.
 //!
-//! Everything here is a pure function of its arguments: no locks, no clock, no store. The store
-//! asks [`decide_endpoint`] and [`plan`] what to do and applies the answer in one step, so a
-//! record is never left half-merged.
+//! Everything here is a pure function of its arguments: no locks, no clock reading, no store.
+//! The store asks [`merge`] (or [`heard`] and [`new_peer`] for a new peer) what to do and
+//! applies the answer in one step, so a record is never left half-merged; changing how a
+//! field or `last_seen` merges is a change to this file alone.
 
+use std::borrow::Borrow;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use crate::{DiscoveryMethod, MethodSet, Peer, PeerInfo};
+use crate::clock::{Nanos, nanos_of};
+use crate::{DiscoveryMethod, MethodSet, Peer, PeerInfo, UpdateOutcome};
 
 /// Why an endpoint was taken or refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum EndpointRule {
     /// The peer had no endpoint: any endpoint is better than none.
     FirstEndpoint,
+    /// The candidate is the current endpoint, announced again by the method that set it:
+    /// taken, and nothing changes.
+    Unchanged,
     /// The new method outranks the one that set the current endpoint.
     HigherRank,
     /// The new method ranks below the one that set the current endpoint.
@@ -32,6 +40,7 @@ impl EndpointRule {
     pub fn as_str(&self) -> &'static str {
         match self {
             EndpointRule::FirstEndpoint => "first endpoint",
+            EndpointRule::Unchanged => "same endpoint, same method",
             EndpointRule::HigherRank => "higher rank",
             EndpointRule::LowerRank => "lower rank",
             EndpointRule::LanSticky => "LAN sticky",
@@ -57,10 +66,33 @@ pub struct EndpointDecision {
     pub rule: EndpointRule,
 }
 
+impl EndpointDecision {
+    /// Whether taking the candidate changes the stored endpoint or the method that set it.
+    pub fn changes(&self) -> bool {
+        self.accepted && self.rule != EndpointRule::Unchanged
+    }
+}
+
 /// Decides whether `new`, learned by `method`, replaces the `current` endpoint (with the method
 /// that set it), and says which rule decided. See [`should_update_endpoint`] for the rules.
-pub fn decide_endpoint(
-    current: Option<(SocketAddr, &DiscoveryMethod)>,
+///
+/// `current` is what [`Peer::current_endpoint`] returns, or an owned
+/// `Option<(SocketAddr, DiscoveryMethod)>` of the caller's.
+///
+/// ```
+/// use peerstore::{decide_endpoint, DiscoveryMethod as M, EndpointRule};
+///
+/// let current = Some(("198.51.100.7:51820".parse()?, M::Dht));
+/// let lan = decide_endpoint(current.clone(), "192.0.2.7:51820".parse()?, &M::Lan);
+/// assert!(lan.accepted && lan.changes());
+/// assert_eq!(lan.rule, EndpointRule::HigherRank);
+/// let again = decide_endpoint(current, "198.51.100.7:51820".parse()?, &M::Dht);
+/// assert_eq!(again.rule, EndpointRule::Unchanged);
+/// assert!(again.accepted && !again.changes());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn decide_endpoint<M: Borrow<DiscoveryMethod>>(
+    current: Option<(SocketAddr, M)>,
     new: SocketAddr,
     method: &DiscoveryMethod,
 ) -> EndpointDecision {
@@ -68,6 +100,10 @@ pub fn decide_endpoint(
     let Some((current, current_method)) = current else {
         return decide(true, EndpointRule::FirstEndpoint);
     };
+    let current_method = current_method.borrow();
+    if current == new && current_method == method {
+        return decide(true, EndpointRule::Unchanged);
+    }
     let (old_rank, new_rank) = (current_method.rank(), method.rank());
     if new_rank > old_rank {
         return decide(true, EndpointRule::HigherRank);
@@ -101,14 +137,14 @@ pub fn decide_endpoint(
 ///
 /// let v4 = "198.51.100.7:51820".parse().unwrap();
 /// let v6 = "[2001:db8::7]:51820".parse().unwrap();
-/// assert!(should_update_endpoint(None, v4, &M::Cache));
+/// assert!(should_update_endpoint(None::<(_, M)>, v4, &M::Cache));
 /// assert!(should_update_endpoint(Some((v4, &M::Dht)), v6, &M::Lan));
 /// assert!(!should_update_endpoint(Some((v6, &M::Lan)), v4, &M::DhtRendezvous));
 /// assert!(!should_update_endpoint(Some((v6, &M::Dht)), v4, &M::Dht));
 /// assert!(should_update_endpoint(Some((v4, &M::Dht)), v6, &M::Dht));
 /// ```
-pub fn should_update_endpoint(
-    current: Option<(SocketAddr, &DiscoveryMethod)>,
+pub fn should_update_endpoint<M: Borrow<DiscoveryMethod>>(
+    current: Option<(SocketAddr, M)>,
     new: SocketAddr,
     method: &DiscoveryMethod,
 ) -> bool {
@@ -117,6 +153,82 @@ pub fn should_update_endpoint(
 
 fn is_ipv6(addr: SocketAddr) -> bool {
     addr.ip().to_canonical().is_ipv6()
+}
+
+/// When a peer was last heard from: the instant on the store's monotonic timeline that
+/// expiry counts from, and the wall time that [`Peer::last_seen`] shows for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sighting {
+    pub at: Nanos,
+    pub wall: SystemTime,
+}
+
+impl Sighting {
+    /// Heard now.
+    fn now(now: Nanos, wall: SystemTime) -> Self {
+        Sighting { at: now, wall }
+    }
+
+    /// Heard at a carried wall-clock time, never later than now: a skewed or hostile clock
+    /// cannot keep a peer alive. Subtracting the age on the timeline cannot fail the way
+    /// `Instant - age` does on a machine up for less than `age`.
+    fn carried(last_seen: SystemTime, now: Nanos, wall: SystemTime) -> Self {
+        match wall.duration_since(last_seen) {
+            Ok(age) => Sighting {
+                at: now.saturating_sub(nanos_of(age)),
+                wall: last_seen,
+            },
+            Err(_) => Sighting::now(now, wall),
+        }
+    }
+}
+
+/// Whether a peer heard at `heard_at` has been silent for longer than `limit` at `now`.
+/// Compared as integers: `get_active` asks this of every peer.
+pub(crate) fn silent_longer_than(heard_at: Nanos, now: Nanos, limit: Nanos) -> bool {
+    now.saturating_sub(heard_at) > limit
+}
+
+/// Whether deciding `last_seen` for an announcement by `method` that carries `carried` reads
+/// the wall clock: a method that refreshes stamps the wall time now, a carried time is aged
+/// against it. The store reads the wall clock before it locks the record only then; for any
+/// other update of a known peer it is never read (see [`heard`]).
+pub(crate) fn needs_wall_clock(method: &DiscoveryMethod, carried: Option<SystemTime>) -> bool {
+    method.refreshes_last_seen() || carried.is_some()
+}
+
+/// When an announcement by `method` that carries `carried` says the peer was heard, given
+/// when the store last heard it (`None` for a new peer); `None` if it says nothing newer.
+///
+/// - A new peer is heard at the time the announcement carries, or now if it carries none.
+/// - A method that [refreshes](DiscoveryMethod::refreshes_last_seen) means the peer was heard
+///   now (`None` if that is exactly the stored sighting, as for two updates in one tick of
+///   the clock: the record is then left unwritten).
+/// - The cache and the second-hand methods only carry a time, taken when it is later than
+///   the stored one.
+///
+/// `wall` is called only when the answer needs the wall clock: for a new peer, or when
+/// [`needs_wall_clock`] said so.
+pub(crate) fn heard(
+    stored: Option<Sighting>,
+    method: &DiscoveryMethod,
+    carried: Option<SystemTime>,
+    now: Nanos,
+    wall: impl FnOnce() -> SystemTime,
+) -> Option<Sighting> {
+    let Some(stored) = stored else {
+        let wall = wall();
+        return Some(carried.map_or(Sighting::now(now, wall), |t| {
+            Sighting::carried(t, now, wall)
+        }));
+    };
+    if method.refreshes_last_seen() {
+        Some(Sighting::now(now, wall())).filter(|heard| *heard != stored)
+    } else {
+        carried
+            .map(|t| Sighting::carried(t, now, wall()))
+            .filter(|heard| heard.at > stored.at)
+    }
 }
 
 /// Which fields of a stored peer an announcement changes. Built by [`plan`] from shared
@@ -145,11 +257,9 @@ pub(crate) fn plan(peer: &Peer, info: &PeerInfo, method: &DiscoveryMethod) -> Pl
     fn differs<T: PartialEq>(new: &Option<T>, old: &Option<T>) -> bool {
         new.is_some() && new != old
     }
-    let endpoint = info.endpoint.is_some_and(|new| {
-        let current = peer.endpoint.zip(peer.endpoint_method.as_ref());
-        decide_endpoint(current, new, method).accepted
-            && (peer.endpoint != Some(new) || peer.endpoint_method.as_ref() != Some(method))
-    });
+    let endpoint = info
+        .endpoint
+        .is_some_and(|new| decide_endpoint(peer.current_endpoint(), new, method).changes());
     Plan {
         endpoint,
         mesh_ip: differs(&info.mesh_ip, &peer.mesh_ip),
@@ -164,10 +274,66 @@ pub(crate) fn plan(peer: &Peer, info: &PeerInfo, method: &DiscoveryMethod) -> Pl
     }
 }
 
-/// Applies a [`Plan`] made from the same `info` and `method`, swapping the new values in:
+/// Everything one announcement does to a known peer, decided before anything is assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Merge {
+    /// The fields it changes.
+    pub fields: Plan,
+    /// When the peer now counts as last heard, if that moves.
+    pub heard: Option<Sighting>,
+    /// Whether the peer was dead before and is active after.
+    pub revived: bool,
+}
+
+impl Merge {
+    /// Whether the stored record is written at all.
+    pub fn writes(&self) -> bool {
+        self.fields.changes() || self.heard.is_some()
+    }
+
+    /// What the update reports: a change a consumer acts on, or a dead peer come back, is
+    /// [`Updated`](UpdateOutcome::Updated); a refresh alone is not.
+    pub fn outcome(&self) -> UpdateOutcome {
+        if self.fields.changes() || self.revived {
+            UpdateOutcome::Updated
+        } else {
+            UpdateOutcome::Unchanged
+        }
+    }
+}
+
+/// Decides how `info`, heard by `method` at `now`, folds into `peer`, last heard at
+/// `heard_at`; a peer silent for longer than `dead_after` is dead. `wall` as for [`heard`].
+pub(crate) fn merge(
+    peer: &Peer,
+    heard_at: Nanos,
+    info: &PeerInfo,
+    method: &DiscoveryMethod,
+    now: Nanos,
+    dead_after: Nanos,
+    wall: impl FnOnce() -> SystemTime,
+) -> Merge {
+    let stored = Sighting {
+        at: heard_at,
+        wall: peer.last_seen,
+    };
+    let heard = heard(Some(stored), method, info.last_seen, now, wall);
+    let was_dead = silent_longer_than(heard_at, now, dead_after);
+    Merge {
+        fields: plan(peer, info, method),
+        heard,
+        revived: was_dead && heard.is_some_and(|h| !silent_longer_than(h.at, now, dead_after)),
+    }
+}
+
+/// Applies a [`Merge`] made from the same `info` and `method`, swapping the new values in:
 /// `info` is left holding the values they replaced, for the caller to free after it released
 /// the record's lock.
-pub(crate) fn apply(peer: &mut Peer, info: &mut PeerInfo, method: DiscoveryMethod, plan: Plan) {
+pub(crate) fn apply(peer: &mut Peer, info: &mut PeerInfo, method: DiscoveryMethod, merge: &Merge) {
+    let plan = merge.fields;
+    if let Some(heard) = merge.heard {
+        peer.last_seen = heard.wall;
+    }
     if plan.endpoint {
         peer.endpoint = info.endpoint;
         peer.endpoint_method = Some(method.clone());
@@ -193,30 +359,28 @@ pub(crate) fn apply(peer: &mut Peer, info: &mut PeerInfo, method: DiscoveryMetho
     }
 }
 
-/// The record a first announcement makes, moving out of `info` what it keeps.
-pub(crate) fn first(info: &mut PeerInfo, method: DiscoveryMethod, last_seen: SystemTime) -> Peer {
+/// The peer a first announcement makes, heard as [`heard`] says, moving out of `info` what it
+/// keeps.
+pub(crate) fn new_peer(info: &mut PeerInfo, method: DiscoveryMethod, heard: Sighting) -> Peer {
     let has_endpoint = info.endpoint.is_some();
-    Peer {
-        public_key: info.public_key,
-        endpoint: info.endpoint,
-        endpoint_method: has_endpoint.then(|| method.clone()),
-        mesh_ip: info.mesh_ip,
-        mesh_ipv6: info.mesh_ipv6,
-        hostname: info.hostname.take().filter(|h| !h.is_empty()),
-        routable_networks: std::mem::take(&mut info.routable_networks),
-        introducer: info.introducer,
-        nat_type: info.nat_type,
-        discovered_via: MethodSet::from(method),
-        last_seen,
-        latency: None,
-    }
+    let mut peer = Peer::new(info.public_key, heard.wall);
+    peer.endpoint = info.endpoint;
+    peer.endpoint_method = has_endpoint.then(|| method.clone());
+    peer.mesh_ip = info.mesh_ip;
+    peer.mesh_ipv6 = info.mesh_ipv6;
+    peer.hostname = info.hostname.take().filter(|h| !h.is_empty());
+    peer.routable_networks = std::mem::take(&mut info.routable_networks);
+    peer.introducer = info.introducer;
+    peer.nat_type = info.nat_type;
+    peer.discovered_via = MethodSet::from(method);
+    peer
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::DiscoveryMethod as M;
-    use crate::{CompactString, PublicKey};
+    use crate::{Hostname, PublicKey};
 
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
@@ -230,6 +394,20 @@ mod tests {
         let mapped = addr("[::ffff:198.51.100.3]:51820");
         let cases = [
             (None, v4, M::Cache, true, EndpointRule::FirstEndpoint),
+            (
+                Some((v4, M::Dht)),
+                v4,
+                M::Dht,
+                true,
+                EndpointRule::Unchanged,
+            ),
+            (
+                Some((v4, M::Lan)),
+                v4,
+                M::Lan,
+                true,
+                EndpointRule::Unchanged,
+            ),
             (
                 Some((v4, M::Dht)),
                 v4b,
@@ -289,8 +467,7 @@ mod tests {
             ),
         ];
         for (current, new, method, accepted, rule) in cases {
-            let current = current.as_ref().map(|(a, m)| (*a, m));
-            let got = decide_endpoint(current, new, &method);
+            let got = decide_endpoint(current.clone(), new, &method);
             assert_eq!(
                 got,
                 EndpointDecision { accepted, rule },
@@ -306,13 +483,14 @@ mod tests {
         let mut info = PeerInfo::new(key);
         info.endpoint = Some(addr("198.51.100.1:51820"));
         info.hostname = Some("a".into());
-        let mut peer = first(&mut info.clone(), M::Dht, SystemTime::UNIX_EPOCH);
+        let heard = Sighting::now(0, SystemTime::UNIX_EPOCH);
+        let mut peer = new_peer(&mut info.clone(), M::Dht, heard);
         assert!(!plan(&peer, &info, &M::Dht).changes());
 
         // Empty values say nothing; a higher method re-announcing the same endpoint takes it over.
         let mut again = PeerInfo::new(key);
         again.endpoint = info.endpoint;
-        again.hostname = Some(CompactString::default());
+        again.hostname = Some(Hostname::default());
         let p = plan(&peer, &again, &M::Lan);
         assert_eq!(
             p,
@@ -322,7 +500,12 @@ mod tests {
                 ..Plan::default()
             }
         );
-        apply(&mut peer, &mut again, M::Lan, p);
+        let merge = Merge {
+            fields: p,
+            heard: None,
+            revived: false,
+        };
+        apply(&mut peer, &mut again, M::Lan, &merge);
         assert_eq!(peer.endpoint_method, Some(M::Lan));
         assert_eq!(peer.hostname.as_deref(), Some("a"));
         assert_eq!(peer.discovered_via, [M::Dht, M::Lan]);
@@ -331,8 +514,12 @@ mod tests {
     #[test]
     fn first_record_ignores_an_empty_hostname_and_sets_no_method_without_endpoint() {
         let mut info = PeerInfo::new(PublicKey::from_bytes([2; 32]));
-        info.hostname = Some(CompactString::default());
-        let peer = first(&mut info, M::Gossip, SystemTime::UNIX_EPOCH);
+        info.hostname = Some(Hostname::default());
+        let peer = new_peer(
+            &mut info,
+            M::Gossip,
+            Sighting::now(0, SystemTime::UNIX_EPOCH),
+        );
         assert_eq!(peer.hostname, None);
         assert_eq!(peer.endpoint_method, None);
         assert_eq!(peer.discovered_via, [M::Gossip]);

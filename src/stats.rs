@@ -1,92 +1,147 @@
-//! Counters of what the store did, kept cheap for the hot path.
+//! Counters of what the store did, kept cheap for the hot path: each thread adds to a stripe
+//! of its own.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// What the store has done since it was built, from [`PeerStore::stats`](crate::PeerStore::stats).
-///
-/// The counters are read one after another while the store runs, so under load they describe
-/// nearly, not exactly, the same instant.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Peers held now.
-    pub peers: usize,
+use crate::UpdateOutcome;
+
+/// The store's counters, listed once: each becomes a [`Counter`], a field of [`Stats`] with
+/// its documentation, and a line of [`Stats::new`].
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])* $field:ident: $counter:ident,)*) => {
+        /// What the store has done since it was built, from
+        /// [`PeerStore::stats`](crate::PeerStore::stats).
+        ///
+        /// The counters are read one after another while the store runs, so under load they
+        /// describe nearly, not exactly, the same instant.
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub struct Stats {
+            /// Peers held now.
+            pub peers: usize,
+            $($(#[doc = $doc])* pub $field: u64,)*
+            /// Live subscribers: neither unsubscribed nor pruned.
+            pub subscribers: usize,
+        }
+
+        /// The kinds of count the store keeps.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub(crate) enum Counter {
+            $($counter,)*
+        }
+
+        impl Counter {
+            const ALL: &[Counter] = &[$(Counter::$counter,)*];
+        }
+
+        impl Stats {
+            pub(crate) fn new(counters: &Counters, peers: usize, subscribers: usize) -> Self {
+                Stats {
+                    peers,
+                    $($field: counters.total(Counter::$counter),)*
+                    subscribers,
+                }
+            }
+        }
+    };
+}
+
+counters! {
     /// Updates that inserted a new peer.
-    pub inserts: u64,
-    /// Updates that changed a peer ([`UpdateOutcome::Updated`](crate::UpdateOutcome::Updated)).
-    pub updates: u64,
+    inserts: Inserts,
+    /// Updates that changed a peer ([`UpdateOutcome::Updated`]).
+    updates: Updates,
     /// Updates that changed nothing a consumer acts on.
-    pub unchanged: u64,
+    unchanged: Unchanged,
     /// New peers refused because the store was full.
-    pub rejected_full: u64,
+    rejected_full: RejectedFull,
     /// Announcements refused as invalid.
-    pub rejected_invalid: u64,
+    rejected_invalid: RejectedInvalid,
     /// Peers removed by [`PeerStore::remove`](crate::PeerStore::remove).
-    pub removed: u64,
+    removed: Removed,
     /// Peers removed by [`PeerStore::cleanup_stale`](crate::PeerStore::cleanup_stale).
-    pub expired: u64,
+    expired: Expired,
     /// Events delivered, counted once per subscriber.
-    pub events_sent: u64,
+    events_sent: EventsSent,
     /// Events lost to full subscriber channels, counted once per subscriber.
-    pub events_dropped: u64,
-    /// Live subscribers: neither unsubscribed nor pruned.
-    pub subscribers: usize,
-}
-
-/// One counter of each kind, on a cache line of its own.
-#[derive(Debug, Default)]
-#[repr(align(128))]
-struct Stripe {
-    counts: [AtomicU64; Counter::COUNT],
-}
-
-/// The kinds of count the store keeps.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Counter {
-    Inserts,
-    Updates,
-    Unchanged,
-    RejectedFull,
-    RejectedInvalid,
-    Removed,
-    Expired,
-    EventsSent,
-    EventsDropped,
+    events_dropped: EventsDropped,
 }
 
 impl Counter {
-    const COUNT: usize = 9;
+    const COUNT: usize = Counter::ALL.len();
+
+    /// The counter an update's outcome adds to.
+    pub(crate) fn of(outcome: UpdateOutcome) -> Self {
+        match outcome {
+            UpdateOutcome::Inserted => Counter::Inserts,
+            UpdateOutcome::Updated => Counter::Updates,
+            UpdateOutcome::Unchanged => Counter::Unchanged,
+        }
+    }
 }
 
-/// Striped by thread, so that threads do not fight over one cache line (a single shared
-/// counter cost more than the whole update on two cores; stripes chosen by the peer's key
-/// still moved a line between cores on every other update, as every thread updates every peer).
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    stripes: [Stripe; STRIPES],
-}
-
+/// How many stripes a striped counter has: threads past this many share stripes.
 const STRIPES: usize = 8;
+
+/// One `T` per stripe, each on cache lines of its own, so that threads counting at once do
+/// not fight over one line. Striped by thread, not by peer: every thread updates every peer,
+/// so stripes chosen by the key would still move a line between cores on every other update.
+#[derive(Debug, Default)]
+pub(crate) struct Striped<T> {
+    stripes: [Padded<T>; STRIPES],
+}
+
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Padded<T>(T);
+
+impl<T> Striped<T> {
+    /// This thread's stripe.
+    pub(crate) fn mine(&self) -> &T {
+        &self.stripes[thread_stripe() % STRIPES].0
+    }
+
+    /// Every stripe, to add them up.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &T> {
+        self.stripes.iter().map(|padded| &padded.0)
+    }
+}
+
+impl Striped<AtomicU64> {
+    pub(crate) fn add(&self, n: u64) {
+        if n > 0 {
+            self.mine().fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn total(&self) -> u64 {
+        self.all().map(|count| count.load(Ordering::Relaxed)).sum()
+    }
+}
+
+/// Every counter of the store, each thread's on one line of its own.
+#[derive(Debug, Default)]
+pub(crate) struct Counters(Striped<[AtomicU64; Counter::COUNT]>);
 
 impl Counters {
     pub(crate) fn add(&self, counter: Counter, n: u64) {
         if n > 0 {
-            let stripe = &self.stripes[thread_stripe() % STRIPES];
-            stripe.counts[counter as usize].fetch_add(n, Ordering::Relaxed);
+            self.0.mine()[counter as usize].fetch_add(n, Ordering::Relaxed);
         }
     }
 
     pub(crate) fn total(&self, counter: Counter) -> u64 {
-        self.stripes
-            .iter()
-            .map(|s| s.counts[counter as usize].load(Ordering::Relaxed))
+        self.0
+            .all()
+            .map(|counts| counts[counter as usize].load(Ordering::Relaxed))
             .sum()
     }
 }
 
-/// This thread's stripe of a striped counter: threads take numbers in turn, so the first
-/// threads to count each get stripes of their own.
-pub(crate) fn thread_stripe() -> usize {
+/// This thread's stripe: threads take numbers in turn, so the first threads to count each get
+/// stripes of their own.
+fn thread_stripe() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static STRIPE: Cell<Option<usize>> = const { Cell::new(None) };
@@ -98,4 +153,36 @@ pub(crate) fn thread_stripe() -> usize {
             taken
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_has_its_own_slot() {
+        for (i, counter) in Counter::ALL.iter().enumerate() {
+            assert_eq!(*counter as usize, i);
+        }
+        let counters = Counters::default();
+        for (i, counter) in Counter::ALL.iter().enumerate() {
+            counters.add(*counter, i as u64 + 1);
+        }
+        let stats = Stats::new(&counters, 7, 3);
+        assert_eq!((stats.peers, stats.subscribers), (7, 3));
+        assert_eq!((stats.inserts, stats.events_dropped), (1, 9));
+    }
+
+    #[test]
+    fn stripes_add_up_across_threads() {
+        let striped = std::sync::Arc::new(Striped::<AtomicU64>::default());
+        let threads: Vec<_> = (0..STRIPES + 3)
+            .map(|_| {
+                let striped = std::sync::Arc::clone(&striped);
+                std::thread::spawn(move || (0..100).for_each(|_| striped.add(1)))
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().expect("counter"));
+        assert_eq!(striped.total(), 100 * (STRIPES as u64 + 3));
+    }
 }

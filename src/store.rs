@@ -1,5 +1,5 @@
-//! The store: records in a sharded map (a lock per shard), the peer cap, expiry and change
-//! events.
+//! The store: records in a `DashMap` (a lock per shard), the peer cap, expiry and change
+//! events. It locks, asks the policy, assigns and counts; every rule lives in `policy`.
 
 use std::any::TypeId;
 use std::fmt;
@@ -7,12 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use std::collections::hash_map::Entry;
-
-use crate::shards::Shards;
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry;
 
 use crate::capacity::Capacity;
-use crate::clock::{Timeline, ticks};
+use crate::clock::{Nanos, Timeline, nanos_of};
 use crate::events::{PeerEvent, PeerEventKind, RemovalCause, SubscriberList, Subscription};
 use crate::stats::{Counter, Counters, Stats};
 use crate::{
@@ -33,7 +32,10 @@ pub enum UpdateOutcome {
 }
 
 /// Why an [`update`](PeerStore::update) was refused. The store is left exactly as it was.
+///
+/// Its message includes the cause's, so [`source`](std::error::Error::source) is `None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UpdateError {
     /// The peer is new and the store already holds `capacity` peers.
     StoreFull {
@@ -56,14 +58,7 @@ impl fmt::Display for UpdateError {
     }
 }
 
-impl std::error::Error for UpdateError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            UpdateError::StoreFull { .. } => None,
-            UpdateError::Invalid(invalid) => Some(invalid),
-        }
-    }
-}
+impl std::error::Error for UpdateError {}
 
 impl From<InvalidPeerInfo> for UpdateError {
     fn from(invalid: InvalidPeerInfo) -> Self {
@@ -89,79 +84,47 @@ pub struct PeerStore {
     inner: Arc<Inner>,
 }
 
+/// Keys come from the network, so the map is seeded per store (foldhash: a fraction of
+/// SipHash's cost on a 32-byte key, and still no fixed seed for a flood to aim at).
+type Map = DashMap<PublicKey, Record, foldhash::fast::RandomState>;
+
 struct Inner {
-    peers: Shards<Record>,
+    peers: Map,
     capacity: Capacity,
     /// The next event's sequence number, taken while the changed record is locked.
     seq: SeqCounter,
     subscribers: Arc<SubscriberList>,
     counters: Counters,
-    /// The store's clock, as nanoseconds since the store was built.
     timeline: Timeline,
     dead_after: Duration,
     remove_after: Duration,
-    /// `dead_after` and `remove_after` in ticks of the store's timeline.
-    dead_ticks: i64,
-    remove_ticks: i64,
+    /// `dead_after` and `remove_after` as nanoseconds on the timeline.
+    dead_after_nanos: Nanos,
+    remove_after_nanos: Nanos,
     event_buffer: usize,
 }
 
 /// The event counter on cache lines of its own: every thread that changes a peer writes it,
-/// and the store's read-only fields beside it missed the cache on every read after that.
+/// and the store's read-only fields beside it would miss the cache on every read after that.
 #[repr(align(128))]
 struct SeqCounter(AtomicU64);
 
-/// One stored peer: the snapshot callers get, and when it was last refreshed.
+/// One stored peer: the snapshot callers get, and when it was last heard from.
 struct Record {
     /// Replaced copy-on-write: callers holding a snapshot keep theirs.
     peer: Arc<Peer>,
-    /// When the peer was last heard from: nanoseconds on the store's monotonic timeline
-    /// ([`Inner::tick`]), below zero for a carried time older than the store. One integer
-    /// instead of an `Instant` and an age keeps a map slot at 48 bytes instead of 72, and
-    /// subtracting integers cannot fail the way `Instant - age` does on a machine up for less
-    /// than `age`.
-    seen_at: i64,
+    /// When the peer was last heard from, on the store's timeline ([`Timeline`]): below zero
+    /// for a carried time older than the store. One integer, not an `Instant`, keeps the
+    /// map's slot small (asserted below).
+    heard_at: Nanos,
 }
+
+// A key and its record make one map slot: a key, a pointer and an integer.
+const _: () = assert!(std::mem::size_of::<(PublicKey, Record)>() == 48);
 
 impl Record {
-    /// Whether the peer was last heard from more than `ticks` before `now`. Compared as
-    /// integers: building a `Duration` from nanoseconds divides, and `get_active` asks this of
-    /// every peer.
-    fn older_than(&self, now: i64, ticks: i64) -> bool {
-        now.saturating_sub(self.seen_at) > ticks
-    }
-}
-
-/// A refresh of `last_seen`: how old it is and the wall time it stands for.
-#[derive(Clone, Copy)]
-struct Seen {
-    age: Duration,
-    wall: SystemTime,
-}
-
-impl Seen {
-    fn now(wall: SystemTime) -> Self {
-        Seen {
-            age: Duration::ZERO,
-            wall,
-        }
-    }
-
-    /// A carried wall-clock time, never later than now: a skewed or hostile clock cannot keep
-    /// a peer alive.
-    fn carried(last_seen: SystemTime, wall_now: SystemTime) -> Self {
-        match wall_now.duration_since(last_seen) {
-            Ok(age) => Seen {
-                age,
-                wall: last_seen,
-            },
-            Err(_) => Seen::now(wall_now),
-        }
-    }
-
-    /// The store-timeline tick this refresh stands for, `now` being the current tick.
-    fn at(&self, now: i64) -> i64 {
-        now.saturating_sub(ticks(self.age))
+    fn silent_longer_than(&self, now: Nanos, limit: Nanos) -> bool {
+        policy::silent_longer_than(self.heard_at, now, limit)
     }
 }
 
@@ -178,11 +141,11 @@ impl PeerStore {
 
     /// Merges one announcement, heard by `method`, into the store.
     ///
-    /// A new peer is inserted unless the store is full; a known one is merged: the endpoint by
+    /// A new peer is inserted unless the store is full; a known one is merged by the rules of
+    /// the [crate documentation](crate): the endpoint by
     /// [`should_update_endpoint`](crate::should_update_endpoint), the other fields by "last
-    /// non-empty value wins", `introducer` always. Direct methods refresh `last_seen`; the cache
-    /// and second-hand methods only carry a time, taken when it is newer than the stored one.
-    /// Subscribers hear of inserts and changes after the record's lock is released.
+    /// non-empty value wins". Subscribers hear of inserts and changes after the record's lock
+    /// is released.
     ///
     /// # Errors
     ///
@@ -200,51 +163,62 @@ impl PeerStore {
             inner.counters.add(Counter::RejectedInvalid, 1);
             return Err(UpdateError::Invalid(invalid));
         }
-        // The wall clock only stamps `last_seen`: skip deriving it when an update of a known
-        // peer will not need it.
-        let (now, wall) = if method.refreshes_last_seen() || info.last_seen.is_some() {
+        // Both clocks from one reading, before the lock, when the policy needs the wall clock;
+        // otherwise it is read under the lock only if a new peer needs it.
+        let (now, wall) = if policy::needs_wall_clock(&method, info.last_seen) {
             let (now, wall) = inner.timeline.now_and_wall();
             (now, Some(wall))
         } else {
-            (inner.tick(), None)
+            (inner.timeline.now(), None)
         };
-        let mut shard = inner.peers.write(&key);
-        let (outcome, seq) = match shard.entry(key) {
+        let wall = || wall.unwrap_or_else(|| inner.timeline.wall_now());
+        let (outcome, event) = match inner.peers.entry(key) {
             Entry::Occupied(mut entry) => {
-                let outcome = inner.merge(entry.get_mut(), &mut info, method, now, wall.as_ref());
-                let seq = (outcome == UpdateOutcome::Updated).then(|| inner.next_seq());
-                (outcome, seq)
+                let record = entry.get_mut();
+                let merge = policy::merge(
+                    &record.peer,
+                    record.heard_at,
+                    &info,
+                    &method,
+                    now,
+                    inner.dead_after_nanos,
+                    wall,
+                );
+                if merge.writes() {
+                    if let Some(heard) = merge.heard {
+                        record.heard_at = heard.at;
+                    }
+                    policy::apply(Arc::make_mut(&mut record.peer), &mut info, method, &merge);
+                }
+                let outcome = merge.outcome();
+                let event = (outcome == UpdateOutcome::Updated)
+                    .then(|| (PeerEventKind::Updated, inner.next_seq()));
+                (outcome, event)
             }
             Entry::Vacant(entry) => {
                 if !inner.capacity.try_reserve() {
-                    drop(shard);
+                    drop(entry);
                     inner.counters.add(Counter::RejectedFull, 1);
                     return Err(UpdateError::StoreFull {
                         capacity: inner.capacity.max(),
                     });
                 }
-                let wall = wall.unwrap_or_else(|| inner.timeline.wall_now());
-                let seen = info
-                    .last_seen
-                    .map_or(Seen::now(wall), |t| Seen::carried(t, wall));
+                let heard = policy::heard(None, &method, info.last_seen, now, wall)
+                    .expect("a new peer is always heard");
+                // The seq is taken before `insert`, whose guard is gone with the statement.
+                let event = (PeerEventKind::New, inner.next_seq());
                 entry.insert(Record {
-                    peer: Arc::new(policy::first(&mut info, method, seen.wall)),
-                    seen_at: seen.at(now),
+                    peer: Arc::new(policy::new_peer(&mut info, method, heard)),
+                    heard_at: heard.at,
                 });
-                (UpdateOutcome::Inserted, Some(inner.next_seq()))
+                (UpdateOutcome::Inserted, Some(event))
             }
         };
-        // Events leave after the lock is released, and what the merge replaced or did not
-        // take is freed then too (frees were 6% of a churning update, all under the lock).
-        drop(shard);
+        // The shard's lock was released with the entry: events leave now, and what the merge
+        // replaced or did not take is freed now too, outside the lock.
         drop(info);
-        let (counter, kind) = match outcome {
-            UpdateOutcome::Inserted => (Counter::Inserts, PeerEventKind::New),
-            UpdateOutcome::Updated => (Counter::Updates, PeerEventKind::Updated),
-            UpdateOutcome::Unchanged => (Counter::Unchanged, PeerEventKind::Updated),
-        };
-        inner.counters.add(counter, 1);
-        if let Some(seq) = seq {
+        inner.counters.add(Counter::of(outcome), 1);
+        if let Some((kind, seq)) = event {
             inner.publish(key, kind, seq);
         }
         Ok(outcome)
@@ -258,11 +232,7 @@ impl PeerStore {
 
     /// The peer stored under `key`, dead or alive.
     pub fn get(&self, key: &PublicKey) -> Option<Arc<Peer>> {
-        self.inner
-            .peers
-            .read(key)
-            .get(key)
-            .map(|r| Arc::clone(&r.peer))
+        self.inner.peers.get(key).map(|r| Arc::clone(&r.peer))
     }
 
     /// Every stored peer, dead or alive, in no particular order.
@@ -273,32 +243,19 @@ impl PeerStore {
     /// The peers heard from within the dead timeout (5 minutes by default), in no particular
     /// order: what reconciliation configures.
     pub fn get_active(&self) -> Vec<Arc<Peer>> {
-        let now = self.inner.tick();
-        let dead_after = self.inner.dead_ticks;
-        self.collect(|r| !r.older_than(now, dead_after))
+        let now = self.inner.timeline.now();
+        let dead_after = self.inner.dead_after_nanos;
+        self.collect(|r| !r.silent_longer_than(now, dead_after))
     }
 
     fn collect(&self, keep: impl Fn(&Record) -> bool) -> Vec<Arc<Peer>> {
-        /// Snapshots whose first cache lines fit a core's L1 cache, with room to spare.
-        const WARM_LIMIT: usize = 256;
         let mut out = Vec::with_capacity(self.inner.capacity.held());
         // Each shard is read-locked in turn: this is not one snapshot of the whole store.
-        self.inner.peers.for_each_shard(|records| {
-            // Reading the snapshots' reference counts first lets their cache misses overlap;
-            // the increments that follow, each of which waits for its line, then find it
-            // close. Only for a shard whose lines stay cached until then: a big store's would
-            // be read from memory twice.
-            if records.len() <= WARM_LIMIT {
-                for record in records.clone() {
-                    std::hint::black_box(Arc::strong_count(&record.peer));
-                }
+        for record in self.inner.peers.iter() {
+            if keep(&record) {
+                out.push(Arc::clone(&record.peer));
             }
-            for record in records {
-                if keep(record) {
-                    out.push(Arc::clone(&record.peer));
-                }
-            }
-        });
+        }
         out
     }
 
@@ -306,11 +263,14 @@ impl PeerStore {
     /// [`RemovalCause::Explicit`]. Its slot under the cap is free when this returns.
     pub fn remove(&self, key: &PublicKey) -> Option<Arc<Peer>> {
         let inner = &*self.inner;
-        let (record, seq) = {
-            let mut shard = inner.peers.write(key);
-            let record = shard.remove(key)?;
-            (record, inner.next_seq())
-        };
+        // The seq is taken while the shard is still locked, so it orders this removal after
+        // every change to the peer.
+        let mut seq = None;
+        let (_, record) = inner.peers.remove_if(key, |_, _| {
+            seq = Some(inner.next_seq());
+            true
+        })?;
+        let seq = seq.expect("taken by the removal");
         inner.capacity.release();
         inner.counters.add(Counter::Removed, 1);
         inner.publish(
@@ -328,18 +288,18 @@ impl PeerStore {
     /// this returns.
     pub fn cleanup_stale(&self) -> Vec<PublicKey> {
         let inner = &*self.inner;
-        let now = inner.tick();
+        let now = inner.timeline.now();
         let mut expired = Vec::new();
         inner.peers.retain(|key, record| {
-            let keep = !record.older_than(now, inner.remove_ticks);
+            let keep = !record.silent_longer_than(now, inner.remove_after_nanos);
             if !keep {
                 expired.push((*key, inner.next_seq()));
             }
             keep
         });
         inner.capacity.release_many(expired.len());
+        inner.counters.add(Counter::Expired, expired.len() as u64);
         for &(key, seq) in &expired {
-            inner.counters.add(Counter::Expired, 1);
             inner.publish(
                 key,
                 PeerEventKind::Removed {
@@ -363,19 +323,18 @@ impl PeerStore {
 
     /// Whether a peer is dead: silent for longer than the dead timeout. An unknown peer is dead.
     pub fn is_dead(&self, key: &PublicKey) -> bool {
-        let now = self.inner.tick();
+        let now = self.inner.timeline.now();
         self.inner
             .peers
-            .read(key)
             .get(key)
-            .is_none_or(|r| r.older_than(now, self.inner.dead_ticks))
+            .is_none_or(|r| r.silent_longer_than(now, self.inner.dead_after_nanos))
     }
 
     /// Records the latency the health monitor measured; `false` if the peer is unknown.
     /// It is a measurement, not news from the peer: no event, no refresh.
     pub fn set_latency(&self, key: &PublicKey, latency: Duration) -> bool {
-        match self.inner.peers.write(key).get_mut(key) {
-            Some(record) => {
+        match self.inner.peers.get_mut(key) {
+            Some(mut record) => {
                 if record.peer.latency != Some(latency) {
                     Arc::make_mut(&mut record.peer).latency = Some(latency);
                 }
@@ -410,20 +369,11 @@ impl PeerStore {
 
     /// What the store has done so far.
     pub fn stats(&self) -> Stats {
-        let c = &self.inner.counters;
-        Stats {
-            peers: self.len(),
-            inserts: c.total(Counter::Inserts),
-            updates: c.total(Counter::Updates),
-            unchanged: c.total(Counter::Unchanged),
-            rejected_full: c.total(Counter::RejectedFull),
-            rejected_invalid: c.total(Counter::RejectedInvalid),
-            removed: c.total(Counter::Removed),
-            expired: c.total(Counter::Expired),
-            events_sent: c.total(Counter::EventsSent),
-            events_dropped: c.total(Counter::EventsDropped),
-            subscribers: self.inner.subscribers.len(),
-        }
+        Stats::new(
+            &self.inner.counters,
+            self.len(),
+            self.inner.subscribers.len(),
+        )
     }
 
     /// The store's cap on peers.
@@ -447,11 +397,6 @@ impl WeakStore {
 }
 
 impl Inner {
-    /// Now on the store's monotonic timeline: nanoseconds since the store was built.
-    fn tick(&self) -> i64 {
-        self.timeline.now()
-    }
-
     fn next_seq(&self) -> u64 {
         self.seq.0.fetch_add(1, Ordering::Relaxed)
     }
@@ -464,46 +409,6 @@ impl Inner {
         });
         self.counters.add(Counter::EventsSent, delivery.sent);
         self.counters.add(Counter::EventsDropped, delivery.dropped);
-    }
-
-    /// Folds an announcement into a stored record: decide everything first, then assign.
-    fn merge(
-        &self,
-        record: &mut Record,
-        info: &mut PeerInfo,
-        method: DiscoveryMethod,
-        now: i64,
-        wall: Option<&SystemTime>,
-    ) -> UpdateOutcome {
-        let was_dead = record.older_than(now, self.dead_ticks);
-        let plan = policy::plan(&record.peer, info, &method);
-        // `wall` is there whenever the method refreshes or the announcement carries a time.
-        let seen = wall.and_then(|&wall| {
-            if method.refreshes_last_seen() {
-                // Within one tick of the coarse clock a refresh changes nothing: leaving the
-                // record unwritten keeps its cache lines shared between the cores that read it.
-                Some(Seen::now(wall))
-                    .filter(|seen| seen.at(now) != record.seen_at || wall != record.peer.last_seen)
-            } else {
-                info.last_seen
-                    .map(|t| Seen::carried(t, wall))
-                    .filter(|seen| seen.at(now) > record.seen_at)
-            }
-        });
-        if plan.changes() || seen.is_some() {
-            let peer = Arc::make_mut(&mut record.peer);
-            if let Some(seen) = seen {
-                peer.last_seen = seen.wall;
-                record.seen_at = seen.at(now);
-            }
-            policy::apply(peer, info, method, plan);
-        }
-        let revived = was_dead && !record.older_than(now, self.dead_ticks);
-        if plan.changes() || revived {
-            UpdateOutcome::Updated
-        } else {
-            UpdateOutcome::Unchanged
-        }
     }
 }
 
@@ -541,6 +446,7 @@ impl fmt::Debug for PeerStore {
 ///     .build();
 /// assert_eq!(store.max_peers(), 50);
 /// ```
+#[must_use = "a builder does nothing until `build` is called"]
 pub struct PeerStoreBuilder {
     max_peers: usize,
     dead_after: Duration,
@@ -548,6 +454,8 @@ pub struct PeerStoreBuilder {
     event_buffer: usize,
     /// `None` for the [`SystemClock`], which the store reads without going through [`Clock`].
     clock: Option<Box<dyn Clock>>,
+    /// `None` for the map's default (four per thread the machine runs).
+    shards: Option<usize>,
 }
 
 impl Default for PeerStoreBuilder {
@@ -558,6 +466,7 @@ impl Default for PeerStoreBuilder {
             remove_after: PEER_REMOVE_TIMEOUT,
             event_buffer: EVENT_BUFFER_SIZE,
             clock: None,
+            shards: None,
         }
     }
 }
@@ -606,11 +515,26 @@ impl PeerStoreBuilder {
         self
     }
 
+    /// How many shards the map has: rounded up to a power of two, at least 2 (the map's
+    /// minimum). Not for production: the tests run on a few and on many shards, so that a
+    /// 2-core machine and a 64-core one test the same thing.
+    #[doc(hidden)]
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shard_amount(shards));
+        self
+    }
+
     /// Builds the store.
+    #[must_use]
     pub fn build(self) -> PeerStore {
+        let hasher = foldhash::fast::RandomState::default();
+        let peers = match self.shards {
+            Some(shards) => Map::with_hasher_and_shard_amount(hasher, shards),
+            None => Map::with_hasher(hasher),
+        };
         PeerStore {
             inner: Arc::new(Inner {
-                peers: Shards::new(),
+                peers,
                 capacity: Capacity::new(self.max_peers),
                 seq: SeqCounter(AtomicU64::new(1)),
                 subscribers: Arc::default(),
@@ -618,12 +542,17 @@ impl PeerStoreBuilder {
                 timeline: Timeline::starting_now(self.clock),
                 dead_after: self.dead_after,
                 remove_after: self.remove_after,
-                dead_ticks: ticks(self.dead_after),
-                remove_ticks: ticks(self.remove_after),
+                dead_after_nanos: nanos_of(self.dead_after),
+                remove_after_nanos: nanos_of(self.remove_after),
                 event_buffer: self.event_buffer,
             }),
         }
     }
+}
+
+/// A shard count the map takes: a power of two, at least 2, at most 2^16.
+fn shard_amount(asked: usize) -> usize {
+    asked.clamp(2, 1 << 16).next_power_of_two()
 }
 
 #[cfg(test)]
@@ -664,5 +593,16 @@ mod tests {
             refreshed.last_seen,
             held.last_seen + Duration::from_nanos(1)
         );
+    }
+
+    #[test]
+    fn the_shard_count_is_a_power_of_two_of_at_least_two() {
+        for (asked, got) in [(0, 2), (1, 2), (2, 2), (3, 4), (64, 64), (65, 128)] {
+            assert_eq!(shard_amount(asked), got, "asked {asked}");
+            // The map asserts what it takes: building must not panic.
+            let store = PeerStore::builder().shards(asked).build();
+            assert!(store.is_empty());
+        }
+        assert_eq!(shard_amount(usize::MAX), 1 << 16);
     }
 }

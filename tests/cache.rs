@@ -56,12 +56,15 @@ fn wall(unix: u64) -> SystemTime {
 fn the_reference_daemons_file_restores_every_field() {
     let store = store_at(secs(60));
     let report = cache::restore(&store, Path::new(FIXTURE)).unwrap();
+    assert_eq!(report.restored, 3, "{report:?}");
     assert_eq!(
-        report,
-        RestoreReport {
-            restored: 3,
-            ..RestoreReport::default()
-        }
+        (
+            report.skipped_too_old,
+            report.skipped_invalid,
+            report.rejected_full
+        ),
+        (0, 0, 0),
+        "{report:?}"
     );
 
     let edge = store.get(&PublicKey::from_bytes([7; 32])).unwrap();
@@ -122,8 +125,6 @@ fn a_saved_store_restores_as_it_was() {
         .unwrap();
 
     assert_eq!(cache::save(&store, &path).unwrap(), 3);
-    let loaded = cache::load(&path).unwrap();
-    assert_eq!(loaded.len(), 3);
 
     let restarted = store_at(secs(30));
     let report = cache::restore(&restarted, &path).unwrap();
@@ -217,10 +218,6 @@ fn a_missing_file_restores_nothing_and_is_no_error() {
     let report = cache::restore(&store, &dir.file("never-written.json")).unwrap();
     assert_eq!(report, RestoreReport::default());
     assert!(store.is_empty());
-    assert!(matches!(
-        cache::load(&dir.file("never-written.json")),
-        Err(CacheError::Read { .. })
-    ));
 }
 
 /// Damaged files are errors that name the path and the cause, and are left exactly as they were.
@@ -250,7 +247,8 @@ fn corrupt_and_truncated_files_are_errors_that_name_the_path() {
             content,
             "{name} was touched"
         );
-        assert!(std::error::Error::source(&err).is_some());
+        // The message says it all: an error chain prints the cause once.
+        assert!(std::error::Error::source(&err).is_none());
     }
 }
 
@@ -390,11 +388,6 @@ fn invalid_entries_are_skipped_and_counted_with_their_reasons() {
     );
     assert!(reasons[2].contains("port"), "{reasons:?}");
     assert!(store.get(&PublicKey::from_bytes([5; 32])).is_some());
-    assert_eq!(
-        cache::load(&path).unwrap().len(),
-        2,
-        "load leaves out what does not parse"
-    );
 }
 
 #[test]

@@ -104,6 +104,7 @@ fn churn(
                     Ok(UpdateOutcome::Unchanged) => tally.unchanged += 1,
                     Err(UpdateError::StoreFull { .. }) => tally.full += 1,
                     Err(UpdateError::Invalid(_)) => tally.invalid += 1,
+                    Err(other) => panic!("refused in a way this test does not know: {other}"),
                 }
             }
             60..=69 => {
@@ -232,6 +233,7 @@ fn every_operation_at_once(threads: usize, ops: usize) {
                     "Removed for a missing peer: {e:?}"
                 );
             }
+            other => panic!("an event this test does not know: {other:?}"),
         }
     }
     assert_eq!(

@@ -27,10 +27,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Receiver, Sender};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
-use peerstore::compact_str::format_compact;
-use peerstore::smallvec::smallvec;
 use peerstore::{
-    CompactString, DiscoveryMethod, MethodSet, NatType, PEER_DEAD_TIMEOUT, Peer, PeerEvent,
+    DiscoveryMethod, Hostname, MethodSet, NatType, PEER_DEAD_TIMEOUT, Peer, PeerEvent,
     PeerEventKind, PeerInfo, PeerStore, PublicKey, RoutableNetworks, Subscription,
     should_update_endpoint,
 };
@@ -65,7 +63,7 @@ pub fn info(i: usize, j: usize) -> PeerInfo {
     info.endpoint = Some(SocketAddr::new(ip, 51820));
     info.mesh_ip = Some(Ipv4Addr::new(10, 99, 0, 1));
     info.hostname = Some("host".into());
-    info.routable_networks = smallvec!["192.168.0.0/24".parse().expect("a network")];
+    info.routable_networks = ["192.168.0.0/24".parse().expect("a network")].into();
     info.nat_type = Some(NatType::Cone);
     info
 }
@@ -110,7 +108,7 @@ impl Workload {
         let churn_pool = (0..POOL)
             .map(|j| {
                 let mut info = info(j % PEERS, j);
-                info.hostname = Some(format_compact!("h{j}"));
+                info.hostname = Some(format!("h{j}").into());
                 info
             })
             .collect();
@@ -337,7 +335,7 @@ pub struct ReferencePeer {
     pub endpoint_method: Option<DiscoveryMethod>,
     pub mesh_ip: Option<Ipv4Addr>,
     pub mesh_ipv6: Option<Ipv6Addr>,
-    pub hostname: Option<CompactString>,
+    pub hostname: Option<Hostname>,
     pub routable_networks: RoutableNetworks,
     pub introducer: bool,
     pub nat_type: Option<NatType>,
@@ -389,20 +387,16 @@ impl Target for Floor {
     fn prefill(&self, n: usize) {
         for i in 0..n {
             let info = info(i, i);
-            let peer = Peer {
-                public_key: info.public_key,
-                endpoint: info.endpoint,
-                endpoint_method: Some(DiscoveryMethod::Dht),
-                mesh_ip: info.mesh_ip,
-                mesh_ipv6: info.mesh_ipv6,
-                hostname: info.hostname.clone(),
-                routable_networks: info.routable_networks.clone(),
-                introducer: info.introducer,
-                nat_type: info.nat_type,
-                discovered_via: MethodSet::from(DiscoveryMethod::Dht),
-                last_seen: SystemTime::now(),
-                latency: None,
-            };
+            let mut peer = Peer::new(info.public_key, SystemTime::now());
+            peer.endpoint = info.endpoint;
+            peer.endpoint_method = Some(DiscoveryMethod::Dht);
+            peer.mesh_ip = info.mesh_ip;
+            peer.mesh_ipv6 = info.mesh_ipv6;
+            peer.hostname = info.hostname.clone();
+            peer.routable_networks = info.routable_networks.clone();
+            peer.introducer = info.introducer;
+            peer.nat_type = info.nat_type;
+            peer.discovered_via = MethodSet::from(DiscoveryMethod::Dht);
             self.snapshots.insert(info.public_key, Arc::new(peer));
             assert!(self.update(info, DiscoveryMethod::Dht), "prefill {i}");
         }

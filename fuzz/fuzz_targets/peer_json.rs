@@ -37,6 +37,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(*store.get(&info.public_key).expect("still stored"), *before);
         }
         Err(UpdateError::StoreFull { .. }) => panic!("an update of a stored peer is never full"),
+        Err(other) => panic!("refused in a way this target does not know: {other}"),
     }
     let peer = store.get(&info.public_key).expect("still stored");
     assert!(peer.last_seen <= clock_wall(&clock), "last_seen in the future");

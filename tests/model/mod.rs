@@ -2,7 +2,7 @@
 //! documentation. `run` drives the real store and the model with the same operations and
 //! reports the first step where they disagree.
 //!
-//! Shared by the property tests (`tests/model.rs`) and the `ops` fuzz target, so it depends on
+//! Shared by the property tests (`tests/properties.rs`) and the `ops` fuzz target, so it depends on
 //! nothing but the crate and std. Only `decide_endpoint` (the endpoint rule table, itself
 //! pinned case by case in the crate's tests) is taken from the crate.
 #![allow(dead_code)]
@@ -176,6 +176,8 @@ pub enum Expected {
     Full,
     /// Refused, naming this field.
     Invalid(&'static str),
+    /// Refused in a way the model does not know.
+    Unknown(String),
 }
 
 #[derive(Debug, Default)]
@@ -247,20 +249,16 @@ impl Model {
                 return (Expected::Full, None);
             }
             let (last_seen, age) = carried.unwrap_or((wall, 0));
-            let peer = Peer {
-                public_key: info.public_key,
-                endpoint: info.endpoint,
-                endpoint_method: info.endpoint.map(|_| method.clone()),
-                mesh_ip: info.mesh_ip,
-                mesh_ipv6: info.mesh_ipv6,
-                hostname: info.hostname.filter(|h| !h.is_empty()),
-                routable_networks: info.routable_networks,
-                introducer: info.introducer,
-                nat_type: info.nat_type,
-                discovered_via: MethodSet::from(method.clone()),
-                last_seen,
-                latency: None,
-            };
+            let mut peer = Peer::new(info.public_key, last_seen);
+            peer.endpoint = info.endpoint;
+            peer.endpoint_method = info.endpoint.map(|_| method.clone());
+            peer.mesh_ip = info.mesh_ip;
+            peer.mesh_ipv6 = info.mesh_ipv6;
+            peer.hostname = info.hostname.filter(|h| !h.is_empty());
+            peer.routable_networks = info.routable_networks;
+            peer.introducer = info.introducer;
+            peer.nat_type = info.nat_type;
+            peer.discovered_via = MethodSet::from(method.clone());
             self.peers.insert(
                 peer.public_key,
                 Entry {
@@ -436,6 +434,7 @@ fn expected_of(result: &Result<UpdateOutcome, UpdateError>) -> Expected {
         Ok(outcome) => Expected::Ok(*outcome),
         Err(UpdateError::StoreFull { .. }) => Expected::Full,
         Err(UpdateError::Invalid(why)) => Expected::Invalid(why.field()),
+        Err(other) => Expected::Unknown(other.to_string()),
     }
 }
 

@@ -8,128 +8,137 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use peerstore::{DiscoveryMethod as M, PeerInfo, PeerStore, UpdateError, UpdateOutcome};
+use peerstore::{DiscoveryMethod as M, PeerInfo, UpdateError, UpdateOutcome};
 use support::{THREADS, at, key, race, rounds};
 
 #[test]
 fn racing_inserts_into_a_store_one_short_of_full_admit_exactly_one() {
-    let store = PeerStore::builder().max_peers(1000).build();
-    for n in 0..999 {
-        store.update(PeerInfo::new(key(n)), M::Dht).unwrap();
-    }
-    for round in 0..rounds(100) {
-        let racers = store.clone();
-        let outcomes = race(move |t| {
-            let fresh = key(1_000_000 + (round * THREADS + t) as u32);
-            (fresh, racers.update(PeerInfo::new(fresh), M::Lan))
-        });
-        let winners: Vec<_> = outcomes
-            .iter()
-            .filter(|(_, r)| *r == Ok(UpdateOutcome::Inserted))
-            .collect();
-        assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
-        for (_, r) in &outcomes {
-            assert!(
-                matches!(
-                    r,
-                    Ok(UpdateOutcome::Inserted) | Err(UpdateError::StoreFull { capacity: 1000 })
-                ),
-                "{r:?}"
-            );
+    support::each_shards(|shards| {
+        let store = support::builder(shards).max_peers(1000).build();
+        for n in 0..999 {
+            store.update(PeerInfo::new(key(n)), M::Dht).unwrap();
         }
-        assert_eq!(store.len(), 1000);
-        assert_eq!(store.get_all().len(), 1000);
-        store.remove(&winners[0].0).unwrap();
-    }
+        for round in 0..rounds(100) {
+            let racers = store.clone();
+            let outcomes = race(move |t| {
+                let fresh = key(1_000_000 + (round * THREADS + t) as u32);
+                (fresh, racers.update(PeerInfo::new(fresh), M::Lan))
+            });
+            let winners: Vec<_> = outcomes
+                .iter()
+                .filter(|(_, r)| *r == Ok(UpdateOutcome::Inserted))
+                .collect();
+            assert_eq!(winners.len(), 1, "round {round}: {outcomes:?}");
+            for (_, r) in &outcomes {
+                assert!(
+                    matches!(
+                        r,
+                        Ok(UpdateOutcome::Inserted)
+                            | Err(UpdateError::StoreFull { capacity: 1000 })
+                    ),
+                    "{r:?}"
+                );
+            }
+            assert_eq!(store.len(), 1000);
+            assert_eq!(store.get_all().len(), 1000);
+            store.remove(&winners[0].0).unwrap();
+        }
+    });
 }
 
 #[test]
 fn racing_inserts_fill_the_store_exactly_to_the_cap() {
-    for round in 0..rounds(20) {
-        let store = PeerStore::builder().max_peers(500).build();
-        let racers = store.clone();
-        let inserted = race(move |t| {
-            (0..200)
-                .filter(|i| {
-                    let n = (t * 1000 + i) as u32;
-                    racers.update(PeerInfo::new(key(n)), M::Dht).is_ok()
-                })
-                .count()
-        });
-        // 1600 distinct peers offered: every slot taken, none twice, none refused early.
-        assert_eq!(inserted.iter().sum::<usize>(), 500, "round {round}");
-        assert_eq!(store.len(), 500);
-        assert_eq!(store.get_all().len(), 500);
-        let stats = store.stats();
-        assert_eq!((stats.inserts, stats.rejected_full), (500, 1100));
-    }
+    support::each_shards(|shards| {
+        for round in 0..rounds(20) {
+            let store = support::builder(shards).max_peers(500).build();
+            let racers = store.clone();
+            let inserted = race(move |t| {
+                (0..200)
+                    .filter(|i| {
+                        let n = (t * 1000 + i) as u32;
+                        racers.update(PeerInfo::new(key(n)), M::Dht).is_ok()
+                    })
+                    .count()
+            });
+            // 1600 distinct peers offered: every slot taken, none twice, none refused early.
+            assert_eq!(inserted.iter().sum::<usize>(), 500, "round {round}");
+            assert_eq!(store.len(), 500);
+            assert_eq!(store.get_all().len(), 500);
+            let stats = store.stats();
+            assert_eq!((stats.inserts, stats.rejected_full), (500, 1100));
+        }
+    });
 }
 
 #[test]
 fn inserts_and_removals_racing_never_pass_the_cap() {
-    let store = PeerStore::builder().max_peers(64).build();
-    let racers = store.clone();
-    let over = Arc::new(AtomicBool::new(false));
-    let seen_over = Arc::clone(&over);
-    race(move |t| {
-        for i in 0..rounds(2000) {
-            let n = ((t * 7919 + i * 31) % 256) as u32;
-            if (t + i) % 3 == 0 {
-                racers.remove(&key(n));
-            } else {
-                let _ = racers.update(PeerInfo::new(key(n)), M::Gossip);
+    support::each_shards(|shards| {
+        let store = support::builder(shards).max_peers(64).build();
+        let racers = store.clone();
+        let over = Arc::new(AtomicBool::new(false));
+        let seen_over = Arc::clone(&over);
+        race(move |t| {
+            for i in 0..rounds(2000) {
+                let n = ((t * 7919 + i * 31) % 256) as u32;
+                if (t + i) % 3 == 0 {
+                    racers.remove(&key(n));
+                } else {
+                    let _ = racers.update(PeerInfo::new(key(n)), M::Gossip);
+                }
+                if racers.len() > 64 {
+                    seen_over.store(true, Ordering::Relaxed);
+                }
             }
-            if racers.len() > 64 {
-                seen_over.store(true, Ordering::Relaxed);
-            }
-        }
+        });
+        assert!(!over.load(Ordering::Relaxed), "the count passed the cap");
+        assert_eq!(store.len(), store.get_all().len());
     });
-    assert!(!over.load(Ordering::Relaxed), "the count passed the cap");
-    assert_eq!(store.len(), store.get_all().len());
 }
 
 #[test]
 fn subscribers_that_call_back_into_the_store_while_writers_run_do_not_deadlock() {
-    let store = PeerStore::builder()
-        .max_peers(10_000)
-        .event_buffer(1024)
-        .build();
-    let writers_done = Arc::new(AtomicUsize::new(0));
-    let (racers, done) = (store.clone(), Arc::clone(&writers_done));
-    let subscriptions: Vec<_> = (0..THREADS / 2).map(|_| store.subscribe()).collect();
-    let subscriptions = Arc::new(std::sync::Mutex::new(subscriptions));
-    let reacted = race(move |t| {
-        if t < THREADS / 2 {
-            for i in 0..rounds(2000) {
-                let n = (i % 300) as u32;
-                let mut info = at(n, "198.51.100.1:51820");
-                info.hostname = Some(format!("h{}", i % 7).into());
-                racers.update(info, M::Dht).unwrap();
-            }
-            done.fetch_add(1, Ordering::SeqCst);
-            0
-        } else {
-            let events = subscriptions.lock().unwrap().pop().unwrap();
-            let mut reacted = 0;
-            // React to each event with reads and writes of the same peer, as the health monitor does.
-            while done.load(Ordering::SeqCst) < THREADS / 2 || !events.is_empty_now() {
-                if let Ok(event) = events.recv_timeout(Duration::from_millis(1)) {
-                    let _ = racers.get(&event.public_key);
-                    let _ = racers.is_dead(&event.public_key);
-                    racers.set_latency(&event.public_key, Duration::from_millis(3));
-                    let _ = racers.update(PeerInfo::new(event.public_key), M::Lan);
-                    if event.seq % 97 == 0 {
-                        racers.remove(&event.public_key);
-                    }
-                    let _ = racers.get_active();
-                    reacted += 1;
+    support::each_shards(|shards| {
+        let store = support::builder(shards)
+            .max_peers(10_000)
+            .event_buffer(1024)
+            .build();
+        let writers_done = Arc::new(AtomicUsize::new(0));
+        let (racers, done) = (store.clone(), Arc::clone(&writers_done));
+        let subscriptions: Vec<_> = (0..THREADS / 2).map(|_| store.subscribe()).collect();
+        let subscriptions = Arc::new(std::sync::Mutex::new(subscriptions));
+        let reacted = race(move |t| {
+            if t < THREADS / 2 {
+                for i in 0..rounds(2000) {
+                    let n = (i % 300) as u32;
+                    let mut info = at(n, "198.51.100.1:51820");
+                    info.hostname = Some(format!("h{}", i % 7).into());
+                    racers.update(info, M::Dht).unwrap();
                 }
+                done.fetch_add(1, Ordering::SeqCst);
+                0
+            } else {
+                let events = subscriptions.lock().unwrap().pop().unwrap();
+                let mut reacted = 0;
+                // React to each event with reads and writes of the same peer, as the health monitor does.
+                while done.load(Ordering::SeqCst) < THREADS / 2 || !events.is_empty_now() {
+                    if let Ok(event) = events.recv_timeout(Duration::from_millis(1)) {
+                        let _ = racers.get(&event.public_key);
+                        let _ = racers.is_dead(&event.public_key);
+                        racers.set_latency(&event.public_key, Duration::from_millis(3));
+                        let _ = racers.update(PeerInfo::new(event.public_key), M::Lan);
+                        if event.seq % 97 == 0 {
+                            racers.remove(&event.public_key);
+                        }
+                        let _ = racers.get_active();
+                        reacted += 1;
+                    }
+                }
+                reacted
             }
-            reacted
-        }
+        });
+        assert!(reacted.iter().sum::<usize>() > 0);
+        assert_eq!(store.len(), store.get_all().len());
     });
-    assert!(reacted.iter().sum::<usize>() > 0);
-    assert_eq!(store.len(), store.get_all().len());
 }
 
 /// `Subscription` has no "is empty" of its own; the receiver does.
@@ -145,30 +154,32 @@ impl IsEmptyNow for peerstore::Subscription {
 
 #[test]
 fn unsubscribing_while_events_are_sent_never_panics_or_leaks_subscribers() {
-    let store = PeerStore::builder().max_peers(10_000).build();
-    let racers = store.clone();
-    race(move |t| {
-        for i in 0..rounds(1000) {
-            if t % 2 == 0 {
-                let mut info = PeerInfo::new(key((i % 500) as u32));
-                info.hostname = Some(format!("h{i}").into());
-                racers.update(info, M::Dht).unwrap();
-            } else {
-                let sub = racers.subscribe();
-                let _ = sub.try_recv();
-                if i % 2 == 0 {
-                    racers.unsubscribe(sub);
+    support::each_shards(|shards| {
+        let store = support::builder(shards).max_peers(10_000).build();
+        let racers = store.clone();
+        race(move |t| {
+            for i in 0..rounds(1000) {
+                if t % 2 == 0 {
+                    let mut info = PeerInfo::new(key((i % 500) as u32));
+                    info.hostname = Some(format!("h{i}").into());
+                    racers.update(info, M::Dht).unwrap();
                 } else {
-                    // A receiver that outlives its subscription must not keep it listed.
-                    let receiver = sub.receiver().clone();
-                    drop(sub);
-                    drop(receiver);
+                    let sub = racers.subscribe();
+                    let _ = sub.try_recv();
+                    if i % 2 == 0 {
+                        racers.unsubscribe(sub);
+                    } else {
+                        // A receiver that outlives its subscription must not keep it listed.
+                        let receiver = sub.receiver().clone();
+                        drop(sub);
+                        drop(receiver);
+                    }
                 }
             }
-        }
+        });
+        assert_eq!(store.stats().subscribers, 0);
+        let late = store.subscribe();
+        store.update(PeerInfo::new(key(9999)), M::Lan).unwrap();
+        assert!(late.try_recv().is_ok());
     });
-    assert_eq!(store.stats().subscribers, 0);
-    let late = store.subscribe();
-    store.update(PeerInfo::new(key(9999)), M::Lan).unwrap();
-    assert!(late.try_recv().is_ok());
 }

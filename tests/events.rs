@@ -8,7 +8,7 @@ use std::time::Duration;
 use peerstore::{
     DiscoveryMethod as M, PeerEvent, PeerEventKind, PeerInfo, PeerStore, RemovalCause,
 };
-use support::{at, clock, key, secs, store};
+use support::{at, clock, key, secs};
 
 /// Generous: only a deadlock or a missing wake-up comes near it.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -27,33 +27,34 @@ fn kinds(events: &peerstore::Subscription) -> Vec<(u32, PeerEventKind)> {
 
 #[test]
 fn each_change_is_one_event_and_nothing_else_is() {
-    let (store, clock) = store();
-    let events = store.subscribe();
-    store.update(at(1, "198.51.100.1:1"), M::Dht).unwrap(); // New
-    store.update(at(1, "198.51.100.1:1"), M::Dht).unwrap(); // unchanged: nothing
-    store.update(at(1, "198.51.100.2:1"), M::Dht).unwrap(); // Updated
-    store.update(at(1, "0.0.0.0:1"), M::Dht).unwrap_err(); // refused: nothing
-    store.update(at(2, "198.51.100.3:1"), M::Lan).unwrap(); // New
-    store.remove(&key(2)); // Removed, explicit
-    store.remove(&key(2)); // nothing left to remove
-    clock.advance(secs(601));
-    store.cleanup_stale(); // Removed, expired
-    let explicit = PeerEventKind::Removed {
-        cause: RemovalCause::Explicit,
-    };
-    let expired = PeerEventKind::Removed {
-        cause: RemovalCause::Expired,
-    };
-    assert_eq!(
-        kinds(&events),
-        [
-            (1, PeerEventKind::New),
-            (1, PeerEventKind::Updated),
-            (2, PeerEventKind::New),
-            (2, explicit),
-            (1, expired)
-        ]
-    );
+    support::each(|store, clock| {
+        let events = store.subscribe();
+        store.update(at(1, "198.51.100.1:1"), M::Dht).unwrap(); // New
+        store.update(at(1, "198.51.100.1:1"), M::Dht).unwrap(); // unchanged: nothing
+        store.update(at(1, "198.51.100.2:1"), M::Dht).unwrap(); // Updated
+        store.update(at(1, "0.0.0.0:1"), M::Dht).unwrap_err(); // refused: nothing
+        store.update(at(2, "198.51.100.3:1"), M::Lan).unwrap(); // New
+        store.remove(&key(2)); // Removed, explicit
+        store.remove(&key(2)); // nothing left to remove
+        clock.advance(secs(601));
+        store.cleanup_stale(); // Removed, expired
+        let explicit = PeerEventKind::Removed {
+            cause: RemovalCause::Explicit,
+        };
+        let expired = PeerEventKind::Removed {
+            cause: RemovalCause::Expired,
+        };
+        assert_eq!(
+            kinds(&events),
+            [
+                (1, PeerEventKind::New),
+                (1, PeerEventKind::Updated),
+                (2, PeerEventKind::New),
+                (2, explicit),
+                (1, expired)
+            ]
+        );
+    });
 }
 
 #[test]
@@ -68,20 +69,21 @@ fn a_full_store_refusal_is_silent() {
 
 #[test]
 fn seq_is_strictly_increasing_and_gaps_show_what_a_late_subscriber_missed() {
-    let (store, _) = store();
-    let early = store.subscribe();
-    for n in 0..5 {
-        store.update(PeerInfo::new(key(n)), M::Lan).unwrap();
-    }
-    let late = store.subscribe();
-    for n in 5..10 {
-        store.update(PeerInfo::new(key(n)), M::Lan).unwrap();
-    }
-    let early: Vec<u64> = early.try_iter().map(|e| e.seq).collect();
-    let late: Vec<u64> = late.try_iter().map(|e| e.seq).collect();
-    assert_eq!(early.len(), 10);
-    assert!(early.windows(2).all(|w| w[1] == w[0] + 1), "{early:?}");
-    assert_eq!(late, early[5..]);
+    support::each_clock(|store| {
+        let early = store.subscribe();
+        for n in 0..5 {
+            store.update(PeerInfo::new(key(n)), M::Lan).unwrap();
+        }
+        let late = store.subscribe();
+        for n in 5..10 {
+            store.update(PeerInfo::new(key(n)), M::Lan).unwrap();
+        }
+        let early: Vec<u64> = early.try_iter().map(|e| e.seq).collect();
+        let late: Vec<u64> = late.try_iter().map(|e| e.seq).collect();
+        assert_eq!(early.len(), 10);
+        assert!(early.windows(2).all(|w| w[1] == w[0] + 1), "{early:?}");
+        assert_eq!(late, early[5..]);
+    });
 }
 
 #[test]
@@ -106,85 +108,91 @@ fn a_full_subscriber_loses_events_counts_them_and_never_blocks_the_store() {
 
 #[test]
 fn the_default_buffer_holds_sixteen_events() {
-    let (store, _) = store();
-    let events = store.subscribe();
-    for n in 0..20 {
-        store.update(PeerInfo::new(key(n)), M::Lan).unwrap();
-    }
-    assert_eq!(events.try_iter().count(), peerstore::EVENT_BUFFER_SIZE);
-    assert_eq!(events.dropped(), 4);
+    support::each_clock(|store| {
+        let events = store.subscribe();
+        for n in 0..20 {
+            store.update(PeerInfo::new(key(n)), M::Lan).unwrap();
+        }
+        assert_eq!(events.try_iter().count(), peerstore::EVENT_BUFFER_SIZE);
+        assert_eq!(events.dropped(), 4);
+    });
 }
 
 #[test]
 fn dropping_a_subscription_unsubscribes_and_costs_nothing_after() {
-    let (store, _) = store();
-    let kept = store.subscribe();
-    let gone = store.subscribe();
-    assert_eq!(store.stats().subscribers, 2);
-    drop(gone);
-    assert_eq!(store.stats().subscribers, 1);
-    store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
-    assert_eq!(store.stats().events_sent, 1);
-    assert_eq!(kept.try_iter().count(), 1);
+    support::each_clock(|store| {
+        let kept = store.subscribe();
+        let gone = store.subscribe();
+        assert_eq!(store.stats().subscribers, 2);
+        drop(gone);
+        assert_eq!(store.stats().subscribers, 1);
+        store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
+        assert_eq!(store.stats().events_sent, 1);
+        assert_eq!(kept.try_iter().count(), 1);
+    });
 }
 
 #[test]
 fn a_receiver_kept_past_its_subscription_hears_nothing_more() {
-    let (store, _) = store();
-    let events = store.subscribe();
-    let receiver = events.receiver().clone();
-    store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
-    drop(events);
-    store.update(PeerInfo::new(key(2)), M::Lan).unwrap();
-    assert_eq!(receiver.try_iter().count(), 1);
-    assert_eq!(store.stats().subscribers, 0);
+    support::each_clock(|store| {
+        let events = store.subscribe();
+        let receiver = events.receiver().clone();
+        store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
+        drop(events);
+        store.update(PeerInfo::new(key(2)), M::Lan).unwrap();
+        assert_eq!(receiver.try_iter().count(), 1);
+        assert_eq!(store.stats().subscribers, 0);
+    });
 }
 
 #[test]
 fn a_subscription_works_with_select() {
-    let (store, _) = store();
-    let a = store.subscribe();
-    let b = store.subscribe();
-    store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
-    let got: PeerEvent = crossbeam_channel::select! {
-        recv(a.receiver()) -> e => e.unwrap(),
-        recv(b.receiver()) -> e => e.unwrap(),
-        default(DEADLINE) => panic!("no event"),
-    };
-    assert_eq!(got.public_key, key(1));
-    // The other subscriber still holds its copy.
-    assert_eq!(a.try_iter().count() + b.try_iter().count(), 1);
+    support::each_clock(|store| {
+        let a = store.subscribe();
+        let b = store.subscribe();
+        store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
+        let got: PeerEvent = crossbeam_channel::select! {
+            recv(a.receiver()) -> e => e.unwrap(),
+            recv(b.receiver()) -> e => e.unwrap(),
+            default(DEADLINE) => panic!("no event"),
+        };
+        assert_eq!(got.public_key, key(1));
+        // The other subscriber still holds its copy.
+        assert_eq!(a.try_iter().count() + b.try_iter().count(), 1);
+    });
 }
 
 #[test]
 fn the_store_going_away_ends_recv() {
-    let (store, _) = store();
-    let events = store.subscribe();
-    store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
-    drop(store);
-    assert_eq!(events.recv().map(|e| e.kind), Ok(PeerEventKind::New));
-    assert!(events.recv().is_err());
+    support::each_clock(|store| {
+        let events = store.subscribe();
+        store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
+        drop(store);
+        assert_eq!(events.recv().map(|e| e.kind), Ok(PeerEventKind::New));
+        assert!(events.recv().is_err());
+    });
 }
 
 #[test]
 fn the_cleanup_thread_expires_peers_on_its_own() {
-    let (store, clock) = store();
-    store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
-    let events = store.subscribe();
-    let cleanup = store.spawn_cleanup(Duration::from_millis(1));
-    clock.advance(secs(601));
-    let event = events
-        .recv_timeout(DEADLINE)
-        .expect("the cleanup thread ran");
-    assert_eq!(
-        event.kind,
-        PeerEventKind::Removed {
-            cause: RemovalCause::Expired
-        }
-    );
-    assert!(store.is_empty());
-    cleanup.stop();
-    assert_eq!(store.stats().expired, 1);
+    support::each(|store, clock| {
+        store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
+        let events = store.subscribe();
+        let cleanup = store.spawn_cleanup(Duration::from_millis(1));
+        clock.advance(secs(601));
+        let event = events
+            .recv_timeout(DEADLINE)
+            .expect("the cleanup thread ran");
+        assert_eq!(
+            event.kind,
+            PeerEventKind::Removed {
+                cause: RemovalCause::Expired
+            }
+        );
+        assert!(store.is_empty());
+        cleanup.stop();
+        assert_eq!(store.stats().expired, 1);
+    });
 }
 
 /// Runs `f` on another thread and fails if it does not finish before the deadline.
@@ -201,24 +209,26 @@ fn finishes_promptly(what: &str, f: impl FnOnce() + Send + 'static) {
 
 #[test]
 fn stopping_or_dropping_the_cleanup_handle_does_not_wait_for_the_interval() {
-    let (store, _) = store();
-    let hour = Duration::from_secs(3600);
-    let handle = store.spawn_cleanup(hour);
-    finishes_promptly("stop()", move || handle.stop());
-    let handle = store.spawn_cleanup(hour);
-    finishes_promptly("drop", move || drop(handle));
+    support::each_clock(|store| {
+        let hour = Duration::from_secs(3600);
+        let handle = store.spawn_cleanup(hour);
+        finishes_promptly("stop()", move || handle.stop());
+        let handle = store.spawn_cleanup(hour);
+        finishes_promptly("drop", move || drop(handle));
+    });
 }
 
 #[test]
 fn the_cleanup_thread_never_keeps_the_store_alive() {
-    let (store, _) = store();
-    let events = store.subscribe();
-    let handle = store.spawn_cleanup(Duration::from_millis(1));
-    drop(store);
-    // Every sender lives in the store: the channel closes only once the store is gone.
-    assert!(matches!(
-        events.recv_timeout(DEADLINE),
-        Err(crossbeam_channel::RecvTimeoutError::Disconnected)
-    ));
-    finishes_promptly("drop after the store is gone", move || drop(handle));
+    support::each_clock(|store| {
+        let events = store.subscribe();
+        let handle = store.spawn_cleanup(Duration::from_millis(1));
+        drop(store);
+        // Every sender lives in the store: the channel closes only once the store is gone.
+        assert!(matches!(
+            events.recv_timeout(DEADLINE),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected)
+        ));
+        finishes_promptly("drop after the store is gone", move || drop(handle));
+    });
 }

@@ -108,174 +108,180 @@ fn a_lan_endpoint_is_replaced_only_by_a_newer_lan_discovery() {
 
 #[test]
 fn a_peer_without_an_endpoint_takes_any() {
-    let (store, _) = store();
-    store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
-    assert_eq!(store.get(&key(1)).unwrap().endpoint_method, None);
-    assert_eq!(
-        store.update(at(1, V4_A), M::Cache),
-        Ok(UpdateOutcome::Updated)
-    );
-    let peer = store.get(&key(1)).unwrap();
-    assert_eq!(
-        (peer.endpoint, peer.endpoint_method.clone()),
-        (Some(addr(V4_A)), Some(M::Cache))
-    );
+    support::each_clock(|store| {
+        store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
+        assert_eq!(store.get(&key(1)).unwrap().endpoint_method, None);
+        assert_eq!(
+            store.update(at(1, V4_A), M::Cache),
+            Ok(UpdateOutcome::Updated)
+        );
+        let peer = store.get(&key(1)).unwrap();
+        assert_eq!(
+            (peer.endpoint, peer.endpoint_method.clone()),
+            (Some(addr(V4_A)), Some(M::Cache))
+        );
+    });
 }
 
 #[test]
 fn re_announcing_the_same_endpoint_by_a_higher_method_records_that_method() {
-    let (store, _) = store();
-    store.update(at(1, V4_A), M::Dht).unwrap();
-    store.update(at(1, V4_A), M::Lan).unwrap();
-    assert_eq!(store.get(&key(1)).unwrap().endpoint_method, Some(M::Lan));
-    assert_eq!(
-        store.update(at(1, V4_A), M::Lan),
-        Ok(UpdateOutcome::Unchanged)
-    );
+    support::each_clock(|store| {
+        store.update(at(1, V4_A), M::Dht).unwrap();
+        store.update(at(1, V4_A), M::Lan).unwrap();
+        assert_eq!(store.get(&key(1)).unwrap().endpoint_method, Some(M::Lan));
+        assert_eq!(
+            store.update(at(1, V4_A), M::Lan),
+            Ok(UpdateOutcome::Unchanged)
+        );
 
-    // Same endpoint, equal rank, another name: only endpoint_method changes, and that is news.
-    let (store, _) = support::store();
-    store.update(at(1, V4_A), M::Other("a".into())).unwrap();
-    store.update(at(1, V4_A), M::Other("b".into())).unwrap();
-    store.update(at(1, V4_A), M::Other("a".into())).unwrap();
-    let outcome = store.update(at(1, V4_A), M::Other("b".into()));
-    assert_eq!(outcome, Ok(UpdateOutcome::Updated));
-    assert_eq!(
-        store.get(&key(1)).unwrap().endpoint_method,
-        Some(M::Other("b".into()))
-    );
+        // Same endpoint, equal rank, another name: only endpoint_method changes, and that is news.
+        let (store, _) = support::store();
+        store.update(at(1, V4_A), M::Other("a".into())).unwrap();
+        store.update(at(1, V4_A), M::Other("b".into())).unwrap();
+        store.update(at(1, V4_A), M::Other("a".into())).unwrap();
+        let outcome = store.update(at(1, V4_A), M::Other("b".into()));
+        assert_eq!(outcome, Ok(UpdateOutcome::Updated));
+        assert_eq!(
+            store.get(&key(1)).unwrap().endpoint_method,
+            Some(M::Other("b".into()))
+        );
+    });
 }
 
 #[test]
 fn other_fields_take_the_last_non_empty_value() {
-    let (store, _) = store();
-    let mut full = at(1, V4_A);
-    full.mesh_ip = Some("10.99.0.1".parse().unwrap());
-    full.mesh_ipv6 = Some("fd00::1".parse().unwrap());
-    full.hostname = Some("alpha".into());
-    full.routable_networks = vec!["192.168.0.0/24".parse().unwrap()].into();
-    full.nat_type = Some(NatType::Cone);
-    store.update(full.clone(), M::Dht).unwrap();
+    support::each_clock(|store| {
+        let mut full = at(1, V4_A);
+        full.mesh_ip = Some("10.99.0.1".parse().unwrap());
+        full.mesh_ipv6 = Some("fd00::1".parse().unwrap());
+        full.hostname = Some("alpha".into());
+        full.routable_networks = vec!["192.168.0.0/24".parse().unwrap()].into();
+        full.nat_type = Some(NatType::Cone);
+        store.update(full.clone(), M::Dht).unwrap();
 
-    // An announcement that says nothing changes nothing (an empty hostname and list are empty).
-    let mut empty = PeerInfo::new(key(1));
-    empty.hostname = Some("".into());
-    assert_eq!(store.update(empty, M::Dht), Ok(UpdateOutcome::Unchanged));
-    let peer = store.get(&key(1)).unwrap();
-    assert_eq!(peer.mesh_ip, full.mesh_ip);
-    assert_eq!(peer.mesh_ipv6, full.mesh_ipv6);
-    assert_eq!(peer.hostname, full.hostname);
-    assert_eq!(peer.routable_networks, full.routable_networks);
-    assert_eq!(peer.nat_type, full.nat_type);
+        // An announcement that says nothing changes nothing (an empty hostname and list are empty).
+        let mut empty = PeerInfo::new(key(1));
+        empty.hostname = Some("".into());
+        assert_eq!(store.update(empty, M::Dht), Ok(UpdateOutcome::Unchanged));
+        let peer = store.get(&key(1)).unwrap();
+        assert_eq!(peer.mesh_ip, full.mesh_ip);
+        assert_eq!(peer.mesh_ipv6, full.mesh_ipv6);
+        assert_eq!(peer.hostname, full.hostname);
+        assert_eq!(peer.routable_networks, full.routable_networks);
+        assert_eq!(peer.nat_type, full.nat_type);
 
-    // Each new value wins, even from a low-ranked method, and each is news.
-    let mut newer = PeerInfo::new(key(1));
-    newer.mesh_ip = Some("10.99.0.2".parse().unwrap());
-    assert_eq!(
-        store.update(newer.clone(), M::Cache),
-        Ok(UpdateOutcome::Updated)
-    );
-    newer.mesh_ipv6 = Some("fd00::2".parse().unwrap());
-    assert_eq!(
-        store.update(newer.clone(), M::Cache),
-        Ok(UpdateOutcome::Updated)
-    );
-    newer.hostname = Some("beta".into());
-    assert_eq!(
-        store.update(newer.clone(), M::Cache),
-        Ok(UpdateOutcome::Updated)
-    );
-    newer.routable_networks = vec!["10.1.0.0/16".parse().unwrap()].into();
-    assert_eq!(
-        store.update(newer.clone(), M::Cache),
-        Ok(UpdateOutcome::Updated)
-    );
-    newer.nat_type = Some(NatType::Unknown); // a value, not empty
-    assert_eq!(
-        store.update(newer.clone(), M::Cache),
-        Ok(UpdateOutcome::Updated)
-    );
-    let peer = store.get(&key(1)).unwrap();
-    assert_eq!(peer.mesh_ip, newer.mesh_ip);
-    assert_eq!(peer.mesh_ipv6, newer.mesh_ipv6);
-    assert_eq!(peer.hostname.as_deref(), Some("beta"));
-    assert_eq!(peer.routable_networks, newer.routable_networks);
-    assert_eq!(peer.nat_type, Some(NatType::Unknown));
-    assert_eq!(
-        peer.endpoint,
-        Some(addr(V4_A)),
-        "no endpoint offered, none lost"
-    );
+        // Each new value wins, even from a low-ranked method, and each is news.
+        let mut newer = PeerInfo::new(key(1));
+        newer.mesh_ip = Some("10.99.0.2".parse().unwrap());
+        assert_eq!(
+            store.update(newer.clone(), M::Cache),
+            Ok(UpdateOutcome::Updated)
+        );
+        newer.mesh_ipv6 = Some("fd00::2".parse().unwrap());
+        assert_eq!(
+            store.update(newer.clone(), M::Cache),
+            Ok(UpdateOutcome::Updated)
+        );
+        newer.hostname = Some("beta".into());
+        assert_eq!(
+            store.update(newer.clone(), M::Cache),
+            Ok(UpdateOutcome::Updated)
+        );
+        newer.routable_networks = vec!["10.1.0.0/16".parse().unwrap()].into();
+        assert_eq!(
+            store.update(newer.clone(), M::Cache),
+            Ok(UpdateOutcome::Updated)
+        );
+        newer.nat_type = Some(NatType::Unknown); // a value, not empty
+        assert_eq!(
+            store.update(newer.clone(), M::Cache),
+            Ok(UpdateOutcome::Updated)
+        );
+        let peer = store.get(&key(1)).unwrap();
+        assert_eq!(peer.mesh_ip, newer.mesh_ip);
+        assert_eq!(peer.mesh_ipv6, newer.mesh_ipv6);
+        assert_eq!(peer.hostname.as_deref(), Some("beta"));
+        assert_eq!(peer.routable_networks, newer.routable_networks);
+        assert_eq!(peer.nat_type, Some(NatType::Unknown));
+        assert_eq!(
+            peer.endpoint,
+            Some(addr(V4_A)),
+            "no endpoint offered, none lost"
+        );
+    });
 }
 
 #[test]
 fn introducer_always_follows_the_latest_announcement() {
-    let (store, _) = store();
-    let mut info = at(1, V4_A);
-    info.introducer = true;
-    store.update(info.clone(), M::Lan).unwrap();
-    assert!(store.get(&key(1)).unwrap().introducer);
-    info.introducer = false;
-    assert_eq!(store.update(info, M::Cache), Ok(UpdateOutcome::Updated));
-    assert!(!store.get(&key(1)).unwrap().introducer);
+    support::each_clock(|store| {
+        let mut info = at(1, V4_A);
+        info.introducer = true;
+        store.update(info.clone(), M::Lan).unwrap();
+        assert!(store.get(&key(1)).unwrap().introducer);
+        info.introducer = false;
+        assert_eq!(store.update(info, M::Cache), Ok(UpdateOutcome::Updated));
+        assert!(!store.get(&key(1)).unwrap().introducer);
+    });
 }
 
 #[test]
 fn discovered_via_accumulates_in_first_seen_order_without_duplicates() {
-    let (store, _) = store();
-    for m in [
-        M::Gossip,
-        M::Dht,
-        M::Gossip,
-        M::Lan,
-        M::Dht,
-        M::Other("x".into()),
-    ] {
-        store.update(PeerInfo::new(key(1)), m).unwrap();
-    }
-    assert_eq!(
-        store.get(&key(1)).unwrap().discovered_via,
-        [M::Gossip, M::Dht, M::Lan, M::Other("x".into())]
-    );
-    assert_eq!(
-        store.update(PeerInfo::new(key(1)), M::Lan),
-        Ok(UpdateOutcome::Unchanged)
-    );
-    assert_eq!(
-        store.update(PeerInfo::new(key(1)), M::Cache),
-        Ok(UpdateOutcome::Updated),
-        "a method not seen before is news"
-    );
+    support::each_clock(|store| {
+        for m in [
+            M::Gossip,
+            M::Dht,
+            M::Gossip,
+            M::Lan,
+            M::Dht,
+            M::Other("x".into()),
+        ] {
+            store.update(PeerInfo::new(key(1)), m).unwrap();
+        }
+        assert_eq!(
+            store.get(&key(1)).unwrap().discovered_via,
+            [M::Gossip, M::Dht, M::Lan, M::Other("x".into())]
+        );
+        assert_eq!(
+            store.update(PeerInfo::new(key(1)), M::Lan),
+            Ok(UpdateOutcome::Unchanged)
+        );
+        assert_eq!(
+            store.update(PeerInfo::new(key(1)), M::Cache),
+            Ok(UpdateOutcome::Updated),
+            "a method not seen before is news"
+        );
+    });
 }
 
 #[test]
 fn a_peer_records_a_bounded_number_of_other_method_names() {
-    let (store, _) = store();
-    let name = |i: usize| M::Other(format!("plugin-{i}"));
-    for i in 0..MAX_OTHER_METHODS {
+    support::each_clock(|store| {
+        let name = |i: usize| M::Other(format!("plugin-{i}"));
+        for i in 0..MAX_OTHER_METHODS {
+            assert_eq!(
+                store.update(PeerInfo::new(key(1)), name(i)),
+                Ok(if i == 0 {
+                    UpdateOutcome::Inserted
+                } else {
+                    UpdateOutcome::Updated
+                })
+            );
+        }
         assert_eq!(
-            store.update(PeerInfo::new(key(1)), name(i)),
-            Ok(if i == 0 {
-                UpdateOutcome::Inserted
-            } else {
-                UpdateOutcome::Updated
-            })
+            store.update(PeerInfo::new(key(1)), name(MAX_OTHER_METHODS)),
+            Ok(UpdateOutcome::Unchanged),
+            "a name past the limit is not recorded, so it is no news"
         );
-    }
-    assert_eq!(
-        store.update(PeerInfo::new(key(1)), name(MAX_OTHER_METHODS)),
-        Ok(UpdateOutcome::Unchanged),
-        "a name past the limit is not recorded, so it is no news"
-    );
-    let peer = store.get(&key(1)).unwrap();
-    let expected: Vec<M> = (0..MAX_OTHER_METHODS).map(name).collect();
-    assert_eq!(peer.discovered_via, expected);
-    // The built-in methods are always recorded, after any number of names.
-    assert_eq!(
-        store.update(PeerInfo::new(key(1)), M::Lan),
-        Ok(UpdateOutcome::Updated)
-    );
-    assert!(store.get(&key(1)).unwrap().discovered_via.contains(&M::Lan));
+        let peer = store.get(&key(1)).unwrap();
+        let expected: Vec<M> = (0..MAX_OTHER_METHODS).map(name).collect();
+        assert_eq!(peer.discovered_via, expected);
+        // The built-in methods are always recorded, after any number of names.
+        assert_eq!(
+            store.update(PeerInfo::new(key(1)), M::Lan),
+            Ok(UpdateOutcome::Updated)
+        );
+        assert!(store.get(&key(1)).unwrap().discovered_via.contains(&M::Lan));
+    });
 }
 
 fn wall(store_clock: &peerstore::ManualClock) -> SystemTime {
@@ -285,15 +291,16 @@ fn wall(store_clock: &peerstore::ManualClock) -> SystemTime {
 
 #[test]
 fn direct_discovery_refreshes_last_seen_to_now_whatever_the_input_carries() {
-    let (store, clock) = store();
-    store.update(at(1, V4_A), M::Dht).unwrap();
-    clock.advance(secs(200));
-    let mut info = at(1, V4_A);
-    info.last_seen = Some(wall(&clock) - secs(3600));
-    assert_eq!(store.update(info, M::Gossip), Ok(UpdateOutcome::Updated)); // gossip is new
-    assert_eq!(store.get(&key(1)).unwrap().last_seen, wall(&clock));
-    clock.advance(secs(299));
-    assert!(!store.is_dead(&key(1)));
+    support::each(|store, clock| {
+        store.update(at(1, V4_A), M::Dht).unwrap();
+        clock.advance(secs(200));
+        let mut info = at(1, V4_A);
+        info.last_seen = Some(wall(&clock) - secs(3600));
+        assert_eq!(store.update(info, M::Gossip), Ok(UpdateOutcome::Updated)); // gossip is new
+        assert_eq!(store.get(&key(1)).unwrap().last_seen, wall(&clock));
+        clock.advance(secs(299));
+        assert!(!store.is_dead(&key(1)));
+    });
 }
 
 #[test]
@@ -337,50 +344,52 @@ fn a_carried_last_seen_is_honoured_on_insert_whatever_the_method() {
 
 #[test]
 fn a_non_refreshing_method_takes_a_carried_time_only_when_it_is_later() {
-    let (store, clock) = store();
-    let mut info = at(1, V4_A);
-    info.last_seen = Some(wall(&clock) - secs(250));
-    store.update(info.clone(), M::Cache).unwrap();
+    support::each(|store, clock| {
+        let mut info = at(1, V4_A);
+        info.last_seen = Some(wall(&clock) - secs(250));
+        store.update(info.clone(), M::Cache).unwrap();
 
-    info.last_seen = Some(wall(&clock) - secs(280)); // older: ignored
-    store.update(info.clone(), M::GossipTransitive).unwrap();
-    assert_eq!(
-        store.get(&key(1)).unwrap().last_seen,
-        wall(&clock) - secs(250)
-    );
+        info.last_seen = Some(wall(&clock) - secs(280)); // older: ignored
+        store.update(info.clone(), M::GossipTransitive).unwrap();
+        assert_eq!(
+            store.get(&key(1)).unwrap().last_seen,
+            wall(&clock) - secs(250)
+        );
 
-    info.last_seen = Some(wall(&clock) - secs(10)); // later: taken
-    store.update(info.clone(), M::DhtTransitive).unwrap();
-    assert_eq!(
-        store.get(&key(1)).unwrap().last_seen,
-        wall(&clock) - secs(10)
-    );
-    clock.advance(secs(290));
-    assert!(!store.is_dead(&key(1)));
-    clock.advance(secs(1));
-    assert!(store.is_dead(&key(1)));
+        info.last_seen = Some(wall(&clock) - secs(10)); // later: taken
+        store.update(info.clone(), M::DhtTransitive).unwrap();
+        assert_eq!(
+            store.get(&key(1)).unwrap().last_seen,
+            wall(&clock) - secs(10)
+        );
+        clock.advance(secs(290));
+        assert!(!store.is_dead(&key(1)));
+        clock.advance(secs(1));
+        assert!(store.is_dead(&key(1)));
+    });
 }
 
 #[test]
 fn a_carried_time_in_the_future_counts_as_now() {
-    let (store, clock) = store();
-    let mut info = at(1, V4_A);
-    info.last_seen = Some(wall(&clock) + secs(86_400 * 365));
-    store.update(info.clone(), M::Cache).unwrap();
-    assert_eq!(store.get(&key(1)).unwrap().last_seen, wall(&clock));
-    // A hostile node repeating the future time cannot keep the peer alive.
-    for _ in 0..4 {
-        clock.advance(secs(100));
-        info.last_seen = Some(wall(&clock) + secs(86_400));
-        store.update(info.clone(), M::GossipTransitive).unwrap();
-    }
-    // Each report counted as "now", never later: the peer is as old as the last report.
-    assert_eq!(store.get(&key(1)).unwrap().last_seen, wall(&clock));
-    clock.advance(secs(301));
-    assert!(store.is_dead(&key(1)));
-    assert_eq!(store.cleanup_stale(), []);
-    clock.advance(secs(300));
-    assert_eq!(store.cleanup_stale(), [key(1)]);
+    support::each(|store, clock| {
+        let mut info = at(1, V4_A);
+        info.last_seen = Some(wall(&clock) + secs(86_400 * 365));
+        store.update(info.clone(), M::Cache).unwrap();
+        assert_eq!(store.get(&key(1)).unwrap().last_seen, wall(&clock));
+        // A hostile node repeating the future time cannot keep the peer alive.
+        for _ in 0..4 {
+            clock.advance(secs(100));
+            info.last_seen = Some(wall(&clock) + secs(86_400));
+            store.update(info.clone(), M::GossipTransitive).unwrap();
+        }
+        // Each report counted as "now", never later: the peer is as old as the last report.
+        assert_eq!(store.get(&key(1)).unwrap().last_seen, wall(&clock));
+        clock.advance(secs(301));
+        assert!(store.is_dead(&key(1)));
+        assert_eq!(store.cleanup_stale(), []);
+        clock.advance(secs(300));
+        assert_eq!(store.cleanup_stale(), [key(1)]);
+    });
 }
 
 #[test]
@@ -399,66 +408,68 @@ fn a_carried_age_longer_than_the_machine_has_been_up_does_not_panic() {
 
 #[test]
 fn outcomes_say_what_changed() {
-    let (store, clock) = store();
-    assert_eq!(
-        store.update(at(1, V4_A), M::Dht),
-        Ok(UpdateOutcome::Inserted)
-    );
-    clock.advance(secs(30));
-    // Only last_seen moves: unchanged.
-    assert_eq!(
-        store.update(at(1, V4_A), M::Dht),
-        Ok(UpdateOutcome::Unchanged)
-    );
-    assert_eq!(
-        store.update(at(1, V4_B), M::Gossip),
-        Ok(UpdateOutcome::Updated)
-    ); // new method
-    assert_eq!(
-        store.update(at(1, V4_B), M::Gossip),
-        Ok(UpdateOutcome::Unchanged)
-    ); // refused endpoint
-    assert_eq!(
-        store.update(at(1, V4_B), M::Dht),
-        Ok(UpdateOutcome::Updated)
-    ); // endpoint moved
+    support::each(|store, clock| {
+        assert_eq!(
+            store.update(at(1, V4_A), M::Dht),
+            Ok(UpdateOutcome::Inserted)
+        );
+        clock.advance(secs(30));
+        // Only last_seen moves: unchanged.
+        assert_eq!(
+            store.update(at(1, V4_A), M::Dht),
+            Ok(UpdateOutcome::Unchanged)
+        );
+        assert_eq!(
+            store.update(at(1, V4_B), M::Gossip),
+            Ok(UpdateOutcome::Updated)
+        ); // new method
+        assert_eq!(
+            store.update(at(1, V4_B), M::Gossip),
+            Ok(UpdateOutcome::Unchanged)
+        ); // refused endpoint
+        assert_eq!(
+            store.update(at(1, V4_B), M::Dht),
+            Ok(UpdateOutcome::Updated)
+        ); // endpoint moved
+    });
 }
 
 #[test]
 fn a_dead_peer_that_comes_back_is_an_update() {
-    let (store, clock) = store();
-    store.update(at(1, V4_A), M::Dht).unwrap();
-    clock.advance(secs(301));
-    assert!(store.is_dead(&key(1)));
-    assert_eq!(
-        store.update(at(1, V4_A), M::Dht),
-        Ok(UpdateOutcome::Updated)
-    );
-    assert!(!store.is_dead(&key(1)));
-    clock.advance(secs(301));
-    // A transitive report without a time does not revive it...
-    assert_eq!(
-        store.update(at(1, V4_A), M::DhtTransitive),
-        Ok(UpdateOutcome::Updated) // new method
-    );
-    assert!(store.is_dead(&key(1)));
-    assert_eq!(
-        store.update(at(1, V4_A), M::DhtTransitive),
-        Ok(UpdateOutcome::Unchanged)
-    );
-    // ...a direct one does.
-    assert_eq!(
-        store.update(at(1, V4_A), M::Dht),
-        Ok(UpdateOutcome::Updated)
-    );
-    assert!(!store.is_dead(&key(1)));
-    // So does a later carried time.
-    clock.advance(secs(301));
-    let mut info = at(1, V4_A);
-    info.last_seen = Some(wall(&clock) - secs(5));
-    assert_eq!(
-        store.update(info, M::DhtTransitive),
-        Ok(UpdateOutcome::Updated)
-    );
-    assert!(!store.is_dead(&key(1)));
+    support::each(|store, clock| {
+        store.update(at(1, V4_A), M::Dht).unwrap();
+        clock.advance(secs(301));
+        assert!(store.is_dead(&key(1)));
+        assert_eq!(
+            store.update(at(1, V4_A), M::Dht),
+            Ok(UpdateOutcome::Updated)
+        );
+        assert!(!store.is_dead(&key(1)));
+        clock.advance(secs(301));
+        // A transitive report without a time does not revive it...
+        assert_eq!(
+            store.update(at(1, V4_A), M::DhtTransitive),
+            Ok(UpdateOutcome::Updated) // new method
+        );
+        assert!(store.is_dead(&key(1)));
+        assert_eq!(
+            store.update(at(1, V4_A), M::DhtTransitive),
+            Ok(UpdateOutcome::Unchanged)
+        );
+        // ...a direct one does.
+        assert_eq!(
+            store.update(at(1, V4_A), M::Dht),
+            Ok(UpdateOutcome::Updated)
+        );
+        assert!(!store.is_dead(&key(1)));
+        // So does a later carried time.
+        clock.advance(secs(301));
+        let mut info = at(1, V4_A);
+        info.last_seen = Some(wall(&clock) - secs(5));
+        assert_eq!(
+            store.update(info, M::DhtTransitive),
+            Ok(UpdateOutcome::Updated)
+        );
+        assert!(!store.is_dead(&key(1)));
+    });
 }

@@ -10,7 +10,7 @@ use peerstore::{
     Clock, DEFAULT_MAX_PEERS, DiscoveryMethod as M, EndpointProblem, InvalidPeerInfo, PeerInfo,
     PeerStore, Stats, UpdateError, UpdateOutcome,
 };
-use support::{at, clock, key, secs, store};
+use support::{at, clock, key, secs};
 
 fn small_store(max_peers: usize) -> (PeerStore, peerstore::ManualClock) {
     let clock = clock();
@@ -23,16 +23,17 @@ fn small_store(max_peers: usize) -> (PeerStore, peerstore::ManualClock) {
 
 #[test]
 fn peers_are_kept_apart_by_key() {
-    let (store, _) = store();
-    store.update(at(1, "198.51.100.1:1"), M::Dht).unwrap();
-    store.update(at(2, "198.51.100.2:2"), M::Dht).unwrap();
-    assert_eq!(store.len(), 2);
-    assert_eq!(store.get(&key(1)).unwrap().public_key, key(1));
-    assert_eq!(
-        store.get(&key(2)).unwrap().endpoint,
-        Some(support::addr("198.51.100.2:2"))
-    );
-    assert!(store.get(&key(3)).is_none());
+    support::each_clock(|store| {
+        store.update(at(1, "198.51.100.1:1"), M::Dht).unwrap();
+        store.update(at(2, "198.51.100.2:2"), M::Dht).unwrap();
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.get(&key(1)).unwrap().public_key, key(1));
+        assert_eq!(
+            store.get(&key(2)).unwrap().endpoint,
+            Some(support::addr("198.51.100.2:2"))
+        );
+        assert!(store.get(&key(3)).is_none());
+    });
 }
 
 #[test]
@@ -100,54 +101,57 @@ fn a_zero_cap_refuses_everyone() {
 
 #[test]
 fn a_peer_is_dead_after_five_silent_minutes_and_removed_after_ten() {
-    let (store, clock) = store();
-    store.update(at(1, "198.51.100.1:1"), M::Lan).unwrap();
-    store.update(at(2, "198.51.100.2:2"), M::Dht).unwrap();
-    clock.advance(secs(300));
-    assert!(
-        !store.is_dead(&key(1)),
-        "exactly five minutes is not more than five"
-    );
-    assert_eq!(store.get_active().len(), 2);
-    clock.advance(secs(1));
-    store.update(at(2, "198.51.100.2:2"), M::Dht).unwrap();
-    assert!(store.is_dead(&key(1)));
-    let active: Vec<_> = store.get_active().iter().map(|p| p.public_key).collect();
-    assert_eq!(active, [key(2)]);
-    assert_eq!(store.get_all().len(), 2, "dead peers are still stored");
-    assert!(store.get(&key(1)).is_some());
+    support::each(|store, clock| {
+        store.update(at(1, "198.51.100.1:1"), M::Lan).unwrap();
+        store.update(at(2, "198.51.100.2:2"), M::Dht).unwrap();
+        clock.advance(secs(300));
+        assert!(
+            !store.is_dead(&key(1)),
+            "exactly five minutes is not more than five"
+        );
+        assert_eq!(store.get_active().len(), 2);
+        clock.advance(secs(1));
+        store.update(at(2, "198.51.100.2:2"), M::Dht).unwrap();
+        assert!(store.is_dead(&key(1)));
+        let active: Vec<_> = store.get_active().iter().map(|p| p.public_key).collect();
+        assert_eq!(active, [key(2)]);
+        assert_eq!(store.get_all().len(), 2, "dead peers are still stored");
+        assert!(store.get(&key(1)).is_some());
 
-    clock.advance(secs(299));
-    assert_eq!(
-        store.cleanup_stale(),
-        [],
-        "exactly ten minutes is not more than ten"
-    );
-    clock.advance(secs(1));
-    assert_eq!(store.cleanup_stale(), [key(1)]);
-    assert!(store.get(&key(1)).is_none());
-    assert_eq!(store.len(), 1);
+        clock.advance(secs(299));
+        assert_eq!(
+            store.cleanup_stale(),
+            [],
+            "exactly ten minutes is not more than ten"
+        );
+        clock.advance(secs(1));
+        assert_eq!(store.cleanup_stale(), [key(1)]);
+        assert!(store.get(&key(1)).is_none());
+        assert_eq!(store.len(), 1);
+    });
 }
 
 #[test]
 fn an_unknown_peer_is_dead() {
-    let (store, _) = store();
-    assert!(store.is_dead(&key(42)));
+    support::each_clock(|store| {
+        assert!(store.is_dead(&key(42)));
+    });
 }
 
 #[test]
 fn wall_clock_jumps_neither_expire_nor_revive() {
-    let (store, clock) = store();
-    store.update(at(1, "198.51.100.1:1"), M::Lan).unwrap();
-    // The board booted in 1970, then NTP brings it to the present: nobody expires.
-    clock.set_wall(SystemTime::UNIX_EPOCH + secs(1_900_000_000));
-    assert!(!store.is_dead(&key(1)));
-    assert_eq!(store.cleanup_stale(), []);
-    // And back: nobody comes back to life either.
-    clock.advance(secs(301));
-    clock.set_wall(SystemTime::UNIX_EPOCH);
-    assert!(store.is_dead(&key(1)));
-    assert!(store.get_active().is_empty());
+    support::each(|store, clock| {
+        store.update(at(1, "198.51.100.1:1"), M::Lan).unwrap();
+        // The board booted in 1970, then NTP brings it to the present: nobody expires.
+        clock.set_wall(SystemTime::UNIX_EPOCH + secs(1_900_000_000));
+        assert!(!store.is_dead(&key(1)));
+        assert_eq!(store.cleanup_stale(), []);
+        // And back: nobody comes back to life either.
+        clock.advance(secs(301));
+        clock.set_wall(SystemTime::UNIX_EPOCH);
+        assert!(store.is_dead(&key(1)));
+        assert!(store.get_active().is_empty());
+    });
 }
 
 #[test]
@@ -168,106 +172,109 @@ fn custom_timeouts_apply() {
 /// Each refused announcement: the store is left exactly as it was, and the error names the field.
 #[test]
 fn bad_input_is_refused_naming_the_field_and_nothing_changes() {
-    let (store, clock) = store();
-    let mut good = at(1, "198.51.100.1:51820");
-    good.hostname = Some("alpha".into());
-    store.update(good.clone(), M::Dht).unwrap();
-    let before = store.get(&key(1)).unwrap();
-    let events = store.subscribe();
-    clock.advance(secs(100));
+    support::each(|store, clock| {
+        let mut good = at(1, "198.51.100.1:51820");
+        good.hostname = Some("alpha".into());
+        store.update(good.clone(), M::Dht).unwrap();
+        let before = store.get(&key(1)).unwrap();
+        let events = store.subscribe();
+        clock.advance(secs(100));
 
-    let mut bad_inputs: Vec<(PeerInfo, &str)> = Vec::new();
-    for endpoint in [
-        "0.0.0.0:51820",
-        "[::]:51820",
-        "239.1.2.3:51820",
-        "[ff02::1]:51820",
-        "255.255.255.255:51820",
-        "198.51.100.9:0",
-    ] {
-        let mut info = good.clone();
-        info.endpoint = Some(endpoint.parse().unwrap());
-        info.hostname = Some("changed".into());
-        bad_inputs.push((info, "endpoint"));
-    }
-    for hostname in [
-        "a".repeat(254),
-        "has space".into(),
-        "new\nline".into(),
-        "\u{1b}[31m".into(),
-    ] {
-        let mut info = good.clone();
-        info.hostname = Some(hostname.into());
-        info.introducer = true;
-        bad_inputs.push((info, "hostname"));
-    }
-    let mut info = good.clone();
-    info.routable_networks = vec!["10.0.0.0/8".parse().unwrap(); 257].into();
-    bad_inputs.push((info, "routable_networks"));
-
-    for (info, field) in bad_inputs {
-        // Refused through every method: none is trusted enough to store garbage.
-        for method in [M::Lan, M::Cache] {
-            let err = store.update(info.clone(), method).unwrap_err();
-            let UpdateError::Invalid(invalid) = &err else {
-                panic!("{err:?}")
-            };
-            assert_eq!(invalid.field(), field);
-            assert!(err.to_string().contains(field), "{err}");
-            let after = store.get(&key(1)).unwrap();
-            assert_eq!(*after, *before, "{err}");
-            assert!(Arc::ptr_eq(&after, &before), "not even rebuilt: {err}");
+        let mut bad_inputs: Vec<(PeerInfo, &str)> = Vec::new();
+        for endpoint in [
+            "0.0.0.0:51820",
+            "[::]:51820",
+            "239.1.2.3:51820",
+            "[ff02::1]:51820",
+            "255.255.255.255:51820",
+            "198.51.100.9:0",
+        ] {
+            let mut info = good.clone();
+            info.endpoint = Some(endpoint.parse().unwrap());
+            info.hostname = Some("changed".into());
+            bad_inputs.push((info, "endpoint"));
         }
-    }
-    // Nor was the peer refreshed, nor did anybody hear of it.
-    clock.advance(secs(201));
-    assert!(store.is_dead(&key(1)));
-    assert!(events.try_recv().is_err());
-    assert_eq!(store.stats().rejected_invalid, 22);
+        for hostname in [
+            "a".repeat(254),
+            "has space".into(),
+            "new\nline".into(),
+            "\u{1b}[31m".into(),
+        ] {
+            let mut info = good.clone();
+            info.hostname = Some(hostname.into());
+            info.introducer = true;
+            bad_inputs.push((info, "hostname"));
+        }
+        let mut info = good.clone();
+        info.routable_networks = vec!["10.0.0.0/8".parse().unwrap(); 257].into();
+        bad_inputs.push((info, "routable_networks"));
 
-    // A new peer with bad input is not inserted either, and takes no slot.
-    let mut new = at(2, "198.51.100.2:0");
-    new.hostname = Some("x".into());
-    assert!(matches!(
-        store.update(new, M::Lan),
-        Err(UpdateError::Invalid(InvalidPeerInfo::Endpoint {
-            reason: EndpointProblem::PortZero,
-            ..
-        }))
-    ));
-    assert_eq!(store.len(), 1);
+        for (info, field) in bad_inputs {
+            // Refused through every method: none is trusted enough to store garbage.
+            for method in [M::Lan, M::Cache] {
+                let err = store.update(info.clone(), method).unwrap_err();
+                let UpdateError::Invalid(invalid) = &err else {
+                    panic!("{err:?}")
+                };
+                assert_eq!(invalid.field(), field);
+                assert!(err.to_string().contains(field), "{err}");
+                let after = store.get(&key(1)).unwrap();
+                assert_eq!(*after, *before, "{err}");
+                assert!(Arc::ptr_eq(&after, &before), "not even rebuilt: {err}");
+            }
+        }
+        // Nor was the peer refreshed, nor did anybody hear of it.
+        clock.advance(secs(201));
+        assert!(store.is_dead(&key(1)));
+        assert!(events.try_recv().is_err());
+        assert_eq!(store.stats().rejected_invalid, 22);
+
+        // A new peer with bad input is not inserted either, and takes no slot.
+        let mut new = at(2, "198.51.100.2:0");
+        new.hostname = Some("x".into());
+        assert!(matches!(
+            store.update(new, M::Lan),
+            Err(UpdateError::Invalid(InvalidPeerInfo::Endpoint {
+                reason: EndpointProblem::PortZero,
+                ..
+            }))
+        ));
+        assert_eq!(store.len(), 1);
+    });
 }
 
 #[test]
 fn snapshots_are_unaffected_by_later_updates() {
-    let (store, _) = store();
-    store.update(at(1, "198.51.100.1:1"), M::Dht).unwrap();
-    let old = store.get(&key(1)).unwrap();
-    store.update(at(1, "198.51.100.2:2"), M::Lan).unwrap();
-    assert_eq!(old.endpoint, Some(support::addr("198.51.100.1:1")));
-    assert_eq!(
-        store.get(&key(1)).unwrap().endpoint,
-        Some(support::addr("198.51.100.2:2"))
-    );
+    support::each_clock(|store| {
+        store.update(at(1, "198.51.100.1:1"), M::Dht).unwrap();
+        let old = store.get(&key(1)).unwrap();
+        store.update(at(1, "198.51.100.2:2"), M::Lan).unwrap();
+        assert_eq!(old.endpoint, Some(support::addr("198.51.100.1:1")));
+        assert_eq!(
+            store.get(&key(1)).unwrap().endpoint,
+            Some(support::addr("198.51.100.2:2"))
+        );
+    });
 }
 
 #[test]
 fn latency_is_recorded_for_known_peers_only() {
-    let (store, clock) = store();
-    let events = store.subscribe();
-    store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
-    assert!(store.set_latency(&key(1), std::time::Duration::from_millis(12)));
-    assert_eq!(
-        store.get(&key(1)).unwrap().latency,
-        Some(std::time::Duration::from_millis(12))
-    );
-    assert!(!store.set_latency(&key(2), std::time::Duration::from_millis(1)));
-    assert!(store.get(&key(2)).is_none());
-    // A measurement is not news from the peer: no event and no refresh.
-    assert_eq!(events.try_iter().count(), 1);
-    clock.advance(secs(301));
-    store.set_latency(&key(1), std::time::Duration::from_millis(13));
-    assert!(store.is_dead(&key(1)));
+    support::each(|store, clock| {
+        let events = store.subscribe();
+        store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
+        assert!(store.set_latency(&key(1), std::time::Duration::from_millis(12)));
+        assert_eq!(
+            store.get(&key(1)).unwrap().latency,
+            Some(std::time::Duration::from_millis(12))
+        );
+        assert!(!store.set_latency(&key(2), std::time::Duration::from_millis(1)));
+        assert!(store.get(&key(2)).is_none());
+        // A measurement is not news from the peer: no event and no refresh.
+        assert_eq!(events.try_iter().count(), 1);
+        clock.advance(secs(301));
+        store.set_latency(&key(1), std::time::Duration::from_millis(13));
+        assert!(store.is_dead(&key(1)));
+    });
 }
 
 #[test]

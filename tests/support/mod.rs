@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Barrier, mpsc};
 use std::time::{Duration, SystemTime};
 
-use peerstore::{ManualClock, PeerInfo, PeerStore, PublicKey};
+use peerstore::{ManualClock, PeerInfo, PeerStore, PeerStoreBuilder, PublicKey, SystemClock};
 
 /// A fixed wall-clock start, so failures print the same times on every run.
 pub const START: Duration = Duration::from_secs(1_763_800_000);
@@ -36,6 +36,57 @@ pub fn clock() -> ManualClock {
 pub fn store() -> (PeerStore, ManualClock) {
     let clock = clock();
     (PeerStore::builder().clock(clock.clone()).build(), clock)
+}
+
+/// The map's shard counts every behaviour is tested under, forced so that a 2-core machine
+/// and a 64-core one test the same thing: the fewest the map takes (most keys share a
+/// shard and its lock) and many (most keys have a shard of their own).
+pub const SHARDS: [usize; 2] = [2, 64];
+
+/// Runs `test` once per shard count in [`SHARDS`] (for `PeerStoreBuilder::shards`); a failure
+/// says which.
+pub fn each_shards(test: impl Fn(usize)) {
+    for shards in SHARDS {
+        within(&format!("{shards} shards"), || test(shards));
+    }
+}
+
+/// Runs `test` once per shard count, on a store with default limits on a manual clock.
+pub fn each(test: impl Fn(PeerStore, ManualClock)) {
+    each_shards(|shards| {
+        let clock = clock();
+        test(builder(shards).clock(clock.clone()).build(), clock)
+    });
+}
+
+/// A builder of a store with `shards` shards.
+pub fn builder(shards: usize) -> PeerStoreBuilder {
+    PeerStore::builder().shards(shards)
+}
+
+/// Runs `test`, for which time does not matter, once per shard count on a manual clock and
+/// once per shard count on the system clock.
+pub fn each_clock(test: impl Fn(PeerStore)) {
+    for shards in SHARDS {
+        within(&format!("{shards} shards, a manual clock"), || {
+            test(builder(shards).clock(clock()).build())
+        });
+        within(&format!("{shards} shards, the system clock"), || {
+            test(builder(shards).clock(SystemClock).build())
+        });
+    }
+}
+
+/// Runs `test`, and if it panics, panics again saying under which configuration.
+fn within(config: &str, test: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(test)) {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default();
+        panic!("under {config}: {message}");
+    }
 }
 
 pub fn secs(n: u64) -> Duration {

@@ -46,6 +46,7 @@ pub enum PeerShape {
 }
 
 /// Heap bytes each of `n` peers costs in a `T`, net of what the empty store holds.
+#[must_use]
 pub fn bytes_per_peer<T: Target>(w: &Workload, n: usize, shape: PeerShape) -> f64 {
     let empty = held_bytes::<T>(w, 0, shape);
     let full = held_bytes::<T>(w, n, shape);

@@ -36,9 +36,9 @@ fn updates<T: Target>(g: &mut BenchmarkGroup<'_, WallTime>, w: &Workload, thread
     g.bench_function(T::NAME, |b| {
         b.iter_custom(|iters| {
             threaded(threads, iters, |t, n| {
-                common::update_ops(&store, w, &w.pool, t, n)
+                common::update_ops(&store, w, &w.pool, t, n);
             })
-        })
+        });
     });
 }
 
@@ -48,23 +48,23 @@ fn churn<T: Target>(g: &mut BenchmarkGroup<'_, WallTime>, w: &Workload, subscrib
     g.bench_function(T::NAME, |b| {
         b.iter_custom(|iters| {
             threaded(2, iters, |t, n| {
-                common::update_ops(&store, w, &w.churn_pool, t, n)
+                common::update_ops(&store, w, &w.churn_pool, t, n);
             })
-        })
+        });
     });
 }
 
 fn gets<T: Target>(g: &mut BenchmarkGroup<'_, WallTime>, w: &Workload, threads: usize) {
     let store: T = w.prefilled();
     g.bench_function(T::NAME, |b| {
-        b.iter_custom(|iters| threaded(threads, iters, |t, n| common::get_ops(&store, w, t, n)))
+        b.iter_custom(|iters| threaded(threads, iters, |t, n| common::get_ops(&store, w, t, n)));
     });
 }
 
 fn get_actives<T: Target>(g: &mut BenchmarkGroup<'_, WallTime>, w: &Workload, threads: usize) {
     let store: T = w.prefilled();
     g.bench_function(T::NAME, |b| {
-        b.iter_custom(|iters| threaded(threads, iters, |_, n| common::get_active_ops(&store, n)))
+        b.iter_custom(|iters| threaded(threads, iters, |_, n| common::get_active_ops(&store, n)));
     });
 }
 
@@ -74,7 +74,7 @@ fn inserts<T: Target>(g: &mut BenchmarkGroup<'_, WallTime>) {
             (0..iters)
                 .map(|_| common::insert_to_cap::<T>(common::insert_to_cap_input()))
                 .sum()
-        })
+        });
     });
 }
 
@@ -84,12 +84,12 @@ fn spread_updates<T: Target>(g: &mut BenchmarkGroup<'_, WallTime>, w: &Workload,
     g.bench_function(format!("{}/{peers}", T::NAME), |b| {
         b.iter_custom(|iters| {
             threaded(1, iters, |t, n| {
-                common::spread_update_ops(&store, w, peers, t, n)
+                common::spread_update_ops(&store, w, peers, t, n);
             })
-        })
+        });
     });
     g.bench_function(format!("{}/{peers}/get_active", T::NAME), |b| {
-        b.iter_custom(|iters| threaded(1, iters, |_, n| common::get_active_ops(&store, n)))
+        b.iter_custom(|iters| threaded(1, iters, |_, n| common::get_active_ops(&store, n)));
     });
 }
 
@@ -98,7 +98,7 @@ fn benches(c: &mut Criterion) {
     {
         let mut g = group(c, "input_clone_1t");
         g.bench_function("clone", |b| {
-            b.iter_custom(|iters| threaded(1, iters, |t, n| common::clone_ops(&w, &w.pool, t, n)))
+            b.iter_custom(|iters| threaded(1, iters, |t, n| common::clone_ops(&w, &w.pool, t, n)));
         });
     }
     for (name, threads) in [("update_1t", 1), ("update_2t", 2)] {

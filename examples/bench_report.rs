@@ -134,14 +134,14 @@ fn main() {
         // A fourth figure each round: the input alone, to be taken off.
         rows.push(row_of(name, Some(go), 4, |which| match which {
             0 => per_op(threads, ops, |t, n| {
-                common::update_ops(&s.ours, &w, &w.pool, t, n)
+                common::update_ops(&s.ours, &w, &w.pool, t, n);
             }),
             3 => per_op(threads, ops, |t, n| common::clone_ops(&w, &w.pool, t, n)),
             1 => per_op(threads, ops, |t, n| {
-                common::update_ops(&s.reference, &w, &w.pool, t, n)
+                common::update_ops(&s.reference, &w, &w.pool, t, n);
             }),
             _ => per_op(threads, ops, |t, n| {
-                common::update_ops(&s.floor, &w, &w.pool, t, n)
+                common::update_ops(&s.floor, &w, &w.pool, t, n);
             }),
         }));
     }
@@ -164,13 +164,13 @@ fn main() {
             .collect::<Vec<_>>();
         rows.push(row(name, Some(go), |which| match which {
             0 => per_op(2, ops, |t, n| {
-                common::update_ops(&s.ours, &w, &w.churn_pool, t, n)
+                common::update_ops(&s.ours, &w, &w.churn_pool, t, n);
             }),
             1 => per_op(2, ops, |t, n| {
-                common::update_ops(&s.reference, &w, &w.churn_pool, t, n)
+                common::update_ops(&s.reference, &w, &w.churn_pool, t, n);
             }),
             _ => per_op(2, ops, |t, n| {
-                common::update_ops(&s.floor, &w, &w.churn_pool, t, n)
+                common::update_ops(&s.floor, &w, &w.churn_pool, t, n);
             }),
         }));
     }
@@ -379,7 +379,7 @@ impl Scaling {
         // A warm-up pass first: every peer heard by several methods, as in the 1,000 case.
         for round in 0..=3 {
             let u = per_op(1, ops, |t, n| {
-                common::spread_update_ops(&target, w, peers, t, n)
+                common::spread_update_ops(&target, w, peers, t, n);
             });
             let i = per_op(1, ops, |t, n| common::spread_clone_ops(w, peers, t, n));
             let reads = (10_000_000 / peers).clamp(3, 300) as u64;

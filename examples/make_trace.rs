@@ -79,8 +79,9 @@ struct Trace {
 impl Trace {
     fn announce(&mut self, at: u64, method: &str, peer: Value) {
         if at <= END {
-            self.lines
-                .push((at, json!({"at": at, "method": method, "peer": peer})));
+            let mut line = json!({"at": at, "method": method});
+            line["peer"] = peer;
+            self.lines.push((at, line));
         }
     }
 

@@ -84,7 +84,11 @@ fn main() {
         "key", "host", "endpoint", "method"
     );
     for peer in &active {
-        let via: Vec<&str> = peer.discovered_via.iter().map(|m| m.as_str()).collect();
+        let via: Vec<&str> = peer
+            .discovered_via
+            .iter()
+            .map(peerstore::DiscoveryMethod::as_str)
+            .collect();
         println!(
             "{:<9} {:<8} {:<22} {:<7} {}",
             peer.public_key.short(),

@@ -424,7 +424,11 @@ fn or_dash(s: Option<String>) -> String {
 }
 
 fn via(peer: &Peer) -> String {
-    let names: Vec<&str> = peer.discovered_via.iter().map(|m| m.as_str()).collect();
+    let names: Vec<&str> = peer
+        .discovered_via
+        .iter()
+        .map(peerstore::DiscoveryMethod::as_str)
+        .collect();
     names.join(",")
 }
 
@@ -556,8 +560,8 @@ fn render_json(replay: &Replay, source: &str, bad: &[(usize, String)]) -> Value 
                 "public_key": p.public_key.to_string(),
                 "hostname": p.hostname,
                 "endpoint": p.endpoint.map(|e| e.to_string()),
-                "endpoint_method": p.endpoint_method.as_ref().map(|m| m.as_str()),
-                "discovered_via": p.discovered_via.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+                "endpoint_method": p.endpoint_method.as_ref().map(peerstore::DiscoveryMethod::as_str),
+                "discovered_via": p.discovered_via.iter().map(peerstore::DiscoveryMethod::as_str).collect::<Vec<_>>(),
                 "mesh_ip": p.mesh_ip,
                 "age_secs": row.age.as_secs(),
                 "state": if row.active { "active" } else { "dead" },
@@ -728,7 +732,7 @@ mod tests {
 
     #[test]
     fn arguments() {
-        let args = |a: &[&str]| parse_args(a.iter().map(|s| s.to_string()));
+        let args = |a: &[&str]| parse_args(a.iter().map(std::string::ToString::to_string));
         assert_eq!(args(&[]).unwrap(), Args::default());
         let all = args(&["t.jsonl", "--explain", "abc", "--json"]).unwrap();
         assert_eq!(all.trace, Some("t.jsonl".into()));

@@ -482,7 +482,8 @@ fn read_entries(path: &Path) -> Result<Vec<Result<PeerInfo, EntryError>>, CacheE
             size,
         });
     }
-    let mut bytes = Vec::with_capacity(size as usize);
+    // At most MAX_FILE_SIZE, which fits any target's `usize`.
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     // `take`: the file may grow between the size check and the read.
     file.take(MAX_FILE_SIZE + 1)
         .read_to_end(&mut bytes)

@@ -37,6 +37,7 @@ impl PeerStore {
     /// # Panics
     ///
     /// If the operating system cannot start a thread.
+    #[must_use]
     pub fn spawn_cleanup(&self, every: Duration) -> CleanupHandle {
         let every = every.max(MIN_INTERVAL);
         let store = self.downgrade();
@@ -46,7 +47,7 @@ impl PeerStore {
             .spawn(move || {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     let Some(store) = store.upgrade() else { return };
-                    store.cleanup_stale();
+                    let _expired = store.cleanup_stale();
                 }
             })
             .expect("the operating system refused to start the peerstore cleanup thread");

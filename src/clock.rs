@@ -325,11 +325,13 @@ impl Default for ManualClock {
 
 impl ManualClock {
     /// A clock stopped at the present moment.
+    #[must_use]
     pub fn new() -> Self {
         ManualClock::starting_at(SystemTime::now())
     }
 
     /// A clock whose wall time starts at `wall`: for runs that must print the same each time.
+    #[must_use]
     pub fn starting_at(wall: SystemTime) -> Self {
         ManualClock {
             times: Arc::new(Mutex::new((Instant::now(), wall))),

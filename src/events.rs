@@ -58,6 +58,7 @@ pub enum RemovalCause {
 
 impl PeerEventKind {
     /// A short name for logs and JSON: `"new"`, `"updated"`, `"removed"`.
+    #[must_use]
     pub fn as_str(&self) -> &'static str {
         match self {
             PeerEventKind::New => "new",
@@ -79,6 +80,7 @@ impl std::fmt::Display for PeerEventKind {
 
 impl RemovalCause {
     /// A short name for logs and JSON: `"explicit"`, `"expired"`.
+    #[must_use]
     pub fn as_str(&self) -> &'static str {
         match self {
             RemovalCause::Explicit => "explicit",
@@ -112,31 +114,47 @@ struct Losses(Striped<AtomicU64>);
 
 impl Subscription {
     /// Takes the next event if one is waiting.
+    ///
+    /// # Errors
+    ///
+    /// `Empty` if none is, `Disconnected` once the store is gone and every event is read.
     pub fn try_recv(&self) -> Result<PeerEvent, TryRecvError> {
         self.receiver.try_recv()
     }
 
-    /// Waits for the next event. Fails only once the store is gone and every event is read.
+    /// Waits for the next event.
+    ///
+    /// # Errors
+    ///
+    /// Only once the store is gone and every event is read.
     pub fn recv(&self) -> Result<PeerEvent, RecvError> {
         self.receiver.recv()
     }
 
     /// Waits at most `timeout` for the next event.
+    ///
+    /// # Errors
+    ///
+    /// `Timeout` if none came in time, `Disconnected` once the store is gone and every event
+    /// is read.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<PeerEvent, RecvTimeoutError> {
         self.receiver.recv_timeout(timeout)
     }
 
     /// Every event waiting now, without blocking.
+    #[must_use]
     pub fn try_iter(&self) -> TryIter<'_, PeerEvent> {
         self.receiver.try_iter()
     }
 
     /// The channel itself, to wait on several with `crossbeam_channel::select!`.
+    #[must_use]
     pub fn receiver(&self) -> &Receiver<PeerEvent> {
         &self.receiver
     }
 
     /// How many events this subscriber lost because its channel was full.
+    #[must_use]
     pub fn dropped(&self) -> u64 {
         self.losses.0.total()
     }

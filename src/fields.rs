@@ -39,6 +39,7 @@ pub struct Hostname(CompactString);
 
 impl Hostname {
     /// The name as a `&str`.
+    #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -159,6 +160,7 @@ pub struct RoutableNetworks(SmallVec<[IpNet; INLINE_ROUTABLE_NETWORKS]>);
 
 impl RoutableNetworks {
     /// No networks.
+    #[must_use]
     pub fn new() -> Self {
         RoutableNetworks::default()
     }
@@ -174,11 +176,13 @@ impl RoutableNetworks {
     }
 
     /// The networks as a slice.
+    #[must_use]
     pub fn as_slice(&self) -> &[IpNet] {
         &self.0
     }
 
     /// The networks as a `Vec`.
+    #[must_use]
     pub fn into_vec(self) -> Vec<IpNet> {
         self.0.into_vec()
     }

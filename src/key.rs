@@ -27,16 +27,19 @@ const ENCODED_LEN: usize = 44;
 
 impl PublicKey {
     /// Wraps 32 raw key bytes.
+    #[must_use]
     pub const fn from_bytes(bytes: [u8; 32]) -> Self {
         PublicKey(bytes)
     }
 
     /// The raw key bytes.
+    #[must_use]
     pub const fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
 
     /// The first eight characters of the base64 form: enough to tell peers apart in a table or a log.
+    #[must_use]
     pub fn short(&self) -> String {
         let mut s = self.to_string();
         s.truncate(8);

@@ -54,6 +54,7 @@ impl DiscoveryMethod {
 
     /// The method's wire name: `"lan"`, `"dht-rendezvous"`, `"dht"`, `"gossip"`,
     /// `"dht-transitive"`, `"gossip-transitive"`, `"cache"`, or the name an `Other` carries.
+    #[must_use]
     pub fn as_str(&self) -> &str {
         match self {
             DiscoveryMethod::Lan => "lan",
@@ -79,6 +80,7 @@ impl DiscoveryMethod {
     /// | gossip-transitive | 35 |
     /// | any other name | 30 |
     /// | cache | 20 |
+    #[must_use]
     pub fn rank(&self) -> u8 {
         match self {
             DiscoveryMethod::Lan => 100,
@@ -94,6 +96,7 @@ impl DiscoveryMethod {
 
     /// Whether hearing of a peer this way proves it is alive now. Second-hand reports and the
     /// cache do not: they would keep a dead peer alive forever.
+    #[must_use]
     pub fn refreshes_last_seen(&self) -> bool {
         !matches!(
             self,
@@ -172,6 +175,7 @@ pub enum NatType {
 
 impl NatType {
     /// The wire name: `"cone"`, `"symmetric"` or `"unknown"`.
+    #[must_use]
     pub fn as_str(&self) -> &'static str {
         match self {
             NatType::Cone => "cone",
@@ -195,6 +199,7 @@ pub struct ParseNatTypeError {
 
 impl ParseNatTypeError {
     /// The name that did not parse.
+    #[must_use]
     pub fn found(&self) -> &str {
         &self.found
     }
@@ -253,7 +258,10 @@ mod tests {
 
     #[test]
     fn only_direct_methods_refresh() {
-        let refreshing: Vec<bool> = KNOWN.iter().map(|m| m.refreshes_last_seen()).collect();
+        let refreshing: Vec<bool> = KNOWN
+            .iter()
+            .map(super::DiscoveryMethod::refreshes_last_seen)
+            .collect();
         assert_eq!(refreshing, [true, true, true, true, false, false, false]);
         assert!(DiscoveryMethod::Other("x".into()).refreshes_last_seen());
     }

@@ -13,6 +13,10 @@ pub const MAX_OTHER_METHODS: usize = 8;
 static BUILT_IN: &[DiscoveryMethod] = DiscoveryMethod::BUILT_IN;
 
 /// The first code of an `Other` name: `others[code - FIRST_OTHER]`.
+#[expect(
+    clippy::cast_possible_truncation,
+    reason = "the assertion below holds every code under 16"
+)]
 const FIRST_OTHER: u8 = DiscoveryMethod::BUILT_IN.len() as u8 + 1;
 
 // Every code is a non-zero nibble, and the set's word holds one nibble per method it can hold.
@@ -96,21 +100,25 @@ pub struct MethodSet {
 
 impl MethodSet {
     /// An empty set.
+    #[must_use]
     pub fn new() -> Self {
         MethodSet::default()
     }
 
     /// How many methods the set holds.
+    #[must_use]
     pub fn len(&self) -> usize {
         count(self.codes)
     }
 
     /// Whether the set holds no method.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.codes == 0
     }
 
     /// Whether the set holds `method`.
+    #[must_use]
     pub fn contains(&self, method: &DiscoveryMethod) -> bool {
         match built_in_code(method) {
             Some(code) => has_code(self.codes, code),
@@ -130,7 +138,12 @@ impl MethodSet {
                 // Names are rare and few: grow by one, not to the four a `Vec` starts with.
                 self.others.reserve_exact(1);
                 self.others.push(method);
-                FIRST_OTHER - 1 + self.others.len() as u8
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "at most MAX_OTHER_METHODS names, asserted to fit a code"
+                )]
+                let index = self.others.len() as u8;
+                FIRST_OTHER - 1 + index
             }
         };
         self.codes |= u64::from(code) << (4 * self.len());
@@ -144,6 +157,7 @@ impl MethodSet {
     }
 
     /// The methods in the order they were first heard.
+    #[must_use]
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             codes: self.codes,
@@ -312,7 +326,7 @@ mod tests {
     #[test]
     fn every_built_in_method_has_its_own_code() {
         for (i, method) in BUILT_IN.iter().enumerate() {
-            assert_eq!(built_in_code(method), Some(i as u8 + 1));
+            assert_eq!(built_in_code(method).map(usize::from), Some(i + 1));
         }
         assert_eq!(built_in_code(&other(0)), None);
     }

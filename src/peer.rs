@@ -55,6 +55,7 @@ pub struct PeerInfo {
 
 impl PeerInfo {
     /// An announcement of `public_key` that says nothing else.
+    #[must_use]
     pub fn new(public_key: PublicKey) -> Self {
         PeerInfo {
             public_key,
@@ -69,7 +70,12 @@ impl PeerInfo {
         }
     }
 
-    /// Checks what the store refuses to hold; see [`InvalidPeerInfo`] for the rules.
+    /// Checks what the store refuses to hold.
+    ///
+    /// # Errors
+    ///
+    /// The first refused field, as an [`InvalidPeerInfo`] that names it and its value (the
+    /// rules are its variants').
     pub fn validate(&self) -> Result<(), InvalidPeerInfo> {
         if let Some(endpoint) = self.endpoint {
             check_endpoint(endpoint)?;
@@ -133,6 +139,7 @@ impl Peer {
     /// peer.hostname = Some("edge-7".into());
     /// assert!(peer.endpoint.is_none() && peer.discovered_via.is_empty());
     /// ```
+    #[must_use]
     pub fn new(public_key: PublicKey, last_seen: SystemTime) -> Self {
         Peer {
             public_key,
@@ -152,6 +159,7 @@ impl Peer {
 
     /// The endpoint and the method that set it, as
     /// [`decide_endpoint`](crate::decide_endpoint) takes them.
+    #[must_use]
     pub fn current_endpoint(&self) -> Option<(SocketAddr, &DiscoveryMethod)> {
         self.endpoint.zip(self.endpoint_method.as_ref())
     }
@@ -209,6 +217,7 @@ pub enum EndpointProblem {
 
 impl InvalidPeerInfo {
     /// The name of the refused field, as in [`PeerInfo`].
+    #[must_use]
     pub fn field(&self) -> &'static str {
         match self {
             InvalidPeerInfo::Endpoint { .. } => "endpoint",

@@ -37,6 +37,7 @@ pub enum EndpointRule {
 
 impl EndpointRule {
     /// A short name for tables and logs, such as `"higher rank"`.
+    #[must_use]
     pub fn as_str(&self) -> &'static str {
         match self {
             EndpointRule::FirstEndpoint => "first endpoint",
@@ -68,6 +69,7 @@ pub struct EndpointDecision {
 
 impl EndpointDecision {
     /// Whether taking the candidate changes the stored endpoint or the method that set it.
+    #[must_use]
     pub fn changes(&self) -> bool {
         self.accepted && self.rule != EndpointRule::Unchanged
     }
@@ -191,37 +193,38 @@ pub(crate) fn silent_longer_than(heard_at: Nanos, now: Nanos, limit: Nanos) -> b
 
 /// Whether deciding `last_seen` for an announcement by `method` that carries `carried` reads
 /// the wall clock: a method that refreshes stamps the wall time now, a carried time is aged
-/// against it. The store reads the wall clock before it locks the record only then; for any
-/// other update of a known peer it is never read (see [`heard`]).
+/// against it. The store reads both clocks at once before it locks the record only then; a
+/// new peer ([`first_heard`]) always needs the wall clock, any other update of a known peer
+/// never does (see [`heard`]).
 pub(crate) fn needs_wall_clock(method: &DiscoveryMethod, carried: Option<SystemTime>) -> bool {
     method.refreshes_last_seen() || carried.is_some()
 }
 
-/// When an announcement by `method` that carries `carried` says the peer was heard, given
-/// when the store last heard it (`None` for a new peer); `None` if it says nothing newer.
+/// When a new peer's first announcement says it was heard: at the time it carries, or now if
+/// it carries none.
+pub(crate) fn first_heard(carried: Option<SystemTime>, now: Nanos, wall: SystemTime) -> Sighting {
+    carried.map_or(Sighting::now(now, wall), |t| {
+        Sighting::carried(t, now, wall)
+    })
+}
+
+/// When an announcement by `method` that carries `carried` says a known peer was heard, given
+/// when the store last heard it; `None` if it says nothing newer.
 ///
-/// - A new peer is heard at the time the announcement carries, or now if it carries none.
 /// - A method that [refreshes](DiscoveryMethod::refreshes_last_seen) means the peer was heard
 ///   now (`None` if that is exactly the stored sighting, as for two updates in one tick of
 ///   the clock: the record is then left unwritten).
 /// - The cache and the second-hand methods only carry a time, taken when it is later than
 ///   the stored one.
 ///
-/// `wall` is called only when the answer needs the wall clock: for a new peer, or when
-/// [`needs_wall_clock`] said so.
+/// `wall` is called only when [`needs_wall_clock`] says the answer needs it.
 pub(crate) fn heard(
-    stored: Option<Sighting>,
+    stored: Sighting,
     method: &DiscoveryMethod,
     carried: Option<SystemTime>,
     now: Nanos,
     wall: impl FnOnce() -> SystemTime,
 ) -> Option<Sighting> {
-    let Some(stored) = stored else {
-        let wall = wall();
-        return Some(carried.map_or(Sighting::now(now, wall), |t| {
-            Sighting::carried(t, now, wall)
-        }));
-    };
     if method.refreshes_last_seen() {
         Some(Sighting::now(now, wall())).filter(|heard| *heard != stored)
     } else {
@@ -317,7 +320,7 @@ pub(crate) fn merge(
         at: heard_at,
         wall: peer.last_seen,
     };
-    let heard = heard(Some(stored), method, info.last_seen, now, wall);
+    let heard = heard(stored, method, info.last_seen, now, wall);
     let was_dead = silent_longer_than(heard_at, now, dead_after);
     Merge {
         fields: plan(peer, info, method),
@@ -359,8 +362,8 @@ pub(crate) fn apply(peer: &mut Peer, info: &mut PeerInfo, method: DiscoveryMetho
     }
 }
 
-/// The peer a first announcement makes, heard as [`heard`] says, moving out of `info` what it
-/// keeps.
+/// The peer a first announcement makes, heard as [`first_heard`] says, moving out of `info`
+/// what it keeps.
 pub(crate) fn new_peer(info: &mut PeerInfo, method: DiscoveryMethod, heard: Sighting) -> Peer {
     let has_endpoint = info.endpoint.is_some();
     let mut peer = Peer::new(info.public_key, heard.wall);

@@ -130,6 +130,7 @@ impl Record {
 
 impl PeerStore {
     /// A store with the default limits and the system clock.
+    #[must_use]
     pub fn new() -> Self {
         PeerStore::builder().build()
     }
@@ -203,8 +204,7 @@ impl PeerStore {
                         capacity: inner.capacity.max(),
                     });
                 }
-                let heard = policy::heard(None, &method, info.last_seen, now, wall)
-                    .expect("a new peer is always heard");
+                let heard = policy::first_heard(info.last_seen, now, wall());
                 // The seq is taken before `insert`, whose guard is gone with the statement.
                 let event = (PeerEventKind::New, inner.next_seq());
                 entry.insert(Record {
@@ -231,17 +231,20 @@ impl PeerStore {
     }
 
     /// The peer stored under `key`, dead or alive.
+    #[must_use]
     pub fn get(&self, key: &PublicKey) -> Option<Arc<Peer>> {
         self.inner.peers.get(key).map(|r| Arc::clone(&r.peer))
     }
 
     /// Every stored peer, dead or alive, in no particular order.
+    #[must_use]
     pub fn get_all(&self) -> Vec<Arc<Peer>> {
         self.collect(|_| true)
     }
 
     /// The peers heard from within the dead timeout (5 minutes by default), in no particular
     /// order: what reconciliation configures.
+    #[must_use]
     pub fn get_active(&self) -> Vec<Arc<Peer>> {
         let now = self.inner.timeline.now();
         let dead_after = self.inner.dead_after_nanos;
@@ -267,16 +270,21 @@ impl PeerStore {
 
     /// Removes a peer (the health monitor gave up on it). Subscribers hear
     /// [`RemovalCause::Explicit`]. Its slot under the cap is free when this returns.
+    #[expect(
+        clippy::must_use_candidate,
+        reason = "called for its effect; the result is there for callers who want it"
+    )]
     pub fn remove(&self, key: &PublicKey) -> Option<Arc<Peer>> {
         let inner = &*self.inner;
-        // The seq is taken while the shard is still locked, so it orders this removal after
-        // every change to the peer.
-        let mut seq = None;
-        let (_, record) = inner.peers.remove_if(key, |_, _| {
-            seq = Some(inner.next_seq());
-            true
-        })?;
-        let seq = seq.expect("taken by the removal");
+        // The seq is taken while the shard is locked, so it orders this removal after every
+        // change to the peer.
+        let (record, seq) = match inner.peers.entry(*key) {
+            Entry::Occupied(entry) => {
+                let seq = inner.next_seq();
+                (entry.remove(), seq)
+            }
+            Entry::Vacant(_) => return None,
+        };
         inner.capacity.release();
         inner.counters.add(Counter::Removed, 1);
         inner.publish(
@@ -292,6 +300,10 @@ impl PeerStore {
     /// Removes every peer silent for longer than the remove timeout (10 minutes by default) and
     /// returns their keys. Subscribers hear [`RemovalCause::Expired`]. Their slots are free when
     /// this returns.
+    #[expect(
+        clippy::must_use_candidate,
+        reason = "called for its effect; the result is there for callers who want it"
+    )]
     pub fn cleanup_stale(&self) -> Vec<PublicKey> {
         let inner = &*self.inner;
         let now = inner.timeline.now();
@@ -318,16 +330,19 @@ impl PeerStore {
     }
 
     /// How many peers the store holds (counting an insert in flight).
+    #[must_use]
     pub fn len(&self) -> usize {
         self.inner.capacity.held()
     }
 
     /// Whether the store holds no peer.
+    #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// Whether a peer is dead: silent for longer than the dead timeout. An unknown peer is dead.
+    #[must_use]
     pub fn is_dead(&self, key: &PublicKey) -> bool {
         let now = self.inner.timeline.now();
         self.inner
@@ -338,6 +353,10 @@ impl PeerStore {
 
     /// Records the latency the health monitor measured; `false` if the peer is unknown.
     /// It is a measurement, not news from the peer: no event, no refresh.
+    #[expect(
+        clippy::must_use_candidate,
+        reason = "called for its effect; the result is there for callers who want it"
+    )]
     pub fn set_latency(&self, key: &PublicKey, latency: Duration) -> bool {
         match self.inner.peers.get_mut(key) {
             Some(mut record) => {
@@ -374,6 +393,7 @@ impl PeerStore {
     }
 
     /// What the store has done so far.
+    #[must_use]
     pub fn stats(&self) -> Stats {
         Stats::new(
             &self.inner.counters,
@@ -383,6 +403,7 @@ impl PeerStore {
     }
 
     /// The store's cap on peers.
+    #[must_use]
     pub fn max_peers(&self) -> usize {
         self.inner.capacity.max()
     }

@@ -1,6 +1,10 @@
 //! The store under many threads at once: the cap race, subscribers that call back into the
 //! store, and unsubscribing while events are being sent. Every test runs its threads behind a
 //! `Barrier` and fails on a deadline instead of hanging.
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "thread and round numbers are small"
+)]
 
 mod support;
 

@@ -93,7 +93,7 @@ fn long_hostnames_and_many_networks_round_trip() {
     let shown: Vec<String> = peer
         .routable_networks
         .iter()
-        .map(|n| n.to_string())
+        .map(std::string::ToString::to_string)
         .collect();
     assert_eq!(shown, networks);
     let back: Peer = serde_json::from_str(&serde_json::to_string(&*peer).unwrap()).unwrap();

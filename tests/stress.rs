@@ -3,6 +3,10 @@
 //!
 //! The default runs are short; the heavy ones and the 60-second soak are explicit:
 //! `cargo test --release --test stress -- --ignored` (`STRESS_OPS` and `SOAK_SECS` override their sizes).
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "random draws are reduced to the small ranges they pick from"
+)]
 
 mod support;
 

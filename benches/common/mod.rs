@@ -16,6 +16,10 @@
 //! - [`Floor`]: a bare `DashMap` doing the same keyed write (an overwrite, no merge, no events)
 //!   or handing out the same `Arc` snapshot on a read: what a sharded map costs at least.
 #![allow(dead_code)] // the bench and the report each use a part
+#![allow(
+    clippy::cast_possible_truncation,
+    reason = "peer indexes and thread numbers are small"
+)]
 
 use std::collections::HashMap;
 use std::hint::black_box;

@@ -188,12 +188,14 @@ pub struct Model {
 }
 
 fn nanos(d: Duration) -> i128 {
-    d.as_nanos() as i128
+    i128::try_from(d.as_nanos()).expect("a test span")
 }
 
 impl Model {
     fn wall(&self) -> SystemTime {
-        UNIX_EPOCH + START + Duration::from_nanos(self.now as u64)
+        UNIX_EPOCH
+            + START
+            + Duration::from_nanos(u64::try_from(self.now).expect("time only advances"))
     }
 
     fn silent_longer_than(&self, entry: &Entry, limit: Duration) -> bool {

@@ -55,7 +55,7 @@ pub fn each_shards(test: impl Fn(usize)) {
 pub fn each(test: impl Fn(PeerStore, ManualClock)) {
     each_shards(|shards| {
         let clock = clock();
-        test(builder(shards).clock(clock.clone()).build(), clock)
+        test(builder(shards).clock(clock.clone()).build(), clock);
     });
 }
 
@@ -69,10 +69,10 @@ pub fn builder(shards: usize) -> PeerStoreBuilder {
 pub fn each_clock(test: impl Fn(PeerStore)) {
     for shards in SHARDS {
         within(&format!("{shards} shards, a manual clock"), || {
-            test(builder(shards).clock(clock()).build())
+            test(builder(shards).clock(clock()).build());
         });
         within(&format!("{shards} shards, the system clock"), || {
-            test(builder(shards).clock(SystemClock).build())
+            test(builder(shards).clock(SystemClock).build());
         });
     }
 }

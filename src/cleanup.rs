@@ -10,6 +10,7 @@ use crate::PeerStore;
 /// The cleanup thread started by [`PeerStore::spawn_cleanup`]. Stopping or dropping it stops
 /// the thread at once (not at the next tick) and waits for it.
 #[derive(Debug)]
+#[must_use = "dropping the handle stops the cleanup thread at once"]
 pub struct CleanupHandle {
     /// Never sent on: dropping it wakes the thread and tells it to stop.
     stop: Option<Sender<()>>,
@@ -37,7 +38,6 @@ impl PeerStore {
     /// # Panics
     ///
     /// If the operating system cannot start a thread.
-    #[must_use]
     pub fn spawn_cleanup(&self, every: Duration) -> CleanupHandle {
         let every = every.max(MIN_INTERVAL);
         let store = self.downgrade();

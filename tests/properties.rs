@@ -12,6 +12,7 @@ use std::time::Duration;
 use model::{Announce, CAP, Op, Subject, key, method};
 use peerstore::{DiscoveryMethod, Peer, UpdateError};
 use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
 
 /// Announcements drawn so that repeats are common: most fields are often empty (saying
 /// nothing), so an update that changes nothing, or only revives a dead peer, comes up too.
@@ -66,10 +67,15 @@ fn ops() -> impl Strategy<Value = Vec<Op>> {
 }
 
 /// 256 cases unless `PROPTEST_CASES` says otherwise (proptest reads it into the default). A
-/// failing case is saved under `proptest-regressions/` and tried first on every later run:
-/// commit it with the fix.
+/// failing case is saved in `proptest-regressions/properties.txt` (cargo runs the tests from
+/// the package's root) and tried first on every later run: commit it with the fix.
 fn config() -> ProptestConfig {
-    ProptestConfig::default()
+    ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/properties.txt",
+        ))),
+        ..ProptestConfig::default()
+    }
 }
 
 /// Runs `ops` on the real store and calls `check(op, before, after, result)` for each update,

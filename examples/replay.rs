@@ -28,8 +28,8 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peerstore::{
-    DiscoveryMethod, ManualClock, Peer, PeerEventKind, PeerInfo, PeerStore, PublicKey,
-    RemovalCause, Subscription, UpdateError, UpdateOutcome, decide_endpoint,
+    DiscoveryMethod, EndpointRule, ManualClock, Peer, PeerEventKind, PeerInfo, PeerStore,
+    PublicKey, RemovalCause, Subscription, UpdateError, UpdateOutcome, decide_endpoint,
 };
 use serde_json::{Value, json};
 
@@ -39,7 +39,6 @@ const DEFAULT_TRACE: &str = include_str!("traces/mesh.jsonl");
 /// each time.
 const TRACE_START_UNIX: u64 = 1_793_491_200;
 /// The "rule" shown for an announcement of the endpoint and method the peer already has.
-const SAME: &str = "same endpoint, same method";
 /// How many bad lines are printed one by one; the rest are counted.
 const MAX_REPORTED_LINES: usize = 20;
 
@@ -196,7 +195,7 @@ enum Decision {
         candidate: std::net::SocketAddr,
         current: Option<(std::net::SocketAddr, DiscoveryMethod)>,
         accepted: bool,
-        rule: &'static str,
+        rule: EndpointRule,
     },
     /// The store refused the announcement as a whole: no endpoint decision was made.
     Refused {
@@ -309,25 +308,18 @@ impl Replay {
                     }
                 }
                 if let (true, Some(candidate)) = (explained, info.endpoint) {
-                    let current = before.as_deref().and_then(current_endpoint);
-                    let decision = decide_endpoint(
-                        current.as_ref().map(|(ep, m)| (*ep, m)),
-                        candidate,
-                        method,
-                    );
-                    // Re-announcing the endpoint it has changes nothing, whatever the rule.
-                    let rule = if current.as_ref() == Some(&(candidate, method.clone())) {
-                        SAME
-                    } else {
-                        decision.rule.as_str()
-                    };
+                    let current = before
+                        .as_deref()
+                        .and_then(Peer::current_endpoint)
+                        .map(|(endpoint, by)| (endpoint, by.clone()));
+                    let decision = decide_endpoint(current.clone(), candidate, method);
                     self.decisions.push(Decision::Endpoint {
                         at: self.now,
                         method: method.clone(),
                         candidate,
                         current,
                         accepted: decision.accepted,
-                        rule,
+                        rule: decision.rule,
                     });
                 }
             }
@@ -391,10 +383,6 @@ impl Replay {
     fn store_wall(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(TRACE_START_UNIX) + self.now
     }
-}
-
-fn current_endpoint(peer: &Peer) -> Option<(std::net::SocketAddr, DiscoveryMethod)> {
-    Some((peer.endpoint?, peer.endpoint_method.clone()?))
 }
 
 struct Row {
@@ -525,7 +513,7 @@ fn describe(decision: &Decision) -> String {
                     m.rank()
                 )),
             match (*accepted, *rule) {
-                (_, SAME) => "unchanged",
+                (_, EndpointRule::Unchanged) => "unchanged",
                 (true, _) => "accepted",
                 (false, _) => "refused",
             },
@@ -584,7 +572,7 @@ fn render_json(replay: &Replay, source: &str, bad: &[(usize, String)]) -> Value 
                 "candidate": candidate.to_string(),
                 "current": current.as_ref().map(|(ep, _)| ep.to_string()),
                 "current_method": current.as_ref().map(|(_, m)| m.as_str()),
-                "accepted": accepted, "rule": rule,
+                "accepted": accepted, "rule": rule.as_str(),
             }),
             Decision::Refused { at, method, why } => json!({
                 "at": at.as_secs_f64(), "method": method.as_str(), "refused": why,
@@ -822,7 +810,7 @@ mod tests {
             .decisions
             .iter()
             .map(|d| match d {
-                Decision::Endpoint { rule, .. } => *rule,
+                Decision::Endpoint { rule, .. } => rule.as_str(),
                 Decision::Removed { .. } => "removed",
                 Decision::Refused { .. } => "refused",
             })

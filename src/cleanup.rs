@@ -8,7 +8,7 @@ use crossbeam_channel::{RecvTimeoutError, Sender};
 use crate::PeerStore;
 
 /// The cleanup thread started by [`PeerStore::spawn_cleanup`]. Stopping or dropping it stops
-/// the thread at once (not at the next tick) and waits for it.
+/// the thread at once (not at its next run) and waits for it.
 #[derive(Debug)]
 #[must_use = "dropping the handle stops the cleanup thread at once"]
 pub struct CleanupHandle {

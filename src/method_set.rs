@@ -19,6 +19,8 @@ static BUILT_IN: &[DiscoveryMethod] = DiscoveryMethod::BUILT_IN;
 )]
 const FIRST_OTHER: u8 = DiscoveryMethod::BUILT_IN.len() as u8 + 1;
 
+const _: () = assert!(std::mem::size_of::<MethodSet>() <= 32);
+
 // Every code is a non-zero nibble, and the set's word holds one nibble per method it can hold.
 const _: () = {
     let codes = DiscoveryMethod::BUILT_IN.len() + MAX_OTHER_METHODS;
@@ -73,8 +75,9 @@ fn has_code(codes: u64, code: u8) -> bool {
 /// Every method a peer was heard by, in first-heard order, without duplicates
 /// ([`Peer::discovered_via`](crate::Peer::discovered_via)).
 ///
-/// The set is 32 bytes inside the peer and allocates nothing for the built-in methods:
-/// each is a 4-bit code, in the order heard. A [`DiscoveryMethod::Other`] name is kept beside
+/// The set lives inside the peer, one word of codes and an empty list (asserted to stay within
+/// 32 bytes), and allocates nothing for the built-in methods: each is a 4-bit code, in the
+/// order heard. A [`DiscoveryMethod::Other`] name is kept beside
 /// them, up to [`MAX_OTHER_METHODS`] names.
 ///
 /// ```

@@ -598,7 +598,7 @@ mod tests {
     }
 
     #[test]
-    fn a_refresh_in_the_same_tick_leaves_the_snapshot_alone() {
+    fn a_refresh_at_the_same_instant_leaves_the_snapshot_alone() {
         let clock = ManualClock::new();
         let store = PeerStore::builder().clock(clock.clone()).build();
         let key = PublicKey::from_bytes([9; 32]);

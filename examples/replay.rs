@@ -38,7 +38,6 @@ const DEFAULT_TRACE: &str = include_str!("traces/mesh.jsonl");
 /// Second 0 of every trace (as in `make_trace.rs`): a fixed date, so a replay prints the same
 /// each time.
 const TRACE_START_UNIX: u64 = 1_793_491_200;
-/// The "rule" shown for an announcement of the endpoint and method the peer already has.
 /// How many bad lines are printed one by one; the rest are counted.
 const MAX_REPORTED_LINES: usize = 20;
 

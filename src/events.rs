@@ -17,7 +17,6 @@ use crossbeam_channel::{
 use crate::PublicKey;
 use crate::stats::Striped;
 use crate::sync::ArcSwap;
-use std::sync::atomic::AtomicU64;
 
 /// One change to the store, as a subscriber receives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -110,7 +109,7 @@ pub struct Subscription {
 /// its address is the subscriber's identity. Counted in one stripe per publishing thread, so
 /// that threads publishing to a subscriber that does not read bump different cache lines.
 #[derive(Debug, Default)]
-struct Losses(Striped<AtomicU64>);
+struct Losses(Striped<1>);
 
 impl Subscription {
     /// Takes the next event if one is waiting.
@@ -156,7 +155,7 @@ impl Subscription {
     /// How many events this subscriber lost because its channel was full.
     #[must_use]
     pub fn dropped(&self) -> u64 {
-        self.losses.0.total()
+        self.losses.0.total(0)
     }
 }
 
@@ -241,7 +240,7 @@ impl SubscriberList {
             match sent {
                 Ok(()) => delivery.sent += 1,
                 Err(TrySendError::Full(_)) => {
-                    subscriber.losses.0.add(1);
+                    subscriber.losses.0.add(0, 1);
                     delivery.dropped += 1;
                 }
                 Err(TrySendError::Disconnected(_)) => gone.push(subscriber.sender.clone()),

@@ -9,8 +9,13 @@
 //! - **the endpoint from the most trusted source wins**: LAN > rendezvous > DHT > gossip >
 //!   transitive > other > cache, IPv6 preferred at equal rank, a LAN endpoint sticky
 //!   ([`should_update_endpoint`]);
-//! - every other field takes the last non-empty value;
-//! - a peer silent for 5 minutes is dead, and after 10 minutes it is removed;
+//! - every other field takes the last non-empty value (`None`, an empty host name and no
+//!   networks say nothing), except `introducer`, which always follows the latest announcement;
+//! - a method heard first-hand ([`DiscoveryMethod::refreshes_last_seen`]) means the peer was
+//!   heard now; the cache and the second-hand methods only carry a time, taken when it is later
+//!   than the stored one, and a new peer is stored with the time its announcement carries;
+//! - a peer silent for 5 minutes is dead, and after 10 minutes it is removed; a dead peer heard
+//!   again is [`Updated`](UpdateOutcome::Updated), like a change;
 //! - at most 1000 peers are held, so a flood of fake peers cannot exhaust memory;
 //! - subscribers are told of new, changed and removed peers over bounded channels, and a slow
 //!   subscriber never slows the store.
@@ -56,9 +61,12 @@
 //! # Threads
 //!
 //! Every method takes `&self` and may be called from any thread; [`PeerStore`] is a cheap
-//! handle to share. Records live in a sharded map with a lock per shard, held only while one
-//! record is merged; events are sent after that lock is released, with `try_send`. Nothing in
-//! the crate is `async` and nothing blocks on a subscriber.
+//! handle to share. Records live in a sharded map with a lock per shard: an update, a removal
+//! or a read of one peer holds it while that one record is merged or read, and a read of every
+//! peer ([`get_active`](PeerStore::get_active), [`get_all`](PeerStore::get_all)) or the cleanup
+//! holds each shard's lock in turn while it visits that shard. Events are sent after the lock
+//! is released, with `try_send`. Nothing in the crate is `async` and nothing blocks on a
+//! subscriber.
 //!
 //! # Time
 //!
@@ -79,7 +87,8 @@
 //!
 //! The public API speaks std and the crate's own types, with two exceptions, both re-exported
 //! so that a caller needs no dependency of its own: [`IpNet`] (a routable network) and the
-//! channel types of a [`Subscription`], in [`channel`].
+//! channel types of a [`Subscription`], in [`channel`]. With the `serde` feature (on by
+//! default) the public types also implement serde's `Serialize` and `Deserialize`.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]

@@ -79,7 +79,8 @@ impl EndpointDecision {
 /// that set it), and says which rule decided. See [`should_update_endpoint`] for the rules.
 ///
 /// `current` is what [`Peer::current_endpoint`] returns, or an owned
-/// `Option<(SocketAddr, DiscoveryMethod)>` of the caller's.
+/// `Option<(SocketAddr, DiscoveryMethod)>` of the caller's; a bare `None` needs its type
+/// (`None::<(SocketAddr, &DiscoveryMethod)>`).
 ///
 /// ```
 /// use peerstore::{decide_endpoint, DiscoveryMethod as M, EndpointRule};
@@ -129,6 +130,8 @@ pub fn decide_endpoint<M: Borrow<DiscoveryMethod>>(
 /// Whether an endpoint `new` learned by `method` replaces the `current` one.
 ///
 /// - No current endpoint: any endpoint is taken.
+/// - The current endpoint announced again by the method that set it is taken and changes
+///   nothing ([`EndpointRule::Unchanged`]).
 /// - A higher [rank](DiscoveryMethod::rank) wins; a lower one loses. Nothing outranks the LAN,
 ///   so a LAN endpoint is sticky: only a newer LAN discovery replaces it.
 /// - At equal rank the newer endpoint wins, except that IPv4 never replaces IPv6 (and IPv6
@@ -191,11 +194,11 @@ pub(crate) fn silent_longer_than(heard_at: Nanos, now: Nanos, limit: Nanos) -> b
     now.saturating_sub(heard_at) > limit
 }
 
-/// Whether deciding `last_seen` for an announcement by `method` that carries `carried` reads
-/// the wall clock: a method that refreshes stamps the wall time now, a carried time is aged
-/// against it. The store reads both clocks at once before it locks the record only then; a
-/// new peer ([`first_heard`]) always needs the wall clock, any other update of a known peer
-/// never does (see [`heard`]).
+/// Whether deciding `last_seen` for an announcement by `method` that carries `carried` needs
+/// the wall clock: a method that refreshes stamps the wall time now, and a carried time is aged
+/// against it. When it does, the store reads both clocks at once before it locks the record;
+/// when it does not, the wall clock is read only for a new peer ([`first_heard`]), never for
+/// a known one (see [`heard`]).
 pub(crate) fn needs_wall_clock(method: &DiscoveryMethod, carried: Option<SystemTime>) -> bool {
     method.refreshes_last_seen() || carried.is_some()
 }
@@ -526,5 +529,117 @@ mod tests {
         assert_eq!(peer.hostname, None);
         assert_eq!(peer.endpoint_method, None);
         assert_eq!(peer.discovered_via, [M::Gossip]);
+    }
+
+    const SEC: Nanos = 1_000_000_000;
+
+    fn wall_at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000 + secs)
+    }
+
+    /// A wall clock the rule must not read.
+    fn unread() -> SystemTime {
+        panic!("the wall clock was read")
+    }
+
+    #[test]
+    fn a_new_peer_is_heard_when_its_announcement_says_and_never_later_than_now() {
+        let now = 100 * SEC;
+        assert_eq!(
+            first_heard(None, now, wall_at(100)),
+            Sighting::now(now, wall_at(100))
+        );
+        let carried = first_heard(Some(wall_at(40)), now, wall_at(100));
+        assert_eq!((carried.at, carried.wall), (40 * SEC, wall_at(40)));
+        let future = first_heard(Some(wall_at(900)), now, wall_at(100));
+        assert_eq!(
+            future,
+            Sighting::now(now, wall_at(100)),
+            "the future is now"
+        );
+        let older_than_the_store = first_heard(Some(wall_at(0)), SEC, wall_at(100));
+        assert_eq!(older_than_the_store.at, -99 * SEC, "below zero, no panic");
+    }
+
+    #[test]
+    fn first_hand_methods_refresh_and_the_others_only_carry_a_later_time() {
+        let stored = Sighting {
+            at: 50 * SEC,
+            wall: wall_at(50),
+        };
+        let now = 100 * SEC;
+        for method in DiscoveryMethod::BUILT_IN {
+            let carried_old = heard(stored, method, Some(wall_at(10)), now, || wall_at(100));
+            let carried_new = heard(stored, method, Some(wall_at(70)), now, || wall_at(100));
+            if method.refreshes_last_seen() {
+                let refreshed = Some(Sighting::now(now, wall_at(100)));
+                assert_eq!(carried_old, refreshed, "{method}: heard now");
+                assert_eq!(carried_new, refreshed, "{method}: heard now");
+                assert_eq!(
+                    heard(stored, method, None, 50 * SEC, || wall_at(50)),
+                    None,
+                    "{method}: the same instant again writes nothing"
+                );
+                assert!(needs_wall_clock(method, None));
+            } else {
+                assert_eq!(carried_old, None, "{method}: an older time is not taken");
+                let taken = carried_new.expect("a later time is taken");
+                assert_eq!((taken.at, taken.wall), (70 * SEC, wall_at(70)));
+                assert_eq!(heard(stored, method, None, now, unread), None, "{method}");
+                assert!(!needs_wall_clock(method, None));
+                assert!(needs_wall_clock(method, Some(wall_at(70))));
+            }
+        }
+    }
+
+    #[test]
+    fn a_dead_peer_heard_again_is_revived_and_that_is_an_update() {
+        let key = PublicKey::from_bytes([3; 32]);
+        let mut info = PeerInfo::new(key);
+        info.endpoint = Some(addr("198.51.100.1:51820"));
+        let mut peer = new_peer(&mut info.clone(), M::Dht, Sighting::now(0, wall_at(0)));
+        // Heard by these before, so that hearing them again changes no field.
+        peer.discovered_via.extend([M::GossipTransitive, M::Cache]);
+        let dead_after = 300 * SEC;
+        // Heard within the dead timeout: a refresh alone is no update.
+        let alive = merge(&peer, 0, &info, &M::Dht, 299 * SEC, dead_after, || {
+            wall_at(299)
+        });
+        assert!(alive.heard.is_some() && !alive.revived && alive.writes());
+        assert_eq!(alive.outcome(), UpdateOutcome::Unchanged);
+        // Silent past it, then heard first-hand: revived.
+        let back = merge(&peer, 0, &info, &M::Dht, 301 * SEC, dead_after, || {
+            wall_at(301)
+        });
+        assert!(back.revived);
+        assert_eq!(back.outcome(), UpdateOutcome::Updated);
+        // A second-hand mention without a time does not revive, and reads no wall clock.
+        let mention = merge(
+            &peer,
+            0,
+            &info,
+            &M::GossipTransitive,
+            301 * SEC,
+            dead_after,
+            unread,
+        );
+        assert!(!mention.revived && !mention.writes());
+        assert_eq!(mention.outcome(), UpdateOutcome::Unchanged);
+        // ... nor does one whose time is itself past the dead timeout.
+        let mut stale = info.clone();
+        stale.last_seen = Some(wall_at(1));
+        let old_news = merge(&peer, 0, &stale, &M::Cache, 400 * SEC, dead_after, || {
+            wall_at(400)
+        });
+        assert!(old_news.heard.is_some() && !old_news.revived);
+        assert_eq!(old_news.outcome(), UpdateOutcome::Unchanged);
+    }
+
+    #[test]
+    fn silence_is_measured_in_whole_nanoseconds_and_saturates() {
+        assert!(!silent_longer_than(0, 300 * SEC, 300 * SEC));
+        assert!(silent_longer_than(0, 300 * SEC + 1, 300 * SEC));
+        assert!(silent_longer_than(Nanos::MIN, Nanos::MAX, 300 * SEC));
+        assert!(!silent_longer_than(Nanos::MAX, Nanos::MIN, 300 * SEC));
     }
 }

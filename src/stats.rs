@@ -84,58 +84,55 @@ impl Counter {
 /// How many stripes a striped counter has: threads past this many share stripes.
 const STRIPES: usize = 8;
 
-/// One `T` per stripe, each on cache lines of its own, so that threads counting at once do
-/// not fight over one line. Striped by thread, not by peer: every thread updates every peer,
-/// so stripes chosen by the key would still move a line between cores on every other update.
-#[derive(Debug, Default)]
-pub(crate) struct Striped<T> {
-    stripes: [Padded<T>; STRIPES],
+/// `N` counters, one copy per stripe, each stripe on cache lines of its own, so that threads
+/// counting at once do not fight over one line. Striped by thread, not by peer: every thread
+/// updates every peer, so stripes chosen by the key would still move a line between cores on
+/// every other update.
+#[derive(Debug)]
+pub(crate) struct Striped<const N: usize> {
+    stripes: [Padded<[AtomicU64; N]>; STRIPES],
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 #[repr(align(128))]
 struct Padded<T>(T);
 
-impl<T> Striped<T> {
-    /// This thread's stripe.
-    pub(crate) fn mine(&self) -> &T {
-        &self.stripes[thread_stripe() % STRIPES].0
-    }
-
-    /// Every stripe, to add them up.
-    pub(crate) fn all(&self) -> impl Iterator<Item = &T> {
-        self.stripes.iter().map(|padded| &padded.0)
+impl<const N: usize> Default for Striped<N> {
+    fn default() -> Self {
+        Striped {
+            stripes: std::array::from_fn(|_| Padded(std::array::from_fn(|_| AtomicU64::new(0)))),
+        }
     }
 }
 
-impl Striped<AtomicU64> {
-    pub(crate) fn add(&self, n: u64) {
+impl<const N: usize> Striped<N> {
+    /// Adds `n` to counter `i` in this thread's stripe.
+    pub(crate) fn add(&self, i: usize, n: u64) {
         if n > 0 {
-            self.mine().fetch_add(n, Ordering::Relaxed);
+            self.stripes[thread_stripe() % STRIPES].0[i].fetch_add(n, Ordering::Relaxed);
         }
     }
 
-    pub(crate) fn total(&self) -> u64 {
-        self.all().map(|count| count.load(Ordering::Relaxed)).sum()
+    /// Counter `i`, summed over the stripes.
+    pub(crate) fn total(&self, i: usize) -> u64 {
+        self.stripes
+            .iter()
+            .map(|stripe| stripe.0[i].load(Ordering::Relaxed))
+            .sum()
     }
 }
 
-/// Every counter of the store, each thread's on one line of its own.
+/// Every counter of the store.
 #[derive(Debug, Default)]
-pub(crate) struct Counters(Striped<[AtomicU64; Counter::COUNT]>);
+pub(crate) struct Counters(Striped<{ Counter::COUNT }>);
 
 impl Counters {
     pub(crate) fn add(&self, counter: Counter, n: u64) {
-        if n > 0 {
-            self.0.mine()[counter as usize].fetch_add(n, Ordering::Relaxed);
-        }
+        self.0.add(counter as usize, n);
     }
 
     pub(crate) fn total(&self, counter: Counter) -> u64 {
-        self.0
-            .all()
-            .map(|counts| counts[counter as usize].load(Ordering::Relaxed))
-            .sum()
+        self.0.total(counter as usize)
     }
 }
 
@@ -175,14 +172,15 @@ mod tests {
 
     #[test]
     fn stripes_add_up_across_threads() {
-        let striped = std::sync::Arc::new(Striped::<AtomicU64>::default());
+        let striped = std::sync::Arc::new(Striped::<2>::default());
         let threads: Vec<_> = (0..STRIPES + 3)
             .map(|_| {
                 let striped = std::sync::Arc::clone(&striped);
-                std::thread::spawn(move || (0..100).for_each(|_| striped.add(1)))
+                std::thread::spawn(move || (0..100).for_each(|_| striped.add(1, 1)))
             })
             .collect();
         threads.into_iter().for_each(|t| t.join().expect("counter"));
-        assert_eq!(striped.total(), 100 * (STRIPES as u64 + 3));
+        assert_eq!(striped.total(1), 100 * (STRIPES as u64 + 3));
+        assert_eq!(striped.total(0), 0);
     }
 }

@@ -197,6 +197,8 @@ impl PeerStore {
                 (outcome, event)
             }
             Entry::Vacant(entry) => {
+                // Before the slot is reserved: a caller's clock that panics must not keep it.
+                let heard = policy::first_heard(info.last_seen, now, wall());
                 if !inner.capacity.try_reserve() {
                     drop(entry);
                     inner.counters.add(Counter::RejectedFull, 1);
@@ -204,7 +206,6 @@ impl PeerStore {
                         capacity: inner.capacity.max(),
                     });
                 }
-                let heard = policy::first_heard(info.last_seen, now, wall());
                 // The seq is taken before `insert`, whose guard is gone with the statement.
                 let event = (PeerEventKind::New, inner.next_seq());
                 entry.insert(Record {

@@ -38,15 +38,7 @@ impl Rng {
     }
 }
 
-const METHODS: [M; 7] = [
-    M::Lan,
-    M::DhtRendezvous,
-    M::Dht,
-    M::Gossip,
-    M::DhtTransitive,
-    M::GossipTransitive,
-    M::Cache,
-];
+const METHODS: &[M] = M::BUILT_IN;
 
 /// What one thread saw its own calls do.
 #[derive(Debug, Default, Clone, Copy)]

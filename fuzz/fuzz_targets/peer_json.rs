@@ -7,7 +7,7 @@
 use libfuzzer_sys::fuzz_target;
 use peerstore::{DiscoveryMethod, ManualClock, PeerInfo, PeerStore, UpdateError};
 
-const METHODS: [DiscoveryMethod; 7] = DiscoveryMethod::BUILT_IN;
+const METHODS: &[DiscoveryMethod] = DiscoveryMethod::BUILT_IN;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, json)) = data.split_first() else {

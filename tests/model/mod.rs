@@ -102,7 +102,7 @@ pub fn hostname(n: u8) -> Option<String> {
         3 => Some("beta.mesh".into()),
         4 => Some("has space".into()),
         5 => Some("x".repeat(254)),
-        // Longer than a `CompactString` holds inline.
+        // Longer than a host name is held inline.
         6 => Some("gateway-frankfurt-3.backbone.example.mesh".into()),
         _ => Some("tab\there".into()),
     }

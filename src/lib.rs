@@ -12,8 +12,9 @@
 //! - every other field takes the last non-empty value (`None`, an empty host name and no
 //!   networks say nothing), except `introducer`, which always follows the latest announcement;
 //! - a method heard first-hand ([`DiscoveryMethod::refreshes_last_seen`]) means the peer was
-//!   heard now; the cache and the second-hand methods only carry a time, taken when it is later
-//!   than the stored one, and a new peer is stored with the time its announcement carries;
+//!   heard now, new or not, whatever time the announcement carries; the cache and the
+//!   second-hand methods only carry a time (none means now), taken for a new peer and, for a
+//!   known one, when it is later than the stored one;
 //! - a peer silent for 5 minutes is dead, and after 10 minutes it is removed; a dead peer heard
 //!   again is [`Updated`](UpdateOutcome::Updated), like a change;
 //! - at most 1000 peers are held, so a flood of fake peers cannot exhaust memory;
@@ -119,7 +120,7 @@ pub use key::{ParseKeyError, PublicKey};
 pub use method::{DiscoveryMethod, NatType, ParseNatTypeError};
 pub use method_set::{MAX_OTHER_METHODS, MethodSet};
 pub use peer::{
-    EndpointProblem, InvalidPeerInfo, MAX_HOSTNAME_LEN, MAX_ROUTABLE_NETWORKS, Peer, PeerInfo,
+    AddressProblem, InvalidPeerInfo, MAX_HOSTNAME_LEN, MAX_ROUTABLE_NETWORKS, Peer, PeerInfo,
 };
 pub use policy::{EndpointDecision, EndpointRule, decide_endpoint, should_update_endpoint};
 pub use stats::Stats;

@@ -80,6 +80,12 @@ impl PeerInfo {
         if let Some(endpoint) = self.endpoint {
             check_endpoint(endpoint)?;
         }
+        if let Some(mesh_ip) = self.mesh_ip {
+            check_mesh_address("mesh_ip", mesh_ip.into())?;
+        }
+        if let Some(mesh_ipv6) = self.mesh_ipv6 {
+            check_mesh_address("mesh_ipv6", mesh_ipv6.into())?;
+        }
         if let Some(hostname) = &self.hostname {
             check_hostname(hostname)?;
         }
@@ -175,24 +181,45 @@ pub const MAX_HOSTNAME_LEN: usize = 253;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InvalidPeerInfo {
-    /// The endpoint cannot be sent to: unspecified (`0.0.0.0`, `::`), multicast, broadcast, or port 0.
+    /// The endpoint cannot be sent to: unspecified (`0.0.0.0`, `::`), multicast, broadcast, or
+    /// port 0. (A loopback endpoint is a peer on this machine, as in a test rig: accepted.)
     Endpoint {
         /// The refused endpoint.
         endpoint: SocketAddr,
         /// What is wrong with it.
-        reason: EndpointProblem,
+        reason: AddressProblem,
+    },
+    /// A mesh address (`mesh_ip` or `mesh_ipv6`) that no peer can hold: unspecified, multicast,
+    /// broadcast or loopback.
+    ///
+    /// A link-local address (`169.254.0.0/16`, `fe80::/10`) is accepted: every peer is reached
+    /// through its own WireGuard tunnel, which is one link, so a link-local address names one
+    /// peer without ambiguity, and routing daemons run over WireGuard (Babel, OSPF) address
+    /// their neighbours that way.
+    MeshAddress {
+        /// `"mesh_ip"` or `"mesh_ipv6"`.
+        field: &'static str,
+        /// The refused address.
+        address: IpAddr,
+        /// What is wrong with it.
+        reason: AddressProblem,
     },
     /// The host name is longer than [`MAX_HOSTNAME_LEN`] bytes.
     HostnameTooLong {
         /// Its length in bytes.
         len: usize,
     },
-    /// The host name holds whitespace or a control character.
+    /// The host name holds a character that would hide or disguise what it says: whitespace,
+    /// a control character, or a Unicode format or separator character (bidirectional
+    /// overrides and isolates, zero-width characters, the byte-order mark, line and paragraph
+    /// separators).
     HostnameCharacter {
         /// The refused host name.
         hostname: String,
         /// The first offending character.
         found: char,
+        /// Where it is: its index among the name's characters, from 0.
+        position: usize,
     },
     /// More than [`MAX_ROUTABLE_NETWORKS`] routable networks.
     TooManyRoutableNetworks {
@@ -201,18 +228,47 @@ pub enum InvalidPeerInfo {
     },
 }
 
-/// What makes an endpoint unusable.
+/// What makes an address unusable, as an endpoint or as a mesh address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum EndpointProblem {
+pub enum AddressProblem {
     /// `0.0.0.0` or `::`.
     Unspecified,
     /// A multicast group address.
     Multicast,
     /// `255.255.255.255`.
     Broadcast,
-    /// Port 0.
+    /// `127.0.0.0/8` or `::1` (refused as a mesh address only).
+    Loopback,
+    /// Port 0 (of an endpoint).
     PortZero,
+}
+
+impl AddressProblem {
+    fn describe(self) -> &'static str {
+        match self {
+            AddressProblem::Unspecified => "an unspecified address",
+            AddressProblem::Multicast => "a multicast address",
+            AddressProblem::Broadcast => "the broadcast address",
+            AddressProblem::Loopback => "a loopback address",
+            AddressProblem::PortZero => "port 0",
+        }
+    }
+
+    /// What is wrong with `ip` as any address of a peer, if anything; an IPv4-mapped IPv6
+    /// address is judged as the IPv4 address it maps.
+    fn of(ip: IpAddr) -> Option<Self> {
+        let ip = ip.to_canonical();
+        if ip.is_unspecified() {
+            Some(AddressProblem::Unspecified)
+        } else if ip.is_multicast() {
+            Some(AddressProblem::Multicast)
+        } else if matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()) {
+            Some(AddressProblem::Broadcast)
+        } else {
+            None
+        }
+    }
 }
 
 impl InvalidPeerInfo {
@@ -221,6 +277,7 @@ impl InvalidPeerInfo {
     pub fn field(&self) -> &'static str {
         match self {
             InvalidPeerInfo::Endpoint { .. } => "endpoint",
+            InvalidPeerInfo::MeshAddress { field, .. } => field,
             InvalidPeerInfo::HostnameTooLong { .. } | InvalidPeerInfo::HostnameCharacter { .. } => {
                 "hostname"
             }
@@ -232,22 +289,34 @@ impl InvalidPeerInfo {
 impl fmt::Display for InvalidPeerInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InvalidPeerInfo::Endpoint { endpoint, reason } => {
-                let why = match reason {
-                    EndpointProblem::Unspecified => "an unspecified address",
-                    EndpointProblem::Multicast => "a multicast address",
-                    EndpointProblem::Broadcast => "the broadcast address",
-                    EndpointProblem::PortZero => "port 0",
-                };
-                write!(f, "endpoint {endpoint} is {why}, which cannot reach a peer")
-            }
+            InvalidPeerInfo::Endpoint { endpoint, reason } => write!(
+                f,
+                "endpoint {endpoint} is {}, which cannot reach a peer",
+                reason.describe()
+            ),
+            InvalidPeerInfo::MeshAddress {
+                field,
+                address,
+                reason,
+            } => write!(
+                f,
+                "{field} {address} is {}, which no peer can hold",
+                reason.describe()
+            ),
             InvalidPeerInfo::HostnameTooLong { len } => write!(
                 f,
                 "hostname is {len} bytes long, over the limit of {MAX_HOSTNAME_LEN}"
             ),
-            InvalidPeerInfo::HostnameCharacter { hostname, found } => write!(
+            InvalidPeerInfo::HostnameCharacter {
+                hostname,
+                found,
+                position,
+            } => write!(
                 f,
-                "hostname {hostname:?} holds {found:?}; whitespace and control characters are not allowed"
+                "hostname {} holds U+{:04X} at character {position}; whitespace, control, \
+                 format and separator characters are not allowed",
+                hostname.escape_debug(),
+                u32::from(*found)
             ),
             InvalidPeerInfo::TooManyRoutableNetworks { count } => write!(
                 f,
@@ -259,24 +328,47 @@ impl fmt::Display for InvalidPeerInfo {
 
 impl std::error::Error for InvalidPeerInfo {}
 
+/// The one spelling of an endpoint: an IPv4-mapped IPv6 address (`[::ffff:192.0.2.1]:51820`)
+/// is the IPv4 address it maps (`192.0.2.1:51820`).
+pub(crate) fn canonical_endpoint(endpoint: SocketAddr) -> SocketAddr {
+    SocketAddr::new(endpoint.ip().to_canonical(), endpoint.port())
+}
+
 fn check_endpoint(endpoint: SocketAddr) -> Result<(), InvalidPeerInfo> {
-    // An IPv4-mapped IPv6 address is the IPv4 address it maps.
-    let ip = endpoint.ip().to_canonical();
-    let reason = if ip.is_unspecified() {
-        Some(EndpointProblem::Unspecified)
-    } else if ip.is_multicast() {
-        Some(EndpointProblem::Multicast)
-    } else if matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()) {
-        Some(EndpointProblem::Broadcast)
-    } else if endpoint.port() == 0 {
-        Some(EndpointProblem::PortZero)
-    } else {
-        None
-    };
+    let reason = AddressProblem::of(endpoint.ip())
+        .or_else(|| (endpoint.port() == 0).then_some(AddressProblem::PortZero));
     match reason {
         Some(reason) => Err(InvalidPeerInfo::Endpoint { endpoint, reason }),
         None => Ok(()),
     }
+}
+
+fn check_mesh_address(field: &'static str, address: IpAddr) -> Result<(), InvalidPeerInfo> {
+    let reason = AddressProblem::of(address).or_else(|| {
+        address
+            .to_canonical()
+            .is_loopback()
+            .then_some(AddressProblem::Loopback)
+    });
+    match reason {
+        Some(reason) => Err(InvalidPeerInfo::MeshAddress {
+            field,
+            address,
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Whether a host name may not hold `c`: whitespace, control, format (`Cf`) and separator
+/// (`Zs`, `Zl`, `Zp`) characters, which would hide or disguise what the name says.
+fn refused_in_hostname(c: char) -> bool {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    c.is_whitespace()
+        || matches!(
+            c.general_category(),
+            G::Control | G::Format | G::SpaceSeparator | G::LineSeparator | G::ParagraphSeparator
+        )
 }
 
 fn check_hostname(hostname: &str) -> Result<(), InvalidPeerInfo> {
@@ -291,11 +383,13 @@ fn check_hostname(hostname: &str) -> Result<(), InvalidPeerInfo> {
     }
     match hostname
         .chars()
-        .find(|c| c.is_whitespace() || c.is_control())
+        .enumerate()
+        .find(|&(_, c)| refused_in_hostname(c))
     {
-        Some(found) => Err(InvalidPeerInfo::HostnameCharacter {
+        Some((position, found)) => Err(InvalidPeerInfo::HostnameCharacter {
             hostname: hostname.to_owned(),
             found,
+            position,
         }),
         None => Ok(()),
     }
@@ -315,13 +409,13 @@ mod tests {
     #[test]
     fn refuses_unusable_endpoints_and_names_them() {
         for (addr, problem) in [
-            ("0.0.0.0:51820", EndpointProblem::Unspecified),
-            ("[::]:51820", EndpointProblem::Unspecified),
-            ("[::ffff:0.0.0.0]:51820", EndpointProblem::Unspecified),
-            ("224.0.0.1:51820", EndpointProblem::Multicast),
-            ("[ff02::1]:51820", EndpointProblem::Multicast),
-            ("255.255.255.255:51820", EndpointProblem::Broadcast),
-            ("198.51.100.1:0", EndpointProblem::PortZero),
+            ("0.0.0.0:51820", AddressProblem::Unspecified),
+            ("[::]:51820", AddressProblem::Unspecified),
+            ("[::ffff:0.0.0.0]:51820", AddressProblem::Unspecified),
+            ("224.0.0.1:51820", AddressProblem::Multicast),
+            ("[ff02::1]:51820", AddressProblem::Multicast),
+            ("255.255.255.255:51820", AddressProblem::Broadcast),
+            ("198.51.100.1:0", AddressProblem::PortZero),
         ] {
             let err = with_endpoint(addr).validate().unwrap_err();
             assert_eq!(err.field(), "endpoint");

@@ -203,12 +203,19 @@ pub(crate) fn needs_wall_clock(method: &DiscoveryMethod, carried: Option<SystemT
     method.refreshes_last_seen() || carried.is_some()
 }
 
-/// When a new peer's first announcement says it was heard: at the time it carries, or now if
-/// it carries none.
-pub(crate) fn first_heard(carried: Option<SystemTime>, now: Nanos, wall: SystemTime) -> Sighting {
-    carried.map_or(Sighting::now(now, wall), |t| {
-        Sighting::carried(t, now, wall)
-    })
+/// When a new peer's first announcement by `method` says it was heard: now for a method that
+/// [refreshes](DiscoveryMethod::refreshes_last_seen) (a first-hand report means the peer was
+/// heard now, new or not), else at the time it carries, or now if it carries none.
+pub(crate) fn first_heard(
+    method: &DiscoveryMethod,
+    carried: Option<SystemTime>,
+    now: Nanos,
+    wall: SystemTime,
+) -> Sighting {
+    match carried {
+        Some(t) if !method.refreshes_last_seen() => Sighting::carried(t, now, wall),
+        _ => Sighting::now(now, wall),
+    }
 }
 
 /// When an announcement by `method` that carries `carried` says a known peer was heard, given
@@ -543,22 +550,26 @@ mod tests {
     }
 
     #[test]
-    fn a_new_peer_is_heard_when_its_announcement_says_and_never_later_than_now() {
+    fn a_new_peer_is_heard_now_first_hand_else_when_its_announcement_says() {
         let now = 100 * SEC;
-        assert_eq!(
-            first_heard(None, now, wall_at(100)),
-            Sighting::now(now, wall_at(100))
-        );
-        let carried = first_heard(Some(wall_at(40)), now, wall_at(100));
-        assert_eq!((carried.at, carried.wall), (40 * SEC, wall_at(40)));
-        let future = first_heard(Some(wall_at(900)), now, wall_at(100));
-        assert_eq!(
-            future,
-            Sighting::now(now, wall_at(100)),
-            "the future is now"
-        );
-        let older_than_the_store = first_heard(Some(wall_at(0)), SEC, wall_at(100));
-        assert_eq!(older_than_the_store.at, -99 * SEC, "below zero, no panic");
+        let heard_now = Sighting::now(now, wall_at(100));
+        for method in DiscoveryMethod::BUILT_IN {
+            assert_eq!(first_heard(method, None, now, wall_at(100)), heard_now);
+            let carried = first_heard(method, Some(wall_at(40)), now, wall_at(100));
+            if method.refreshes_last_seen() {
+                assert_eq!(carried, heard_now, "{method}: first-hand means now");
+                continue;
+            }
+            assert_eq!(
+                (carried.at, carried.wall),
+                (40 * SEC, wall_at(40)),
+                "{method}"
+            );
+            let future = first_heard(method, Some(wall_at(900)), now, wall_at(100));
+            assert_eq!(future, heard_now, "{method}: the future is now");
+            let older_than_the_store = first_heard(method, Some(wall_at(0)), SEC, wall_at(100));
+            assert_eq!(older_than_the_store.at, -99 * SEC, "below zero, no panic");
+        }
     }
 
     #[test]

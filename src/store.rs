@@ -13,6 +13,7 @@ use dashmap::mapref::entry::Entry;
 use crate::capacity::Capacity;
 use crate::clock::{Nanos, Timeline, nanos_of};
 use crate::events::{PeerEvent, PeerEventKind, RemovalCause, SubscriberList, Subscription};
+use crate::peer::canonical_endpoint;
 use crate::stats::{Counter, Counters, Stats};
 use crate::{
     Clock, DEFAULT_MAX_PEERS, DiscoveryMethod, EVENT_BUFFER_SIZE, InvalidPeerInfo,
@@ -164,6 +165,8 @@ impl PeerStore {
             inner.counters.add(Counter::RejectedInvalid, 1);
             return Err(UpdateError::Invalid(invalid));
         }
+        // One address, one spelling: in the store, in events and in the cache.
+        info.endpoint = info.endpoint.map(canonical_endpoint);
         // Both clocks from one reading, before the lock, when the policy needs the wall clock;
         // otherwise it is read under the lock only if a new peer needs it.
         let (now, wall) = if policy::needs_wall_clock(&method, info.last_seen) {
@@ -198,7 +201,7 @@ impl PeerStore {
             }
             Entry::Vacant(entry) => {
                 // Before the slot is reserved: a caller's clock that panics must not keep it.
-                let heard = policy::first_heard(info.last_seen, now, wall());
+                let heard = policy::first_heard(&method, info.last_seen, now, wall());
                 if !inner.capacity.try_reserve() {
                     drop(entry);
                     inner.counters.add(Counter::RejectedFull, 1);

@@ -318,8 +318,8 @@ fn cache_and_transitive_reports_do_not_refresh() {
 }
 
 #[test]
-fn a_carried_last_seen_is_honoured_on_insert_whatever_the_method() {
-    for m in [M::Lan, M::Dht, M::Cache, M::GossipTransitive] {
+fn a_carried_last_seen_is_honoured_on_insert_by_the_methods_that_do_not_refresh() {
+    for m in [M::Cache, M::DhtTransitive, M::GossipTransitive] {
         let (store, clock) = store();
         let mut info = at(1, V4_A);
         info.last_seen = Some(wall(&clock) - secs(240));
@@ -340,6 +340,32 @@ fn a_carried_last_seen_is_honoured_on_insert_whatever_the_method() {
         wall(&clock),
         "None means now"
     );
+}
+
+/// Issue 11: a LAN announcement of a new peer carrying an hour-old `last_seen` was inserted
+/// dead, and the identical announcement again revived it. A first-hand method means the peer
+/// was heard now, new or not.
+#[test]
+fn a_peer_heard_first_hand_is_inserted_alive_whatever_time_it_carries() {
+    support::each(|store, clock| {
+        let first_hand = M::BUILT_IN.iter().filter(|m| m.refreshes_last_seen());
+        for (n, m) in (1..).zip(first_hand) {
+            let mut info = at(n, V4_A);
+            info.last_seen = Some(wall(&clock) - secs(3600));
+            assert_eq!(
+                store.update(info.clone(), m.clone()),
+                Ok(UpdateOutcome::Inserted)
+            );
+            let peer = store.get(&key(n)).unwrap();
+            assert_eq!(peer.last_seen, wall(&clock), "{m}: heard now");
+            assert!(!store.is_dead(&key(n)), "{m}: inserted alive");
+            assert_eq!(
+                store.update(info, m.clone()),
+                Ok(UpdateOutcome::Unchanged),
+                "{m}: the same announcement again is no revival"
+            );
+        }
+    });
 }
 
 #[test]

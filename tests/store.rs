@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use peerstore::{
-    Clock, DEFAULT_MAX_PEERS, DiscoveryMethod as M, EndpointProblem, InvalidPeerInfo, PeerInfo,
+    AddressProblem, Clock, DEFAULT_MAX_PEERS, DiscoveryMethod as M, InvalidPeerInfo, PeerInfo,
     PeerStore, Stats, UpdateError, UpdateOutcome,
 };
 use support::{at, clock, key, secs};
@@ -235,7 +235,7 @@ fn bad_input_is_refused_naming_the_field_and_nothing_changes() {
         assert!(matches!(
             store.update(new, M::Lan),
             Err(UpdateError::Invalid(InvalidPeerInfo::Endpoint {
-                reason: EndpointProblem::PortZero,
+                reason: AddressProblem::PortZero,
                 ..
             }))
         ));

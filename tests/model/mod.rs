@@ -95,7 +95,7 @@ pub fn endpoint(n: u8) -> Option<SocketAddr> {
 }
 
 pub fn hostname(n: u8) -> Option<String> {
-    match n % 8 {
+    match n % 11 {
         0 => None,
         1 => Some(String::new()),
         2 => Some("alpha".into()),
@@ -104,7 +104,36 @@ pub fn hostname(n: u8) -> Option<String> {
         5 => Some("x".repeat(254)),
         // Longer than a host name is held inline.
         6 => Some("gateway-frankfurt-3.backbone.example.mesh".into()),
-        _ => Some("tab\there".into()),
+        7 => Some("tab\there".into()),
+        // Characters that disguise a name: a right-to-left override, a zero-width space, a BOM.
+        8 => Some("evil\u{202e}gpj.exe".into()),
+        9 => Some("zero\u{200b}width".into()),
+        _ => Some("\u{feff}bom".into()),
+    }
+}
+
+/// A mesh IPv4 address: mostly usable ones (a link-local one among them), and one of each
+/// refusal.
+pub fn mesh_ip(n: u8) -> Ipv4Addr {
+    match n % 12 {
+        0..=6 => Ipv4Addr::new(10, 99, 0, n % 4),
+        7 => Ipv4Addr::new(169, 254, 0, 7),
+        8 => Ipv4Addr::UNSPECIFIED,
+        9 => Ipv4Addr::BROADCAST,
+        10 => Ipv4Addr::new(224, 0, 0, 1),
+        _ => Ipv4Addr::LOCALHOST,
+    }
+}
+
+/// A mesh IPv6 address, the same way; an IPv4-mapped loopback address is loopback too.
+pub fn mesh_ipv6(n: u8) -> Ipv6Addr {
+    match n % 12 {
+        0..=6 => Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(n % 4)),
+        7 => Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 7),
+        8 => Ipv6Addr::UNSPECIFIED,
+        9 => Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
+        10 => Ipv6Addr::LOCALHOST,
+        _ => Ipv4Addr::LOCALHOST.to_ipv6_mapped(),
     }
 }
 
@@ -139,10 +168,8 @@ impl Announce {
         let secs = Duration::from_secs(u64::from(self.seen_secs));
         let mut info = PeerInfo::new(key(self.key));
         info.endpoint = endpoint(self.endpoint);
-        info.mesh_ip = self.mesh_ip.map(|n| Ipv4Addr::new(10, 99, 0, n % 4));
-        info.mesh_ipv6 = self
-            .mesh_ipv6
-            .map(|n| Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, u16::from(n % 4)));
+        info.mesh_ip = self.mesh_ip.map(mesh_ip);
+        info.mesh_ipv6 = self.mesh_ipv6.map(mesh_ipv6);
         info.hostname = hostname(self.hostname).map(Into::into);
         info.routable_networks = networks(self.networks).into();
         info.introducer = self.introducer;
@@ -215,8 +242,26 @@ impl Model {
                 return Some("endpoint");
             }
         }
+        let unusable = |ip: std::net::IpAddr| {
+            let ip = ip.to_canonical();
+            let broadcast = matches!(ip, std::net::IpAddr::V4(v4) if v4 == Ipv4Addr::BROADCAST);
+            ip.is_unspecified() || ip.is_multicast() || broadcast || ip.is_loopback()
+        };
+        if info.mesh_ip.is_some_and(|ip| unusable(ip.into())) {
+            return Some("mesh_ip");
+        }
+        if info.mesh_ipv6.is_some_and(|ip| unusable(ip.into())) {
+            return Some("mesh_ipv6");
+        }
+        // The format and separator characters the table below uses, written out.
+        let disguising = |c: char| {
+            matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2028}' | '\u{2029}')
+                || matches!(c, '\u{2066}'..='\u{2069}' | '\u{feff}')
+        };
         if let Some(h) = &info.hostname
-            && (h.len() > 253 || h.chars().any(|c| c.is_whitespace() || c.is_control()))
+            && (h.len() > 253
+                || h.chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || disguising(c)))
         {
             return Some("hostname");
         }
@@ -243,6 +288,11 @@ impl Model {
         if let Some(field) = Model::refused_field(&info) {
             return (Expected::Invalid(field), None);
         }
+        // An IPv4-mapped endpoint is stored as the IPv4 address it maps.
+        let mut info = info;
+        info.endpoint = info
+            .endpoint
+            .map(|e| SocketAddr::new(e.ip().to_canonical(), e.port()));
         let now = self.now;
         let wall = self.wall();
         let carried = info.last_seen.map(|t| self.carried(t));
@@ -250,7 +300,10 @@ impl Model {
             if self.peers.len() >= CAP {
                 return (Expected::Full, None);
             }
-            let (last_seen, age) = carried.unwrap_or((wall, 0));
+            // First-hand means heard now; only the other methods' carried times count.
+            let (last_seen, age) = carried
+                .filter(|_| !method.refreshes_last_seen())
+                .unwrap_or((wall, 0));
             let mut peer = Peer::new(info.public_key, last_seen);
             peer.endpoint = info.endpoint;
             peer.endpoint_method = info.endpoint.map(|_| method.clone());

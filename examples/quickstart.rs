@@ -27,7 +27,10 @@ fn announce(store: &PeerStore, n: u8, endpoint: &str, method: DiscoveryMethod) {
 }
 
 fn main() {
-    let store = PeerStore::builder().event_buffer(256).build();
+    let store = PeerStore::builder()
+        .event_buffer(256)
+        .build()
+        .expect("valid store settings");
     let events = store.subscribe();
 
     // The subscriber: what the WireGuard reconciler or a log would watch.

@@ -253,7 +253,8 @@ impl Replay {
             .clock(clock.clone())
             .max_peers(max_peers)
             .event_buffer(max_peers + 1)
-            .build();
+            .build()
+            .expect("valid store settings");
         let events = store.subscribe();
         Replay {
             store,

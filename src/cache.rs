@@ -640,7 +640,8 @@ mod tests {
             .clock(ManualClock::starting_at(
                 UNIX_EPOCH + Duration::from_secs(1_763_800_000),
             ))
-            .build();
+            .build()
+            .unwrap();
         for i in 0..n {
             let mut info = PeerInfo::new(PublicKey::from_bytes([i + 1; 32]));
             info.endpoint = Some(SocketAddr::from(([198, 51, 100, i + 1], 51820)));

@@ -338,11 +338,24 @@ impl ManualClock {
         }
     }
 
-    /// Moves both clocks forward by `by`.
+    /// Moves both clocks forward by `by`. Saturates: a clock moved past the latest time its
+    /// type can hold stops there (to the nanosecond) instead of panicking, so a test can
+    /// advance by `Duration::MAX` to mean "forever after".
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use peerstore::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// clock.advance(Duration::MAX);
+    /// let end = clock.now();
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(clock.now(), end, "saturated");
+    /// ```
     pub fn advance(&self, by: Duration) {
         let mut times = self.lock();
-        times.0 += by;
-        times.1 += by;
+        times.0 = saturating_add(times.0, by, Instant::checked_add);
+        times.1 = saturating_add(times.1, by, SystemTime::checked_add);
     }
 
     /// Sets the wall clock alone, as NTP or an operator would; the monotonic clock stays.
@@ -363,5 +376,55 @@ impl Clock for ManualClock {
 
     fn wall_now(&self) -> SystemTime {
         self.lock().1
+    }
+}
+
+/// `start + by`, or the latest time `start` can be moved to when that is past what its type
+/// holds (how far that is depends on the platform, hence the search).
+fn saturating_add<T: Copy>(
+    start: T,
+    by: Duration,
+    checked_add: impl Fn(&T, Duration) -> Option<T>,
+) -> T {
+    if let Some(t) = checked_add(&start, by) {
+        return t;
+    }
+    // By bisection, the longest span that still fits, to the nanosecond.
+    let (mut fits, mut too_far) = (Duration::ZERO, by);
+    while too_far - fits > Duration::from_nanos(1) {
+        let mid = fits + (too_far - fits) / 2;
+        if checked_add(&start, mid).is_some() {
+            fits = mid;
+        } else {
+            too_far = mid;
+        }
+    }
+    checked_add(&start, fits).unwrap_or(start)
+}
+
+#[cfg(test)]
+mod manual_tests {
+    use super::*;
+
+    /// Issue 11: `ManualClock::advance(Duration::MAX)` panicked.
+    #[test]
+    fn a_manual_clock_advanced_past_the_end_of_time_saturates() {
+        let clock = ManualClock::new();
+        let (t0, w0) = (clock.now(), clock.wall_now());
+        clock.advance(Duration::MAX);
+        let (t1, w1) = (clock.now(), clock.wall_now());
+        assert!(t1 > t0 && w1 > w0);
+        assert!(
+            t1.checked_add(Duration::from_nanos(1)).is_none(),
+            "as far as it goes"
+        );
+        clock.advance(Duration::from_secs(1));
+        assert_eq!((clock.now(), clock.wall_now()), (t1, w1));
+        // A store on such a clock still answers.
+        let store = crate::PeerStore::builder()
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        assert!(store.get_active().is_empty());
     }
 }

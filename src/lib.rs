@@ -28,7 +28,7 @@
 //! use peerstore::{DiscoveryMethod, ManualClock, PeerEventKind, PeerInfo, PeerStore, PublicKey};
 //!
 //! let clock = ManualClock::new();
-//! let store = PeerStore::builder().clock(clock.clone()).build();
+//! let store = PeerStore::builder().clock(clock.clone()).build()?;
 //! let events = store.subscribe();
 //!
 //! // A DHT lookup finds a peer behind NAT...
@@ -124,7 +124,9 @@ pub use peer::{
 };
 pub use policy::{EndpointDecision, EndpointRule, decide_endpoint, should_update_endpoint};
 pub use stats::Stats;
-pub use store::{PeerStore, PeerStoreBuilder, UpdateError, UpdateOutcome};
+pub use store::{
+    BuildError, MAX_EVENT_BUFFER, PeerStore, PeerStoreBuilder, UpdateError, UpdateOutcome,
+};
 
 /// A routable network ([`PeerInfo::routable_networks`]): the `ipnet` crate's type, part of this
 /// crate's public API.

@@ -67,6 +67,57 @@ impl From<InvalidPeerInfo> for UpdateError {
     }
 }
 
+/// The most events a subscriber's channel may hold: [`PeerStoreBuilder::event_buffer`]'s
+/// limit (2^20, about 64 MiB of channel per subscriber).
+pub const MAX_EVENT_BUFFER: usize = 1 << 20;
+
+/// A setting of [`PeerStoreBuilder`] that cannot work, from [`PeerStoreBuilder::build`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `event_buffer` is 0 (every event would be lost) or over [`MAX_EVENT_BUFFER`].
+    EventBuffer {
+        /// The refused setting.
+        event_buffer: usize,
+    },
+    /// `dead_after` is zero: every peer would be dead as soon as it was heard.
+    ZeroDeadAfter,
+    /// `dead_after` is longer than `remove_after`: the cleanup would remove peers that
+    /// `get_active` still lists.
+    DeadAfterRemove {
+        /// The refused `dead_after`.
+        dead_after: Duration,
+        /// The `remove_after` it passes.
+        remove_after: Duration,
+    },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::EventBuffer { event_buffer } => write!(
+                f,
+                "event_buffer {event_buffer} is outside 1..={MAX_EVENT_BUFFER}: \
+                 a subscriber's channel must hold at least one event and at most {MAX_EVENT_BUFFER}"
+            ),
+            BuildError::ZeroDeadAfter => write!(
+                f,
+                "dead_after is zero: every peer would be dead as soon as it was heard"
+            ),
+            BuildError::DeadAfterRemove {
+                dead_after,
+                remove_after,
+            } => write!(
+                f,
+                "dead_after {dead_after:?} is longer than remove_after {remove_after:?}: \
+                 the cleanup would remove peers that are still active"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
 /// The registry of every peer this node has discovered. A cheap handle: clones share one store.
 ///
 /// ```
@@ -133,7 +184,7 @@ impl PeerStore {
     /// A store with the default limits and the system clock.
     #[must_use]
     pub fn new() -> Self {
-        PeerStore::builder().build()
+        PeerStoreBuilder::default().assemble()
     }
 
     /// Configures a store: its cap, timeouts, event buffer and clock.
@@ -461,11 +512,12 @@ impl fmt::Debug for PeerStore {
     }
 }
 
-/// Builds a [`PeerStore`] with other limits or another clock.
+/// Builds a [`PeerStore`] with other limits or another clock. [`build`](Self::build) refuses
+/// settings that cannot work, naming the setting and the value.
 ///
 /// ```
 /// use std::time::Duration;
-/// use peerstore::{ManualClock, PeerStore};
+/// use peerstore::{BuildError, ManualClock, PeerStore};
 ///
 /// let clock = ManualClock::new();
 /// let store = PeerStore::builder()
@@ -474,8 +526,15 @@ impl fmt::Debug for PeerStore {
 ///     .remove_after(Duration::from_secs(60))
 ///     .event_buffer(64)
 ///     .clock(clock.clone())
-///     .build();
+///     .build()?;
 /// assert_eq!(store.max_peers(), 50);
+///
+/// let backwards = PeerStore::builder()
+///     .dead_after(Duration::from_secs(600))
+///     .remove_after(Duration::from_secs(300))
+///     .build();
+/// assert!(matches!(backwards, Err(BuildError::DeadAfterRemove { .. })));
+/// # Ok::<(), BuildError>(())
 /// ```
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct PeerStoreBuilder {
@@ -520,22 +579,27 @@ impl PeerStoreBuilder {
         self
     }
 
-    /// How long a silent peer stays active (default 5 minutes).
+    /// How long a silent peer stays active (default 5 minutes; more than zero, and at most
+    /// [`remove_after`](Self::remove_after)).
     pub fn dead_after(mut self, dead_after: Duration) -> Self {
         self.dead_after = dead_after;
         self
     }
 
-    /// How long a silent peer stays in the store (default 10 minutes).
+    /// How long a silent peer stays in the store (default 10 minutes; at least
+    /// [`dead_after`](Self::dead_after)). Spans past about 292 years count as 292 years.
     pub fn remove_after(mut self, remove_after: Duration) -> Self {
         self.remove_after = remove_after;
         self
     }
 
     /// How many events each subscriber's channel holds before it loses events (default 16;
-    /// at least 1).
+    /// from 1 to [`MAX_EVENT_BUFFER`]). The channel takes its room when a subscriber
+    /// subscribes, about 64 bytes an event: choose what the slowest subscriber can fall
+    /// behind by between two reads (a burst of updates after a restart, say) and resynchronise
+    /// from [`get_all`](PeerStore::get_all) when `seq` shows a gap.
     pub fn event_buffer(mut self, event_buffer: usize) -> Self {
-        self.event_buffer = event_buffer.max(1);
+        self.event_buffer = event_buffer;
         self
     }
 
@@ -556,8 +620,33 @@ impl PeerStoreBuilder {
     }
 
     /// Builds the store.
-    #[must_use]
-    pub fn build(self) -> PeerStore {
+    ///
+    /// # Errors
+    ///
+    /// A [`BuildError`] naming the setting and the value when a setting cannot work: an
+    /// `event_buffer` of 0 or over [`MAX_EVENT_BUFFER`], a zero `dead_after`, or a
+    /// `dead_after` longer than `remove_after` (the cleanup would remove peers that
+    /// `get_active` still lists).
+    pub fn build(self) -> Result<PeerStore, BuildError> {
+        if self.event_buffer == 0 || self.event_buffer > MAX_EVENT_BUFFER {
+            return Err(BuildError::EventBuffer {
+                event_buffer: self.event_buffer,
+            });
+        }
+        if self.dead_after.is_zero() {
+            return Err(BuildError::ZeroDeadAfter);
+        }
+        if self.dead_after > self.remove_after {
+            return Err(BuildError::DeadAfterRemove {
+                dead_after: self.dead_after,
+                remove_after: self.remove_after,
+            });
+        }
+        Ok(self.assemble())
+    }
+
+    /// The store these settings make, checked or known to be good.
+    fn assemble(self) -> PeerStore {
         let hasher = foldhash::fast::RandomState::default();
         let peers = match self.shards {
             Some(shards) => Map::with_hasher_and_shard_amount(hasher, shards),
@@ -595,16 +684,21 @@ mod tests {
     fn the_system_clock_is_read_directly_however_it_is_given() {
         let system = |store: &PeerStore| matches!(store.inner.timeline, Timeline::System { .. });
         assert!(system(&PeerStore::new()));
-        assert!(system(&PeerStore::builder().clock(SystemClock).build()));
+        assert!(system(
+            &PeerStore::builder().clock(SystemClock).build().unwrap()
+        ));
         assert!(!system(
-            &PeerStore::builder().clock(ManualClock::new()).build()
+            &PeerStore::builder()
+                .clock(ManualClock::new())
+                .build()
+                .unwrap()
         ));
     }
 
     #[test]
     fn a_refresh_at_the_same_instant_leaves_the_snapshot_alone() {
         let clock = ManualClock::new();
-        let store = PeerStore::builder().clock(clock.clone()).build();
+        let store = PeerStore::builder().clock(clock.clone()).build().unwrap();
         let key = PublicKey::from_bytes([9; 32]);
         store
             .update(PeerInfo::new(key), DiscoveryMethod::Lan)
@@ -631,7 +725,7 @@ mod tests {
         for (asked, got) in [(0, 2), (1, 2), (2, 2), (3, 4), (64, 64), (65, 128)] {
             assert_eq!(shard_amount(asked), got, "asked {asked}");
             // The map asserts what it takes: building must not panic.
-            let store = PeerStore::builder().shards(asked).build();
+            let store = PeerStore::builder().shards(asked).build().unwrap();
             assert!(store.is_empty());
         }
         assert_eq!(shard_amount(usize::MAX), 1 << 16);

@@ -45,7 +45,7 @@ const FIXTURE: &str = concat!(
 fn store_at(after: Duration) -> PeerStore {
     let clock = clock();
     clock.advance(after);
-    PeerStore::builder().clock(clock).build()
+    PeerStore::builder().clock(clock).build().unwrap()
 }
 
 fn wall(unix: u64) -> SystemTime {
@@ -399,7 +399,11 @@ fn a_full_store_rejects_the_rest_and_says_how_many() {
         .map(|n| entry(n, &format!("198.51.100.{n}:51820"), now))
         .collect();
     write_entries(&path, &entries);
-    let store = PeerStore::builder().clock(clock()).max_peers(3).build();
+    let store = PeerStore::builder()
+        .clock(clock())
+        .max_peers(3)
+        .build()
+        .unwrap();
     let report = cache::restore(&store, &path).unwrap();
     assert_eq!(
         (report.restored, report.rejected_full),

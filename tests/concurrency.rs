@@ -18,7 +18,7 @@ use support::{THREADS, at, key, race, rounds};
 #[test]
 fn racing_inserts_into_a_store_one_short_of_full_admit_exactly_one() {
     support::each_shards(|shards| {
-        let store = support::builder(shards).max_peers(1000).build();
+        let store = support::builder(shards).max_peers(1000).build().unwrap();
         for n in 0..999 {
             store.update(PeerInfo::new(key(n)), M::Dht).unwrap();
         }
@@ -54,7 +54,7 @@ fn racing_inserts_into_a_store_one_short_of_full_admit_exactly_one() {
 fn racing_inserts_fill_the_store_exactly_to_the_cap() {
     support::each_shards(|shards| {
         for round in 0..rounds(20) {
-            let store = support::builder(shards).max_peers(500).build();
+            let store = support::builder(shards).max_peers(500).build().unwrap();
             let racers = store.clone();
             let inserted = race(move |t| {
                 (0..200)
@@ -77,7 +77,7 @@ fn racing_inserts_fill_the_store_exactly_to_the_cap() {
 #[test]
 fn inserts_and_removals_racing_never_pass_the_cap() {
     support::each_shards(|shards| {
-        let store = support::builder(shards).max_peers(64).build();
+        let store = support::builder(shards).max_peers(64).build().unwrap();
         let racers = store.clone();
         let over = Arc::new(AtomicBool::new(false));
         let seen_over = Arc::clone(&over);
@@ -105,7 +105,8 @@ fn subscribers_that_call_back_into_the_store_while_writers_run_do_not_deadlock()
         let store = support::builder(shards)
             .max_peers(10_000)
             .event_buffer(1024)
-            .build();
+            .build()
+            .unwrap();
         let writers_done = Arc::new(AtomicUsize::new(0));
         let (racers, done) = (store.clone(), Arc::clone(&writers_done));
         let subscriptions: Vec<_> = (0..THREADS / 2).map(|_| store.subscribe()).collect();
@@ -159,7 +160,7 @@ impl IsEmptyNow for peerstore::Subscription {
 #[test]
 fn unsubscribing_while_events_are_sent_never_panics_or_leaks_subscribers() {
     support::each_shards(|shards| {
-        let store = support::builder(shards).max_peers(10_000).build();
+        let store = support::builder(shards).max_peers(10_000).build().unwrap();
         let racers = store.clone();
         race(move |t| {
             for i in 0..rounds(1000) {

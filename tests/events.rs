@@ -60,7 +60,11 @@ fn each_change_is_one_event_and_nothing_else_is() {
 #[test]
 fn a_full_store_refusal_is_silent() {
     let clock = clock();
-    let store = PeerStore::builder().max_peers(1).clock(clock).build();
+    let store = PeerStore::builder()
+        .max_peers(1)
+        .clock(clock)
+        .build()
+        .unwrap();
     store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
     let events = store.subscribe();
     store.update(PeerInfo::new(key(2)), M::Lan).unwrap_err();
@@ -89,7 +93,11 @@ fn seq_is_strictly_increasing_and_gaps_show_what_a_late_subscriber_missed() {
 #[test]
 fn a_full_subscriber_loses_events_counts_them_and_never_blocks_the_store() {
     let clock = clock();
-    let store = PeerStore::builder().event_buffer(4).clock(clock).build();
+    let store = PeerStore::builder()
+        .event_buffer(4)
+        .clock(clock)
+        .build()
+        .unwrap();
     let slow = store.subscribe();
     let fast = store.subscribe();
     let mut fast_seen = Vec::new();

@@ -140,3 +140,55 @@ fn host_names_that_spoof_are_refused_naming_the_character_and_where_it_is() {
         }
     });
 }
+
+/// Issue 11: `event_buffer(usize::MAX)` made `subscribe()` panic inside the channel,
+/// `event_buffer(1 << 32)` aborted the process on allocation, and `dead_after` past
+/// `remove_after` made the cleanup remove peers that `get_active` still listed.
+#[test]
+fn settings_that_cannot_work_are_refused_naming_the_setting_and_the_value() {
+    use peerstore::{BuildError, MAX_EVENT_BUFFER, PeerStore};
+    use std::time::Duration;
+
+    for event_buffer in [0, MAX_EVENT_BUFFER + 1, 1 << 32, usize::MAX] {
+        let err = PeerStore::builder()
+            .event_buffer(event_buffer)
+            .build()
+            .unwrap_err();
+        assert_eq!(err, BuildError::EventBuffer { event_buffer });
+        let message = err.to_string();
+        assert!(
+            message.contains("event_buffer") && message.contains(&event_buffer.to_string()),
+            "{message}"
+        );
+    }
+    let largest = PeerStore::builder()
+        .event_buffer(MAX_EVENT_BUFFER)
+        .build()
+        .expect("the largest buffer is allowed");
+    drop(largest);
+
+    let minutes = |m: u64| Duration::from_secs(m * 60);
+    let err = PeerStore::builder()
+        .dead_after(minutes(10))
+        .remove_after(minutes(5))
+        .build()
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("dead_after 600s") && message.contains("remove_after 300s"),
+        "{message}"
+    );
+    let err = PeerStore::builder()
+        .dead_after(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert_eq!(err, BuildError::ZeroDeadAfter);
+    assert!(err.to_string().contains("dead_after"), "{err}");
+
+    // Equal timeouts work: a peer is dead and removed at once.
+    PeerStore::builder()
+        .dead_after(minutes(5))
+        .remove_after(minutes(5))
+        .build()
+        .expect("equal timeouts");
+}

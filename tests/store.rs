@@ -17,7 +17,8 @@ fn small_store(max_peers: usize) -> (PeerStore, peerstore::ManualClock) {
     let store = PeerStore::builder()
         .max_peers(max_peers)
         .clock(clock.clone())
-        .build();
+        .build()
+        .unwrap();
     (store, clock)
 }
 
@@ -161,7 +162,8 @@ fn custom_timeouts_apply() {
         .dead_after(secs(10))
         .remove_after(secs(20))
         .clock(clock.clone())
-        .build();
+        .build()
+        .unwrap();
     store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
     clock.advance(secs(11));
     assert!(store.is_dead(&key(1)));
@@ -345,7 +347,10 @@ fn public_types_have_the_promised_traits() {
 /// monotonic clock.
 #[test]
 fn a_store_on_the_system_clock_stamps_the_wall_time() {
-    let explicit = PeerStore::builder().clock(peerstore::SystemClock).build();
+    let explicit = PeerStore::builder()
+        .clock(peerstore::SystemClock)
+        .build()
+        .unwrap();
     for store in [PeerStore::new(), explicit] {
         let before = SystemTime::now();
         store.update(PeerInfo::new(key(1)), M::Lan).unwrap();

@@ -152,7 +152,8 @@ fn every_operation_at_once(threads: usize, ops: usize) {
         // then: under Miri, which steps through every slot, a small one (the accounting
         // subscriber is drained after every operation, so it never holds many).
         .event_buffer(if cfg!(miri) { 256 } else { 8192 })
-        .build();
+        .build()
+        .unwrap();
     let events = Arc::new(store.subscribe());
     let over_cap = Arc::new(AtomicBool::new(false));
     let results = {
@@ -316,7 +317,8 @@ fn soak_a_mesh_of_1000_peers_for_60_seconds() {
     let store = PeerStore::builder()
         .clock(clock.clone())
         .event_buffer(4096)
-        .build();
+        .build()
+        .unwrap();
     let cleanup = store.spawn_cleanup(Duration::from_millis(5));
     let deaf = store.subscribe();
     let stop = Arc::new(AtomicBool::new(false));

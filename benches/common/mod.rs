@@ -178,7 +178,10 @@ impl Target for PeerStore {
     const NAME: &'static str = "peerstore";
 
     fn with_max_peers(max_peers: usize) -> Self {
-        PeerStore::builder().max_peers(max_peers).build()
+        PeerStore::builder()
+            .max_peers(max_peers)
+            .build()
+            .expect("valid store settings")
     }
 
     #[inline]

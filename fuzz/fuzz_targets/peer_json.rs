@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(again, info);
 
     let clock = ManualClock::new();
-    let store = PeerStore::builder().clock(clock.clone()).max_peers(4).build();
+    let store = PeerStore::builder().clock(clock.clone()).max_peers(4).build().expect("valid store settings");
     // A record to merge into, so refusals of updates (not only of inserts) are checked.
     store
         .update(PeerInfo::new(info.public_key), DiscoveryMethod::Gossip)

@@ -447,7 +447,8 @@ impl Subject {
             .dead_after(DEAD_AFTER)
             .remove_after(REMOVE_AFTER)
             .event_buffer(64)
-            .build();
+            .build()
+            .unwrap();
         let events = store.subscribe();
         Subject {
             store,

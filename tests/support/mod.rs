@@ -35,7 +35,10 @@ pub fn clock() -> ManualClock {
 /// A store with default limits on a manual clock.
 pub fn store() -> (PeerStore, ManualClock) {
     let clock = clock();
-    (PeerStore::builder().clock(clock.clone()).build(), clock)
+    (
+        PeerStore::builder().clock(clock.clone()).build().unwrap(),
+        clock,
+    )
 }
 
 /// The map's shard counts every behaviour is tested under, forced so that a 2-core machine
@@ -55,7 +58,7 @@ pub fn each_shards(test: impl Fn(usize)) {
 pub fn each(test: impl Fn(PeerStore, ManualClock)) {
     each_shards(|shards| {
         let clock = clock();
-        test(builder(shards).clock(clock.clone()).build(), clock);
+        test(builder(shards).clock(clock.clone()).build().unwrap(), clock);
     });
 }
 
@@ -69,10 +72,10 @@ pub fn builder(shards: usize) -> PeerStoreBuilder {
 pub fn each_clock(test: impl Fn(PeerStore)) {
     for shards in SHARDS {
         within(&format!("{shards} shards, a manual clock"), || {
-            test(builder(shards).clock(clock()).build());
+            test(builder(shards).clock(clock()).build().unwrap());
         });
         within(&format!("{shards} shards, the system clock"), || {
-            test(builder(shards).clock(SystemClock).build());
+            test(builder(shards).clock(SystemClock).build().unwrap());
         });
     }
 }

@@ -134,7 +134,9 @@ fn parse_line(raw: &str) -> Result<(Duration, Step), String> {
     };
     let step = if let Some(peer) = fields.get("peer") {
         let method = match fields.get("method") {
-            Some(Value::String(name)) => DiscoveryMethod::from(name.as_str()),
+            Some(Value::String(name)) => {
+                DiscoveryMethod::other(name).map_err(|e| format!("\"method\": {e}"))?
+            }
             Some(other) => return Err(format!("\"method\" = {other}: expected a method name")),
             None => return Err("an announcement needs a \"method\"".into()),
         };

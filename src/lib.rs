@@ -117,7 +117,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{PeerEvent, PeerEventKind, RemovalCause, Subscription};
 pub use fields::{Hostname, RoutableNetworks};
 pub use key::{ParseKeyError, PublicKey};
-pub use method::{DiscoveryMethod, NatType, ParseNatTypeError};
+pub use method::{
+    DiscoveryMethod, InvalidMethodName, MAX_METHOD_NAME_LEN, MethodName, NatType, ParseNatTypeError,
+};
 pub use method_set::{MAX_OTHER_METHODS, MethodSet};
 pub use peer::{
     AddressProblem, InvalidPeerInfo, MAX_HOSTNAME_LEN, MAX_ROUTABLE_NETWORKS, Peer, PeerInfo,

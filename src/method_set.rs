@@ -86,11 +86,13 @@ fn has_code(codes: u64, code: u8) -> bool {
 /// let mut via = MethodSet::from(M::Dht);
 /// assert!(via.insert(M::Lan));
 /// assert!(!via.insert(M::Dht), "already there");
-/// assert!(via.insert(M::from("mdns")));
-/// assert_eq!(via, [M::Dht, M::Lan, M::Other("mdns".into())]);
+/// let mdns = M::other("mdns")?;
+/// assert!(via.insert(mdns.clone()));
+/// assert_eq!(via, [M::Dht, M::Lan, mdns]);
 /// assert!(via.contains(&M::Lan) && !via.contains(&M::Cache));
 /// let names: Vec<&str> = via.iter().map(M::as_str).collect();
 /// assert_eq!(names, ["dht", "lan", "mdns"]);
+/// # Ok::<(), peerstore::InvalidMethodName>(())
 /// ```
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct MethodSet {
@@ -323,7 +325,7 @@ mod tests {
     }
 
     fn other(i: usize) -> DiscoveryMethod {
-        M::Other(format!("plugin-{i}"))
+        M::other(&format!("plugin-{i}")).expect("a method name")
     }
 
     #[test]
@@ -389,7 +391,9 @@ mod tests {
     #[cfg(feature = "serde")]
     #[test]
     fn serializes_as_a_list_of_names() {
-        let set: MethodSet = [M::Dht, M::from("mdns"), M::Lan].into_iter().collect();
+        let set: MethodSet = [M::Dht, M::other("mdns").unwrap(), M::Lan]
+            .into_iter()
+            .collect();
         let json = serde_json::to_string(&set).unwrap();
         assert_eq!(json, r#"["dht","mdns","lan"]"#);
         assert_eq!(serde_json::from_str::<MethodSet>(&json).unwrap(), set);

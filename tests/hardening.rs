@@ -192,3 +192,38 @@ fn settings_that_cannot_work_are_refused_naming_the_setting_and_the_value() {
         .build()
         .expect("equal timeouts");
 }
+
+/// Issue 11: `Other("lan")` after `Lan` gave `discovered_via` `["lan", "lan"]`, the second
+/// ranked 30; a name with an escape sequence was stored and printed raw; eight 1 MiB names a
+/// peer were kept whole. A name is now parsed once, into the method it spells or a short
+/// printable `Other`, and nothing else can be built.
+#[test]
+fn method_names_are_checked_and_a_built_in_spelling_is_the_built_in_method() {
+    support::each(|store, _| {
+        store.update(at(1, "192.0.2.7:51820"), M::Lan).unwrap();
+        for spelling in ["lan", "LAN", "Lan"] {
+            let method: M = spelling.parse().unwrap();
+            assert_eq!(method, M::Lan, "{spelling}");
+            assert_eq!(
+                store.update(at(1, "192.0.2.7:51820"), method),
+                Ok(UpdateOutcome::Unchanged)
+            );
+        }
+        assert_eq!(store.get(&key(1)).unwrap().discovered_via, [M::Lan]);
+
+        for bad in ["lan\x1b[31m", "", "has space", &"m".repeat(1 << 20)] {
+            let err = bad.parse::<M>().unwrap_err();
+            assert!(err.to_string().starts_with("method \""), "{err}");
+            assert!(!err.to_string().contains('\x1b'), "shown escaped: {err}");
+            assert!(err.to_string().len() < 300, "shown cut short");
+        }
+    });
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn a_method_name_from_json_is_checked_like_any_other() {
+    let refused = serde_json::from_str::<M>(r#""lan\u001b[31m""#).unwrap_err();
+    assert!(refused.to_string().contains("method"), "{refused}");
+    assert_eq!(serde_json::from_str::<M>(r#""LAN""#).unwrap(), M::Lan);
+}

@@ -32,8 +32,8 @@ fn a_higher_rank_replaces_the_endpoint() {
         (V4_B.into(), M::Lan)
     );
     assert_eq!(
-        endpoint_after(V4_A, M::Cache, V4_B, M::Other("mdns".into())),
-        (V4_B.into(), M::Other("mdns".into()))
+        endpoint_after(V4_A, M::Cache, V4_B, M::other("mdns").unwrap()),
+        (V4_B.into(), M::other("mdns").unwrap())
     );
     assert_eq!(
         endpoint_after(V4_A, M::Gossip, V4_B, M::DhtRendezvous),
@@ -93,7 +93,7 @@ fn a_lan_endpoint_is_replaced_only_by_a_newer_lan_discovery() {
         M::Dht,
         M::Gossip,
         M::Cache,
-        M::Other("x".into()),
+        M::other("x").unwrap(),
     ] {
         assert_eq!(
             endpoint_after(V4_A, M::Lan, V6_A, other),
@@ -136,14 +136,14 @@ fn re_announcing_the_same_endpoint_by_a_higher_method_records_that_method() {
 
         // Same endpoint, equal rank, another name: only endpoint_method changes, and that is news.
         let (store, _) = support::store();
-        store.update(at(1, V4_A), M::Other("a".into())).unwrap();
-        store.update(at(1, V4_A), M::Other("b".into())).unwrap();
-        store.update(at(1, V4_A), M::Other("a".into())).unwrap();
-        let outcome = store.update(at(1, V4_A), M::Other("b".into()));
+        store.update(at(1, V4_A), M::other("a").unwrap()).unwrap();
+        store.update(at(1, V4_A), M::other("b").unwrap()).unwrap();
+        store.update(at(1, V4_A), M::other("a").unwrap()).unwrap();
+        let outcome = store.update(at(1, V4_A), M::other("b").unwrap());
         assert_eq!(outcome, Ok(UpdateOutcome::Updated));
         assert_eq!(
             store.get(&key(1)).unwrap().endpoint_method,
-            Some(M::Other("b".into()))
+            Some(M::other("b").unwrap())
         );
     });
 }
@@ -233,13 +233,13 @@ fn discovered_via_accumulates_in_first_seen_order_without_duplicates() {
             M::Gossip,
             M::Lan,
             M::Dht,
-            M::Other("x".into()),
+            M::other("x").unwrap(),
         ] {
             store.update(PeerInfo::new(key(1)), m).unwrap();
         }
         assert_eq!(
             store.get(&key(1)).unwrap().discovered_via,
-            [M::Gossip, M::Dht, M::Lan, M::Other("x".into())]
+            [M::Gossip, M::Dht, M::Lan, M::other("x").unwrap()]
         );
         assert_eq!(
             store.update(PeerInfo::new(key(1)), M::Lan),
@@ -256,7 +256,7 @@ fn discovered_via_accumulates_in_first_seen_order_without_duplicates() {
 #[test]
 fn a_peer_records_a_bounded_number_of_other_method_names() {
     support::each_clock(|store| {
-        let name = |i: usize| M::Other(format!("plugin-{i}"));
+        let name = |i: usize| M::other(&format!("plugin-{i}")).unwrap();
         for i in 0..MAX_OTHER_METHODS {
             assert_eq!(
                 store.update(PeerInfo::new(key(1)), name(i)),

@@ -20,7 +20,7 @@ fn methods_and_nat_types_are_their_wire_names() {
     for (method, name) in [
         (DiscoveryMethod::DhtRendezvous, "\"dht-rendezvous\""),
         (DiscoveryMethod::GossipTransitive, "\"gossip-transitive\""),
-        (DiscoveryMethod::Other("mdns".into()), "\"mdns\""),
+        (DiscoveryMethod::other("mdns").unwrap(), "\"mdns\""),
     ] {
         assert_eq!(serde_json::to_string(&method).unwrap(), name);
         assert_eq!(

@@ -126,7 +126,7 @@ impl Workload {
             "cache",
             "other",
         ]
-        .map(DiscoveryMethod::from);
+        .map(|name| DiscoveryMethod::other(name).expect("a method name"));
         Workload {
             pool,
             churn_pool,

@@ -68,8 +68,8 @@ pub fn method(n: u8) -> DiscoveryMethod {
         4 => DiscoveryMethod::DhtTransitive,
         5 => DiscoveryMethod::GossipTransitive,
         6 => DiscoveryMethod::Cache,
-        7 => DiscoveryMethod::Other("mdns".into()),
-        _ => DiscoveryMethod::Other("carrier-pigeon".into()),
+        7 => DiscoveryMethod::other("mdns").unwrap(),
+        _ => DiscoveryMethod::other("carrier-pigeon").unwrap(),
     }
 }
 

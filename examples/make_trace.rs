@@ -34,8 +34,6 @@
 //! - **15:00** `node-007` moves to IPv6: at equal rank IPv6 wins, and its later IPv4
 //!   announcements are refused.
 
-use std::time::Duration;
-
 use peerstore::PublicKey;
 use serde_json::{Value, json};
 
@@ -105,9 +103,9 @@ fn peer(key: PublicKey, fields: Value) -> Value {
 }
 
 /// A wall-clock time `ago` seconds before second `at` of the trace, as `PeerInfo` carries it.
+/// `last_seen` as the cache writes it: whole Unix seconds.
 fn seen(at: u64, ago: u64) -> Value {
-    let secs = TRACE_START_UNIX + at - ago.min(TRACE_START_UNIX);
-    serde_json::to_value(std::time::UNIX_EPOCH + Duration::from_secs(secs)).expect("a time")
+    json!(TRACE_START_UNIX + at - ago.min(TRACE_START_UNIX))
 }
 
 struct Node {

@@ -19,7 +19,8 @@
 //! {"at": 780, "cleanup": true}
 //! ```
 //!
-//! `peer` is a `PeerInfo` as JSON. A line that cannot be used is reported on stderr with its
+//! `peer` is a `PeerInfo` as JSON; its `last_seen`, if any, is whole Unix seconds (as the peer
+//! cache writes it) or an RFC 3339 string. A line that cannot be used is reported on stderr with its
 //! number and skipped; the replay goes on.
 
 use std::fmt::Write as _;

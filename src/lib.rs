@@ -109,6 +109,8 @@ mod policy;
 mod stats;
 mod store;
 mod sync;
+#[cfg(feature = "serde")]
+mod wire_time;
 
 use std::time::Duration;
 

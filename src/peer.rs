@@ -49,7 +49,8 @@ pub struct PeerInfo {
     pub nat_type: Option<NatType>,
     /// When the peer was last seen, as a wall-clock time, for announcements that carry one (a
     /// cache file, a second-hand report). `None` means now. Times in the future count as now.
-    #[cfg_attr(feature = "serde", serde(default))]
+    /// In JSON: whole Unix seconds, as the peer cache writes them, or an RFC 3339 string.
+    #[cfg_attr(feature = "serde", serde(default, with = "crate::wire_time::option"))]
     pub last_seen: Option<SystemTime>,
 }
 
@@ -128,6 +129,8 @@ pub struct Peer {
     /// Every method the peer was heard by, in first-heard order, without duplicates.
     pub discovered_via: MethodSet,
     /// When the peer was last heard from directly (or as a cache or second-hand report said).
+    /// In JSON: whole Unix seconds, or an RFC 3339 string for a fraction of a second.
+    #[cfg_attr(feature = "serde", serde(with = "crate::wire_time"))]
     pub last_seen: SystemTime,
     /// The round-trip time the health monitor measured, if any.
     pub latency: Option<Duration>,

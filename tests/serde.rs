@@ -99,3 +99,28 @@ fn long_hostnames_and_many_networks_round_trip() {
     let back: Peer = serde_json::from_str(&serde_json::to_string(&*peer).unwrap()).unwrap();
     assert_eq!(back, *peer);
 }
+
+/// Issue 11: a trace's `"last_seen": 5` (Unix seconds, as the cache file writes) was refused on
+/// every line; only serde's `{"secs_since_epoch": ..}` parsed.
+#[test]
+fn last_seen_is_unix_seconds_or_rfc_3339_and_is_written_as_it_is_read() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let with = |last_seen: &str| {
+        serde_json::from_str::<PeerInfo>(&format!(
+            r#"{{"public_key": "{}", "last_seen": {last_seen}}}"#,
+            key(1)
+        ))
+    };
+    let info = with("5").unwrap();
+    assert_eq!(info.last_seen, Some(UNIX_EPOCH + Duration::from_secs(5)));
+    let json = serde_json::to_value(&info).unwrap();
+    assert_eq!(json["last_seen"], 5, "written as Unix seconds");
+    let rfc = with(r#""2026-11-01T00:00:00Z""#).unwrap();
+    assert_eq!(
+        rfc.last_seen,
+        Some(UNIX_EPOCH + Duration::from_secs(1_793_491_200))
+    );
+    assert!(with("null").unwrap().last_seen.is_none());
+    let err = with("1.5").unwrap_err().to_string();
+    assert!(err.contains("last_seen"), "{err}");
+}

@@ -1,7 +1,7 @@
 //! Replays a trace of discovery announcements into a store and shows what it decided, and why.
 //!
 //! ```text
-//! cargo run --release --example replay -- [TRACE.jsonl] [--explain KEY] [--json]
+//! cargo run --release --bin replay -- [TRACE.jsonl] [--explain KEY] [--json]
 //! ```
 //!
 //! With no file it replays the embedded `examples/traces/mesh.jsonl`, thirty minutes of a mesh
@@ -35,7 +35,7 @@ use peerstore::{
 use serde_json::{Value, json};
 
 /// The default trace, built into the binary so the tool runs from anywhere.
-const DEFAULT_TRACE: &str = include_str!("traces/mesh.jsonl");
+const DEFAULT_TRACE: &str = include_str!("../../examples/traces/mesh.jsonl");
 /// Second 0 of every trace (as in `make_trace.rs`): a fixed date, so a replay prints the same
 /// each time.
 const TRACE_START_UNIX: u64 = 1_793_491_200;

@@ -1,7 +1,7 @@
 //! Replays a trace of discovery announcements into a store and shows what it decided, and why.
 //!
 //! ```text
-//! cargo run --release --bin replay -- [TRACE.jsonl] [--explain KEY] [--json]
+//! cargo run --release --bin replay -- [TRACE.jsonl | -] [--explain KEY] [--json] [--keep-going]
 //! ```
 //!
 //! With no file it replays the embedded `examples/traces/mesh.jsonl`, thirty minutes of a mesh
@@ -20,8 +20,10 @@
 //! ```
 //!
 //! `peer` is a `PeerInfo` as JSON; its `last_seen`, if any, is whole Unix seconds (as the peer
-//! cache writes it) or an RFC 3339 string. A line that cannot be used is reported on stderr with its
-//! number and skipped; the replay goes on.
+//! cache writes it) or an RFC 3339 string. `-` reads the trace from standard input. A line that
+//! cannot be used (not UTF-8, not JSON, not one of these shapes) is reported on stderr with its
+//! number and skipped, and the replay goes on; it then exits with status 1, so a script notices,
+//! unless told `--keep-going`. Bad arguments exit with status 2.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -42,13 +44,43 @@ const TRACE_START_UNIX: u64 = 1_793_491_200;
 /// How many bad lines are printed one by one; the rest are counted.
 const MAX_REPORTED_LINES: usize = 20;
 
-const USAGE: &str = "usage: replay [TRACE.jsonl] [--explain KEY] [--json]";
+/// The latest `at` a trace line may have, in seconds (about 31,700 years).
+const MAX_AT_SECS: f64 = 1e12;
+
+const USAGE: &str = "usage: replay [TRACE.jsonl | -] [--explain KEY] [--json] [--keep-going]";
+
+const HELP: &str = r#"Replays a trace of discovery announcements into a peer store and shows what it decided.
+
+usage: replay [TRACE.jsonl | -] [--explain KEY] [--json] [--keep-going]
+
+  TRACE.jsonl     the trace to replay; - reads standard input; none replays the built-in
+                  trace (thirty minutes of a mesh of about 200 peers)
+  --explain KEY   also list every endpoint decision for one peer, with the rule that decided;
+                  KEY is a public key (base64), a prefix of one, or a host name
+  --json          print everything as one JSON object instead of tables
+  --keep-going    exit 0 even when some lines could not be used (they are still reported)
+  -h, --help      print this
+
+A trace is one JSON object per line, "at" in seconds from its start, never going back:
+
+  {"at": 12, "method": "dht", "peer": {"public_key": "<base64>", "endpoint": "198.51.100.7:51820", "last_seen": 1793491200}}
+  {"at": 720, "remove": "<base64 key>"}
+  {"at": 780, "cleanup": true}
+
+"peer" is a PeerInfo as JSON (public_key, endpoint, mesh_ip, mesh_ipv6, hostname,
+routable_networks, introducer, nat_type, last_seen as Unix seconds or RFC 3339).
+A line that cannot be used is reported on stderr and skipped; the exit status is then 1
+unless --keep-going. Bad arguments exit with status 2.
+"#;
 
 #[derive(Debug, Default, PartialEq)]
 struct Args {
+    /// `None` for the built-in trace; `-` for standard input.
     trace: Option<PathBuf>,
     explain: Option<String>,
     json: bool,
+    keep_going: bool,
+    help: bool,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
@@ -57,12 +89,18 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => parsed.json = true,
+            "--keep-going" => parsed.keep_going = true,
             "--explain" => {
                 let key = args.next().ok_or("--explain needs a KEY")?;
                 parsed.explain = Some(key);
             }
-            "-h" | "--help" => return Err(USAGE.to_string()),
-            flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
+            "-h" | "--help" => {
+                parsed.help = true;
+                return Ok(parsed);
+            }
+            flag if flag.starts_with('-') && flag != "-" => {
+                return Err(format!("unknown option {flag}\n{USAGE}"));
+            }
             path if parsed.trace.is_none() => parsed.trace = Some(path.into()),
             extra => {
                 return Err(format!(
@@ -92,12 +130,25 @@ struct Line {
     step: Step,
 }
 
-/// Parses a trace; the lines that cannot be used come back apart, with their numbers.
-fn parse_trace(text: &str) -> (Vec<Line>, Vec<(usize, String)>) {
+/// Parses a trace; the lines that cannot be used come back apart, with their numbers. A line
+/// that is not UTF-8 costs only itself.
+fn parse_trace(bytes: &[u8]) -> (Vec<Line>, Vec<(usize, String)>) {
     let (mut lines, mut bad) = (Vec::new(), Vec::new());
     let mut last = Duration::ZERO;
-    for (i, raw) in text.lines().enumerate() {
+    let raw_lines = bytes.split(|&b| b == b'\n');
+    for (i, raw) in raw_lines.enumerate() {
         let number = i + 1;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let raw = match std::str::from_utf8(raw) {
+            Ok(raw) => raw,
+            Err(e) => {
+                bad.push((
+                    number,
+                    format!("not UTF-8 (byte {} of the line)", e.valid_up_to() + 1),
+                ));
+                continue;
+            }
+        };
         if raw.trim().is_empty() {
             continue;
         }
@@ -129,9 +180,13 @@ fn parse_line(raw: &str) -> Result<(Duration, Step), String> {
         None => return Err("no \"at\" field".into()),
         Some(at) => at
             .as_f64()
-            .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e12)
+            .filter(|s| s.is_finite() && *s >= 0.0 && *s < MAX_AT_SECS)
             .map(Duration::from_secs_f64)
-            .ok_or_else(|| format!("\"at\" = {at}: expected seconds from the start, >= 0"))?,
+            .ok_or_else(|| {
+                format!(
+                    "\"at\" = {at}: expected seconds from the start, from 0 to below {MAX_AT_SECS:e}"
+                )
+            })?,
     };
     let step = if let Some(peer) = fields.get("peer") {
         let method = match fields.get("method") {
@@ -554,6 +609,11 @@ fn render_json(replay: &Replay, source: &str, bad: &[(usize, String)]) -> Value 
                 "endpoint_method": p.endpoint_method.as_ref().map(peerstore::DiscoveryMethod::as_str),
                 "discovered_via": p.discovered_via.iter().map(peerstore::DiscoveryMethod::as_str).collect::<Vec<_>>(),
                 "mesh_ip": p.mesh_ip,
+                "mesh_ipv6": p.mesh_ipv6,
+                "routable_networks": p.routable_networks.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "introducer": p.introducer,
+                "nat_type": p.nat_type.map(|n| n.as_str()),
+                "latency_ms": p.latency.map(|l| l.as_secs_f64() * 1e3),
                 "age_secs": row.age.as_secs(),
                 "state": if row.active { "active" } else { "dead" },
             })
@@ -615,20 +675,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (text, source) = match &args.trace {
-        None => (
-            DEFAULT_TRACE.to_string(),
-            "examples/traces/mesh.jsonl (built in)".to_string(),
-        ),
-        Some(path) => match std::fs::read_to_string(path) {
-            Ok(text) => (text, path.display().to_string()),
-            Err(err) => {
-                eprintln!("cannot read trace {}: {err}", path.display());
-                return ExitCode::FAILURE;
-            }
-        },
+    if args.help {
+        print!("{HELP}");
+        return ExitCode::SUCCESS;
+    }
+    let (bytes, source) = match read_trace(args.trace.as_deref()) {
+        Ok(read) => read,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::FAILURE;
+        }
     };
-    let (lines, bad) = parse_trace(&text);
+    let (lines, bad) = parse_trace(&bytes);
     for (number, reason) in bad.iter().take(MAX_REPORTED_LINES) {
         eprintln!("{source}: line {number} skipped: {reason}");
     }
@@ -662,7 +720,36 @@ fn main() -> ExitCode {
     } else {
         print!("{}", render_text(&replay, &source, explain.as_ref()));
     }
-    ExitCode::SUCCESS
+    if bad.is_empty() || args.keep_going {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "{source}: {} lines could not be used (--keep-going to exit 0 all the same)",
+            bad.len()
+        );
+        ExitCode::FAILURE
+    }
+}
+
+/// The trace's bytes and a name for it: the built-in trace, standard input (`-`) or a file.
+fn read_trace(path: Option<&std::path::Path>) -> Result<(Vec<u8>, String), String> {
+    use std::io::Read as _;
+    match path {
+        None => Ok((
+            DEFAULT_TRACE.as_bytes().to_vec(),
+            "examples/traces/mesh.jsonl (built in)".to_string(),
+        )),
+        Some(path) if path.as_os_str() == "-" => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|err| format!("cannot read the trace from standard input: {err}"))?;
+            Ok((bytes, "standard input".to_string()))
+        }
+        Some(path) => std::fs::read(path)
+            .map(|bytes| (bytes, path.display().to_string()))
+            .map_err(|err| format!("cannot read trace {}: {err}", path.display())),
+    }
 }
 
 #[cfg(test)]
@@ -670,7 +757,7 @@ mod tests {
     use super::*;
 
     fn replay(text: &str, explain: Option<&str>) -> (Replay, Vec<(usize, String)>) {
-        let (lines, bad) = parse_trace(text);
+        let (lines, bad) = parse_trace(text.as_bytes());
         let key = explain.map(|k| resolve(k, &lines).unwrap());
         let mut replay = Replay::new(key);
         replay.summary.bad_lines = bad.len();
@@ -736,6 +823,11 @@ mod tests {
                 .contains("--frobnicate")
         );
         assert!(args(&["a", "b"]).is_err());
+        let stdin = args(&["-", "--keep-going"]).unwrap();
+        assert_eq!(stdin.trace, Some("-".into()));
+        assert!(stdin.keep_going);
+        assert!(args(&["--json", "--help", "--frobnicate"]).unwrap().help);
+        assert!(args(&["-x"]).is_err());
     }
 
     /// The default trace tells the story `make_trace.rs` promises; these pin it.
@@ -830,7 +922,7 @@ mod tests {
 
     #[test]
     fn explain_finds_a_peer_by_key_prefix_or_name_and_refuses_ambiguity() {
-        let (lines, _) = parse_trace(DEFAULT_TRACE);
+        let (lines, _) = parse_trace(DEFAULT_TRACE.as_bytes());
         let laptop = resolve("laptop-ana", &lines).unwrap();
         assert_eq!(resolve(&laptop.to_string()[..10], &lines).unwrap(), laptop);
         assert_eq!(resolve(&laptop.to_string(), &lines).unwrap(), laptop);

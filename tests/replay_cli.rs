@@ -1,0 +1,105 @@
+//! The replay tool as a person runs it: its help, standard input, bad lines and exit status
+//! (issue 11: `--help` printed to stderr and failed, a non-UTF-8 byte aborted the whole run,
+//! `-` was a file name, and a run with refused lines exited 0).
+#![cfg(feature = "serde")]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn replay(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_replay"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the replay starts");
+    child
+        .stdin
+        .take()
+        .expect("a pipe")
+        .write_all(stdin)
+        .expect("the trace is written");
+    child.wait_with_output().expect("the replay ends")
+}
+
+const GOOD: &str = r#"{"at": 1, "method": "lan", "peer": {"public_key": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=", "endpoint": "192.168.1.1:51820", "last_seen": 1793491200}}"#;
+
+#[test]
+fn help_goes_to_stdout_exits_0_and_shows_the_trace_format() {
+    for flag in ["--help", "-h"] {
+        let out = replay(&[flag], b"");
+        assert!(out.status.success(), "{flag}: {:?}", out.status);
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(help.contains("usage: replay"), "{help}");
+        assert!(
+            help.contains(r#"{"at": 720, "remove""#),
+            "an example trace: {help}"
+        );
+        assert!(help.contains("--explain KEY"), "{help}");
+        assert!(help.contains("host name"), "what --explain takes: {help}");
+        assert!(out.stderr.is_empty());
+    }
+}
+
+#[test]
+fn a_trace_from_standard_input_is_replayed() {
+    let out = replay(&["-", "--json"], GOOD.as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["trace"], "standard input");
+    assert_eq!(json["summary"]["inserted"], 1);
+    let peer = &json["peers"][0];
+    for field in [
+        "public_key",
+        "endpoint",
+        "endpoint_method",
+        "mesh_ip",
+        "mesh_ipv6",
+        "hostname",
+        "routable_networks",
+        "introducer",
+        "nat_type",
+        "discovered_via",
+        "latency_ms",
+        "age_secs",
+        "state",
+    ] {
+        assert!(peer.get(field).is_some(), "--json lists {field}: {peer}");
+    }
+}
+
+#[test]
+fn a_non_utf8_byte_costs_only_its_line_and_bad_lines_fail_the_run_unless_told() {
+    let mut trace =
+        b"{\"at\": 0, \"cleanup\": true}\n{\"at\": 0, \"method\": \"l\xffn\"}\n".to_vec();
+    trace.extend_from_slice(GOOD.as_bytes());
+    let out = replay(&["-", "--json"], &trace);
+    assert_eq!(out.status.code(), Some(1), "refused lines fail the run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("line 2 skipped: not UTF-8"), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["summary"]["bad_lines"], 1);
+    assert_eq!(json["summary"]["inserted"], 1, "the lines after it ran");
+
+    let kept = replay(&["-", "--keep-going"], &trace);
+    assert!(kept.status.success(), "--keep-going exits 0");
+}
+
+#[test]
+fn the_at_limit_in_the_message_is_the_real_one() {
+    let out = replay(&["-", "--keep-going"], br#"{"at": 1e13, "cleanup": true}"#);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("below 1e12"), "{stderr}");
+}
+
+#[test]
+fn bad_arguments_exit_2_with_the_usage() {
+    let out = replay(&["--frobnicate"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: replay"));
+}

@@ -46,7 +46,7 @@ fn key(n: u8) -> PublicKey {
     PublicKey::from_bytes(bytes)
 }
 
-fn info(n: u8, endpoint: String) -> PeerInfo {
+fn info(n: u8, endpoint: &str) -> PeerInfo {
     let mut info = PeerInfo::new(key(n));
     info.endpoint = Some(endpoint.parse().expect("a valid endpoint"));
     info.mesh_ip = Some([10, 99, 0, n].into());
@@ -115,7 +115,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let silent = method == DiscoveryMethod::Dht && round > 10;
                     if !silent {
                         let endpoint = format!("192.0.2.{n}:51820");
-                        if let Err(err) = store.update(info(n, endpoint), method.clone()) {
+                        if let Err(err) = store.update(info(n, &endpoint), method.clone()) {
                             eprintln!("discovery: refused: {err}");
                         }
                     }
@@ -218,7 +218,7 @@ fn write_previous_cache(path: &std::path::Path) -> Result<(), Box<dyn std::error
     let previous = PeerStore::new();
     for n in [40, 41] {
         previous.update(
-            info(n, format!("198.51.100.{n}:51820")),
+            info(n, &format!("198.51.100.{n}:51820")),
             DiscoveryMethod::Dht,
         )?;
     }

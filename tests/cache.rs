@@ -5,36 +5,13 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peerstore::cache::{self, CacheError, EntryError, RestoreReport};
 use peerstore::{DiscoveryMethod, NatType, PeerInfo, PeerStore, PublicKey};
 use serde_json::Value;
-use support::{START, addr, at, clock, key, secs};
-
-/// A fresh directory for one test, removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("peerstore-cache-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("scratch directory");
-        Scratch(dir)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use support::{START, Scratch, addr, at, clock, key, secs};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

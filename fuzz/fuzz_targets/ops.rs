@@ -32,10 +32,17 @@ impl<'a> Arbitrary<'a> for Ops {
                     last_seen: u.arbitrary()?,
                     seen_secs: u.arbitrary()?,
                 }),
-                7 => Op::Remove { key: u.arbitrary()? },
+                7 => Op::Remove {
+                    key: u.arbitrary()?,
+                },
                 8 => Op::Cleanup,
-                9 | 10 => Op::Advance { secs: u.int_in_range(0..=900)? },
-                _ => Op::SetLatency { key: u.arbitrary()?, ms: u.arbitrary()? },
+                9 | 10 => Op::Advance {
+                    secs: u.int_in_range(0..=900)?,
+                },
+                _ => Op::SetLatency {
+                    key: u.arbitrary()?,
+                    ms: u.arbitrary()?,
+                },
             };
             ops.push(op);
         }

@@ -22,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(again, info);
 
     let clock = ManualClock::new();
-    let store = PeerStore::builder().clock(clock.clone()).max_peers(4).build().expect("valid store settings");
+    let store = PeerStore::builder()
+        .clock(clock.clone())
+        .max_peers(4)
+        .build()
+        .expect("valid store settings");
     // A record to merge into, so refusals of updates (not only of inserts) are checked.
     store
         .update(PeerInfo::new(info.public_key), DiscoveryMethod::Gossip)
@@ -40,7 +44,10 @@ fuzz_target!(|data: &[u8]| {
         Err(other) => panic!("refused in a way this target does not know: {other}"),
     }
     let peer = store.get(&info.public_key).expect("still stored");
-    assert!(peer.last_seen <= clock_wall(&clock), "last_seen in the future");
+    assert!(
+        peer.last_seen <= clock_wall(&clock),
+        "last_seen in the future"
+    );
 });
 
 fn clock_wall(clock: &ManualClock) -> std::time::SystemTime {

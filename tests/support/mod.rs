@@ -7,6 +7,28 @@ use std::time::{Duration, SystemTime};
 
 use peerstore::{ManualClock, PeerInfo, PeerStore, PeerStoreBuilder, PublicKey, SystemClock};
 
+/// A directory of one test's own, under the system's temporary directory, removed when dropped.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    pub fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("peerstore-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        Scratch(dir)
+    }
+
+    pub fn file(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A fixed wall-clock start, so failures print the same times on every run.
 pub const START: Duration = Duration::from_secs(1_763_800_000);
 

@@ -8,7 +8,10 @@
 //!
 //! - **the endpoint from the most trusted source wins**: LAN > rendezvous > DHT > gossip >
 //!   transitive > other > cache, IPv6 preferred at equal rank, a LAN endpoint sticky
-//!   ([`should_update_endpoint`]);
+//!   ([`should_update_endpoint`]). That is the seed's policy, the default; the opt-in
+//!   [`EndpointPolicy::resilient`] keeps candidates that age, applies the same order to the
+//!   fresh ones, and trusts an endpoint that evidence confirmed ([`PeerStore::confirm`]) until
+//!   it fails ([`PeerStore::note_failure`]);
 //! - every other field takes the last non-empty value (`None`, an empty host name and no
 //!   networks say nothing), except `introducer`, which always follows the latest announcement;
 //! - a method heard first-hand ([`DiscoveryMethod::refreshes_last_seen`]) means the peer was
@@ -126,6 +129,7 @@ pub use method_set::{MAX_OTHER_METHODS, MethodSet};
 pub use peer::{
     AddressProblem, InvalidPeerInfo, MAX_HOSTNAME_LEN, MAX_ROUTABLE_NETWORKS, Peer, PeerInfo,
 };
+pub use policy::resilient::{Candidate, EndpointPolicy, Evidence, MAX_CANDIDATES};
 pub use policy::{EndpointDecision, EndpointRule, decide_endpoint, should_update_endpoint};
 pub use stats::Stats;
 pub use store::{

@@ -66,6 +66,9 @@ counters! {
     events_sent: EventsSent,
     /// Events lost to full subscriber channels, counted once per subscriber.
     events_dropped: EventsDropped,
+    /// Times a peer's endpoint moved to another address, under any policy (a first endpoint
+    /// of a new peer is not counted).
+    endpoint_changes: EndpointChanges,
 }
 
 impl Counter {

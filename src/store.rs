@@ -3,6 +3,7 @@
 
 use std::any::TypeId;
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -14,10 +15,12 @@ use crate::capacity::Capacity;
 use crate::clock::{Nanos, Timeline, nanos_of};
 use crate::events::{PeerEvent, PeerEventKind, RemovalCause, SubscriberList, Subscription};
 use crate::peer::canonical_endpoint;
+use crate::policy::resilient::{Candidates, Choice, Context, Resilient};
 use crate::stats::{Counter, Counters, Stats};
 use crate::{
-    Clock, DEFAULT_MAX_PEERS, DiscoveryMethod, EVENT_BUFFER_SIZE, InvalidPeerInfo,
-    PEER_DEAD_TIMEOUT, PEER_REMOVE_TIMEOUT, Peer, PeerInfo, PublicKey, SystemClock, policy,
+    Candidate, Clock, DEFAULT_MAX_PEERS, DiscoveryMethod, EVENT_BUFFER_SIZE, EndpointPolicy,
+    Evidence, InvalidPeerInfo, MAX_CANDIDATES, PEER_DEAD_TIMEOUT, PEER_REMOVE_TIMEOUT, Peer,
+    PeerInfo, PublicKey, SystemClock, policy,
 };
 
 /// What an [`update`](PeerStore::update) did.
@@ -82,6 +85,11 @@ pub enum BuildError {
     },
     /// `dead_after` is zero: every peer would be dead as soon as it was heard.
     ZeroDeadAfter,
+    /// The resilient policy's `max_candidates` is 0 or over [`MAX_CANDIDATES`].
+    MaxCandidates {
+        /// The refused setting.
+        max_candidates: usize,
+    },
     /// `dead_after` is longer than `remove_after`: the cleanup would remove peers that
     /// `get_active` still lists.
     DeadAfterRemove {
@@ -99,6 +107,10 @@ impl fmt::Display for BuildError {
                 f,
                 "event_buffer {event_buffer} is outside 1..={MAX_EVENT_BUFFER}: \
                  a subscriber's channel must hold at least one event and at most {MAX_EVENT_BUFFER}"
+            ),
+            BuildError::MaxCandidates { max_candidates } => write!(
+                f,
+                "max_candidates {max_candidates} is outside 1..={MAX_CANDIDATES}"
             ),
             BuildError::ZeroDeadAfter => write!(
                 f,
@@ -154,6 +166,8 @@ struct Inner {
     dead_after_nanos: Nanos,
     remove_after_nanos: Nanos,
     event_buffer: usize,
+    /// The resilient endpoint policy's numbers; `None` for the seed's policy.
+    resilient: Option<Resilient>,
 }
 
 /// The event counter on cache lines of its own: every thread that changes a peer writes it,
@@ -169,10 +183,13 @@ struct Record {
     /// for a carried time older than the store. One integer, not an `Instant`, keeps the
     /// map's slot small (asserted below).
     heard_at: Nanos,
+    /// What only the resilient endpoint policy keeps: `None` under the seed's policy, which
+    /// then costs one null pointer a peer.
+    candidates: Option<Box<Candidates>>,
 }
 
-// A key and its record make one map slot: a key, a pointer and an integer.
-const _: () = assert!(std::mem::size_of::<(PublicKey, Record)>() == 48);
+// A key and its record make one map slot: a key, two pointers and an integer.
+const _: () = assert!(std::mem::size_of::<(PublicKey, Record)>() == 56);
 
 impl Record {
     fn silent_longer_than(&self, now: Nanos, limit: Nanos) -> bool {
@@ -230,7 +247,7 @@ impl PeerStore {
         let (outcome, event) = match inner.peers.entry(key) {
             Entry::Occupied(mut entry) => {
                 let record = entry.get_mut();
-                let merge = policy::merge(
+                let mut merge = policy::merge(
                     &record.peer,
                     record.heard_at,
                     &info,
@@ -239,6 +256,29 @@ impl PeerStore {
                     inner.dead_after_nanos,
                     wall,
                 );
+                if let (Some(policy), Some(candidates)) = (&inner.resilient, &mut record.candidates)
+                {
+                    if let Some(endpoint) = info.endpoint {
+                        let reported = policy::first_heard(&method, info.last_seen, now, wall());
+                        let chosen = record.peer.endpoint;
+                        candidates.report(
+                            endpoint,
+                            method.clone(),
+                            reported.at,
+                            reported.wall,
+                            policy.max_candidates,
+                            chosen,
+                        );
+                    }
+                    let choice = candidates.choose(
+                        &inner.context(policy, now),
+                        Choice::current(&record.peer).as_ref(),
+                    );
+                    merge.choose_endpoint(&record.peer, choice);
+                }
+                if merge.moves_endpoint(&record.peer, &info) {
+                    inner.counters.add(Counter::EndpointChanges, 1);
+                }
                 if merge.writes() {
                     if let Some(heard) = merge.heard {
                         record.heard_at = heard.at;
@@ -262,9 +302,18 @@ impl PeerStore {
                 }
                 // The seq is taken before `insert`, whose guard is gone with the statement.
                 let event = (PeerEventKind::New, inner.next_seq());
+                let candidates = inner.resilient.as_ref().map(|_| {
+                    Box::new(match info.endpoint {
+                        Some(endpoint) => {
+                            Candidates::first(endpoint, method.clone(), heard.at, heard.wall)
+                        }
+                        None => Candidates::default(),
+                    })
+                });
                 entry.insert(Record {
                     peer: Arc::new(policy::new_peer(&mut info, method, heard)),
                     heard_at: heard.at,
+                    candidates,
                 });
                 (UpdateOutcome::Inserted, Some(event))
             }
@@ -363,13 +412,21 @@ impl PeerStore {
         let inner = &*self.inner;
         let now = inner.timeline.now();
         let mut expired = Vec::new();
+        let mut moved = Vec::new();
         inner.peers.retain(|key, record| {
             let keep = !record.silent_longer_than(now, inner.remove_after_nanos);
             if !keep {
                 expired.push((*key, inner.next_seq()));
+            } else if inner.rechoose(record, now) {
+                // A candidate went stale and another took over: within one cleanup interval.
+                moved.push((*key, inner.next_seq()));
             }
             keep
         });
+        for &(key, seq) in &moved {
+            inner.counters.add(Counter::EndpointChanges, 1);
+            inner.publish(key, PeerEventKind::Updated, seq);
+        }
         inner.capacity.release_many(expired.len());
         inner.counters.add(Counter::Expired, expired.len() as u64);
         for &(key, seq) in &expired {
@@ -422,6 +479,109 @@ impl PeerStore {
             }
             None => false,
         }
+    }
+
+    /// Evidence that `endpoint` reaches the peer (a handshake seen there, a probe answered):
+    /// under the resilient policy it becomes a confirmed candidate, trusted for the policy's
+    /// `trust_for` against equal-rank challengers, and chosen if it was not. Under the seed
+    /// policy it changes nothing. `false` for an unknown peer, or an address that is not one
+    /// of its candidates (under the seed policy: not its endpoint).
+    ///
+    /// ```
+    /// use peerstore::{DiscoveryMethod, EndpointPolicy, Evidence, PeerInfo, PeerStore, PublicKey};
+    ///
+    /// let store = PeerStore::builder().endpoint_policy(EndpointPolicy::resilient()).build()?;
+    /// let key = PublicKey::from_bytes([7; 32]);
+    /// let (a, b) = ("198.51.100.7:51820".parse()?, "203.0.113.9:40001".parse()?);
+    /// for endpoint in [a, b] {
+    ///     let mut info = PeerInfo::new(key);
+    ///     info.endpoint = Some(endpoint);
+    ///     store.update(info, DiscoveryMethod::Dht)?;
+    /// }
+    /// assert_eq!(store.get(&key).unwrap().endpoint, Some(b), "the newest");
+    /// assert!(store.confirm(&key, a, Evidence::Handshake));
+    /// assert_eq!(store.get(&key).unwrap().endpoint, Some(a), "the one that answers");
+    /// assert!(store.note_failure(&key, a));
+    /// assert_eq!(store.get(&key).unwrap().endpoint, Some(b), "switched at once");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[expect(
+        clippy::must_use_candidate,
+        reason = "called for its effect; the result is there for callers who want it"
+    )]
+    pub fn confirm(&self, key: &PublicKey, endpoint: SocketAddr, evidence: Evidence) -> bool {
+        self.with_candidates(key, endpoint, |candidates, now, wall, policy| {
+            candidates.confirm(endpoint, evidence, now, wall, policy.trust_for)
+        })
+    }
+
+    /// `endpoint` stopped answering (the health monitor's probes time out, handshakes stopped):
+    /// under the resilient policy its trust ends at once and its reports so far no longer
+    /// vouch for it, so the next fresh candidate takes over now, not when a window runs out.
+    /// Under the seed policy it changes nothing. `false` as for [`confirm`](Self::confirm).
+    #[expect(
+        clippy::must_use_candidate,
+        reason = "called for its effect; the result is there for callers who want it"
+    )]
+    pub fn note_failure(&self, key: &PublicKey, endpoint: SocketAddr) -> bool {
+        self.with_candidates(key, endpoint, |candidates, now, _, _| {
+            candidates.fail(endpoint, now)
+        })
+    }
+
+    /// A peer's endpoint candidates under the resilient policy, as they stand now; empty for
+    /// an unknown peer or under the seed policy.
+    #[must_use]
+    pub fn candidates(&self, key: &PublicKey) -> Vec<Candidate> {
+        let inner = &*self.inner;
+        let Some(policy) = &inner.resilient else {
+            return Vec::new();
+        };
+        let now = inner.timeline.now();
+        inner
+            .peers
+            .get(key)
+            .and_then(|r| {
+                r.candidates
+                    .as_ref()
+                    .map(|c| c.to_public(&inner.context(policy, now)))
+            })
+            .unwrap_or_default()
+    }
+
+    /// Runs `change` on a peer's candidates under the entry's lock, then chooses its endpoint
+    /// again; an endpoint change is an `Updated` event like any other.
+    fn with_candidates(
+        &self,
+        key: &PublicKey,
+        endpoint: SocketAddr,
+        change: impl FnOnce(&mut Candidates, Nanos, SystemTime, &Resilient) -> bool,
+    ) -> bool {
+        let inner = &*self.inner;
+        let Some(policy) = &inner.resilient else {
+            return self
+                .get(key)
+                .is_some_and(|peer| peer.endpoint == Some(endpoint));
+        };
+        let (now, wall) = inner.timeline.now_and_wall();
+        let (known, seq) = {
+            let Some(mut record) = inner.peers.get_mut(key) else {
+                return false;
+            };
+            let Some(candidates) = record.candidates.as_mut() else {
+                return false;
+            };
+            if !change(candidates, now, wall, policy) {
+                return false;
+            }
+            let moved = inner.rechoose(&mut record, now);
+            (true, moved.then(|| inner.next_seq()))
+        };
+        if let Some(seq) = seq {
+            inner.counters.add(Counter::EndpointChanges, 1);
+            inner.publish(*key, PeerEventKind::Updated, seq);
+        }
+        known
     }
 
     /// Starts receiving [`PeerEvent`]s for every later change, over a bounded channel of
@@ -479,6 +639,31 @@ impl WeakStore {
 }
 
 impl Inner {
+    /// The resilient policy's view of now.
+    fn context<'p>(&self, policy: &'p Resilient, now: Nanos) -> Context<'p> {
+        Context {
+            policy,
+            now,
+            dead_after: self.dead_after_nanos,
+        }
+    }
+
+    /// Under the resilient policy, chooses the record's endpoint again (candidates age, trust
+    /// runs out) and applies the choice; whether the endpoint changed.
+    fn rechoose(&self, record: &mut Record, now: Nanos) -> bool {
+        let (Some(policy), Some(candidates)) = (&self.resilient, &record.candidates) else {
+            return false;
+        };
+        let current = Choice::current(&record.peer);
+        match candidates.choose(&self.context(policy, now), current.as_ref()) {
+            Some(choice) if !choice.is_current(&record.peer) => {
+                choice.apply(Arc::make_mut(&mut record.peer));
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn next_seq(&self) -> u64 {
         self.seq.0.fetch_add(1, Ordering::Relaxed)
     }
@@ -546,6 +731,7 @@ pub struct PeerStoreBuilder {
     clock: Option<Box<dyn Clock>>,
     /// `None` for the map's default (four per thread the machine runs).
     shards: Option<usize>,
+    endpoint_policy: EndpointPolicy,
 }
 
 impl Default for PeerStoreBuilder {
@@ -557,6 +743,7 @@ impl Default for PeerStoreBuilder {
             event_buffer: EVENT_BUFFER_SIZE,
             clock: None,
             shards: None,
+            endpoint_policy: EndpointPolicy::seed(),
         }
     }
 }
@@ -568,6 +755,7 @@ impl fmt::Debug for PeerStoreBuilder {
             .field("dead_after", &self.dead_after)
             .field("remove_after", &self.remove_after)
             .field("event_buffer", &self.event_buffer)
+            .field("endpoint_policy", &self.endpoint_policy)
             .finish_non_exhaustive()
     }
 }
@@ -600,6 +788,14 @@ impl PeerStoreBuilder {
     /// from [`get_all`](PeerStore::get_all) when `seq` shows a gap.
     pub fn event_buffer(mut self, event_buffer: usize) -> Self {
         self.event_buffer = event_buffer;
+        self
+    }
+
+    /// How a peer's endpoint is chosen (default [`EndpointPolicy::seed`], the seed's rules).
+    /// [`EndpointPolicy::resilient`] keeps candidates that age and trusts confirmed ones; see
+    /// [`PeerStore::confirm`] and [`PeerStore::note_failure`].
+    pub fn endpoint_policy(mut self, policy: EndpointPolicy) -> Self {
+        self.endpoint_policy = policy;
         self
     }
 
@@ -642,6 +838,13 @@ impl PeerStoreBuilder {
                 remove_after: self.remove_after,
             });
         }
+        if let Some(resilient) = &self.endpoint_policy.resilient
+            && !(1..=MAX_CANDIDATES).contains(&resilient.max_candidates)
+        {
+            return Err(BuildError::MaxCandidates {
+                max_candidates: resilient.max_candidates,
+            });
+        }
         Ok(self.assemble())
     }
 
@@ -665,6 +868,7 @@ impl PeerStoreBuilder {
                 dead_after_nanos: nanos_of(self.dead_after),
                 remove_after_nanos: nanos_of(self.remove_after),
                 event_buffer: self.event_buffer,
+                resilient: self.endpoint_policy.resilient,
             }),
         }
     }

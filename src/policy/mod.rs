@@ -6,6 +6,8 @@
 //! applies the answer in one step, so a record is never left half-merged; changing how a
 //! field or `last_seen` merges is a change to this file alone.
 
+pub(crate) mod resilient;
+
 use std::borrow::Borrow;
 use std::fmt;
 use std::net::SocketAddr;
@@ -288,7 +290,7 @@ pub(crate) fn plan(peer: &Peer, info: &PeerInfo, method: &DiscoveryMethod) -> Pl
 }
 
 /// Everything one announcement does to a known peer, decided before anything is assigned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Merge {
     /// The fields it changes.
     pub fields: Plan,
@@ -296,21 +298,38 @@ pub(crate) struct Merge {
     pub heard: Option<Sighting>,
     /// Whether the peer was dead before and is active after.
     pub revived: bool,
+    /// The endpoint the resilient policy chose instead of the seed's rule, when it is not the
+    /// peer's current one (`fields.endpoint` is then false).
+    pub chosen: Option<resilient::Choice>,
 }
 
 impl Merge {
     /// Whether the stored record is written at all.
     pub fn writes(&self) -> bool {
-        self.fields.changes() || self.heard.is_some()
+        self.fields.changes() || self.heard.is_some() || self.chosen.is_some()
     }
 
     /// What the update reports: a change a consumer acts on, or a dead peer come back, is
     /// [`Updated`](UpdateOutcome::Updated); a refresh alone is not.
     pub fn outcome(&self) -> UpdateOutcome {
-        if self.fields.changes() || self.revived {
+        if self.fields.changes() || self.chosen.is_some() || self.revived {
             UpdateOutcome::Updated
         } else {
             UpdateOutcome::Unchanged
+        }
+    }
+
+    /// Lets the resilient policy's `choice` decide the endpoint instead of the seed's rule.
+    pub fn choose_endpoint(&mut self, peer: &Peer, choice: Option<resilient::Choice>) {
+        self.fields.endpoint = false;
+        self.chosen = choice.filter(|c| !c.is_current(peer));
+    }
+
+    /// Whether the endpoint's address changes: what `Stats::endpoint_changes` counts.
+    pub fn moves_endpoint(&self, peer: &Peer, info: &PeerInfo) -> bool {
+        match &self.chosen {
+            Some(choice) => peer.endpoint != Some(choice.endpoint),
+            None => self.fields.endpoint && peer.endpoint != info.endpoint,
         }
     }
 }
@@ -336,6 +355,7 @@ pub(crate) fn merge(
         fields: plan(peer, info, method),
         heard,
         revived: was_dead && heard.is_some_and(|h| !silent_longer_than(h.at, now, dead_after)),
+        chosen: None,
     }
 }
 
@@ -350,6 +370,9 @@ pub(crate) fn apply(peer: &mut Peer, info: &mut PeerInfo, method: DiscoveryMetho
     if plan.endpoint {
         peer.endpoint = info.endpoint;
         peer.endpoint_method = Some(method.clone());
+    }
+    if let Some(choice) = &merge.chosen {
+        choice.apply(peer);
     }
     if plan.mesh_ip {
         peer.mesh_ip = info.mesh_ip;
@@ -517,6 +540,7 @@ mod tests {
             fields: p,
             heard: None,
             revived: false,
+            chosen: None,
         };
         apply(&mut peer, &mut again, M::Lan, &merge);
         assert_eq!(peer.endpoint_method, Some(M::Lan));

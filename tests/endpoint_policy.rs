@@ -1,0 +1,296 @@
+//! Issue 13: the resilient endpoint policy against the failures of the seed's, each measured
+//! on the seed policy first: a stale LAN endpoint kept forever (A), flapping between equal
+//! reporters (B), and a trusted endpoint that fails.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use peerstore::{
+    DiscoveryMethod as M, EndpointPolicy, Evidence, ManualClock, PeerEventKind, PeerInfo, PeerStore,
+};
+use support::{addr, clock, key, secs};
+
+const LAN: &str = "192.168.1.20:51820";
+const DHT: &str = "203.0.113.9:40001";
+const DHT_B: &str = "198.51.100.4:40002";
+
+fn store(policy: EndpointPolicy, shards: usize) -> (PeerStore, ManualClock) {
+    let clock = clock();
+    let store = support::builder(shards)
+        .clock(clock.clone())
+        .endpoint_policy(policy)
+        .build()
+        .unwrap();
+    (store, clock)
+}
+
+fn announce(store: &PeerStore, endpoint: &str, method: M) {
+    let mut info = PeerInfo::new(key(1));
+    info.endpoint = Some(addr(endpoint));
+    store.update(info, method).unwrap();
+}
+
+fn endpoint(store: &PeerStore) -> Option<SocketAddr> {
+    store.get(&key(1)).unwrap().endpoint
+}
+
+/// (A) The laptop leaves the LAN at t = 1 min; the DHT announces it every minute after.
+#[test]
+fn a_stale_lan_endpoint_gives_way_to_a_fresh_one_within_one_lan_window() {
+    support::each_shards(|shards| {
+        // The seed policy: the LAN endpoint, an hour later.
+        let (seed, clock) = store(EndpointPolicy::seed(), shards);
+        announce(&seed, LAN, M::Lan);
+        for _ in 0..60 {
+            clock.advance(secs(60));
+            announce(&seed, DHT, M::Dht);
+        }
+        assert_eq!(
+            endpoint(&seed),
+            Some(addr(LAN)),
+            "the seed policy pins the LAN"
+        );
+
+        let (store, clock) = store(EndpointPolicy::resilient(), shards);
+        let events = store.subscribe();
+        announce(&store, LAN, M::Lan);
+        clock.advance(secs(10));
+        announce(&store, DHT, M::Dht);
+        assert_eq!(
+            endpoint(&store),
+            Some(addr(LAN)),
+            "the LAN is fresh: it wins"
+        );
+        // No announcement at all: the cleanup notices within one interval.
+        clock.advance(secs(21));
+        assert!(store.cleanup_stale().is_empty());
+        assert_eq!(
+            endpoint(&store),
+            Some(addr(DHT)),
+            "31 s after the last LAN report"
+        );
+        let peer = store.get(&key(1)).unwrap();
+        assert_eq!(peer.endpoint_method, Some(M::Dht));
+        let kinds: Vec<_> = events.try_iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                PeerEventKind::New,
+                PeerEventKind::Updated,
+                PeerEventKind::Updated
+            ],
+            "New, Updated (the DHT's method), Updated (the switch)"
+        );
+        assert_eq!(store.stats().endpoint_changes, 1);
+        // The LAN comes back: it wins again at once.
+        announce(&store, LAN, M::Lan);
+        assert_eq!(endpoint(&store), Some(addr(LAN)));
+    });
+}
+
+/// (B) Two DHT reporters alternate 20 times; the daemon sees handshakes on the first.
+#[test]
+fn equal_reporters_do_not_flap_while_the_first_endpoint_stays_confirmed() {
+    support::each_shards(|shards| {
+        let (seed, clock) = store(EndpointPolicy::seed(), shards);
+        for i in 0..20 {
+            clock.advance(secs(5));
+            announce(&seed, if i % 2 == 0 { DHT } else { DHT_B }, M::Dht);
+        }
+        assert_eq!(seed.stats().endpoint_changes, 19, "the seed policy flaps");
+
+        let (store, clock) = store(EndpointPolicy::resilient(), shards);
+        for i in 0..20 {
+            clock.advance(secs(5));
+            announce(&store, if i % 2 == 0 { DHT } else { DHT_B }, M::Dht);
+            if i == 0 {
+                assert!(store.confirm(&key(1), addr(DHT), Evidence::Handshake));
+            }
+        }
+        assert!(store.stats().endpoint_changes <= 1, "{:?}", store.stats());
+        assert_eq!(endpoint(&store), Some(addr(DHT)));
+        let candidates = store.candidates(&key(1));
+        assert_eq!(candidates.len(), 2, "both kept: {candidates:?}");
+        assert!(
+            candidates
+                .iter()
+                .any(|c| c.endpoint == addr(DHT) && c.trusted)
+        );
+    });
+}
+
+#[test]
+fn a_failure_ends_the_trust_and_the_next_fresh_candidate_takes_over_at_once() {
+    support::each_shards(|shards| {
+        let (store, clock) = store(EndpointPolicy::resilient(), shards);
+        announce(&store, DHT, M::Dht);
+        clock.advance(secs(1));
+        announce(&store, DHT_B, M::Dht);
+        assert!(store.confirm(
+            &key(1),
+            addr(DHT),
+            Evidence::Probe {
+                rtt: support::secs(0)
+            }
+        ));
+        assert_eq!(
+            endpoint(&store),
+            Some(addr(DHT)),
+            "trusted over the newer one"
+        );
+        let events = store.subscribe();
+        clock.advance(secs(1));
+        assert!(store.note_failure(&key(1), addr(DHT)));
+        assert_eq!(endpoint(&store), Some(addr(DHT_B)), "switched at once");
+        let event = events.try_recv().expect("the switch is an event");
+        assert_eq!(event.kind, PeerEventKind::Updated);
+        // A fresh report of the failed endpoint makes it a candidate again, on its merits.
+        clock.advance(secs(1));
+        announce(&store, DHT, M::Dht);
+        assert_eq!(
+            endpoint(&store),
+            Some(addr(DHT)),
+            "the newest at equal rank"
+        );
+        // Unknown peers and addresses are refused.
+        assert!(!store.note_failure(&key(9), addr(DHT)));
+        assert!(!store.confirm(&key(1), addr("192.0.2.99:1"), Evidence::Handshake));
+    });
+}
+
+#[test]
+fn when_no_candidate_is_fresh_the_last_one_stays_marked_stale() {
+    support::each_shards(|shards| {
+        let (store, clock) = store(EndpointPolicy::resilient(), shards);
+        announce(&store, LAN, M::Lan);
+        clock.advance(secs(31));
+        assert!(store.cleanup_stale().is_empty());
+        assert_eq!(endpoint(&store), Some(addr(LAN)), "kept, not dropped");
+        let candidates = store.candidates(&key(1));
+        assert!(!candidates[0].fresh, "{candidates:?}");
+    });
+}
+
+#[test]
+fn a_cached_endpoint_stays_fresh_until_a_live_candidate_appears() {
+    support::each_shards(|shards| {
+        let (store, clock) = store(EndpointPolicy::resilient(), shards);
+        announce(&store, DHT_B, M::Cache);
+        clock.advance(secs(3600));
+        assert!(store.candidates(&key(1))[0].fresh, "no live candidate yet");
+        announce(&store, DHT, M::GossipTransitive);
+        assert_eq!(endpoint(&store), Some(addr(DHT)), "the live one");
+        assert!(
+            !store.candidates(&key(1))[0].fresh,
+            "the cache's is stale now"
+        );
+    });
+}
+
+#[test]
+fn a_trusted_endpoint_holds_against_a_higher_rank_only_if_the_policy_says_so() {
+    support::each_shards(|shards| {
+        for (overrides, expected) in [(false, DHT), (true, LAN)] {
+            let (store, _clock) = store(
+                EndpointPolicy::resilient().rank_overrides_trust(overrides),
+                shards,
+            );
+            announce(&store, DHT, M::Dht);
+            assert!(store.confirm(&key(1), addr(DHT), Evidence::Handshake));
+            announce(&store, LAN, M::Lan);
+            assert_eq!(
+                endpoint(&store),
+                Some(addr(expected)),
+                "overrides: {overrides}"
+            );
+        }
+    });
+}
+
+#[test]
+fn the_seed_policy_ignores_evidence() {
+    let (store, _clock) = store(EndpointPolicy::seed(), 2);
+    announce(&store, DHT, M::Dht);
+    assert!(
+        store.confirm(&key(1), addr(DHT), Evidence::Handshake),
+        "its endpoint"
+    );
+    assert!(
+        !store.confirm(&key(1), addr(DHT_B), Evidence::Handshake),
+        "not its endpoint"
+    );
+    assert!(store.note_failure(&key(1), addr(DHT)));
+    assert_eq!(endpoint(&store), Some(addr(DHT)), "nothing changes");
+    assert!(store.candidates(&key(1)).is_empty());
+}
+
+#[test]
+fn max_candidates_is_checked_and_bounds_what_a_peer_keeps() {
+    use peerstore::{BuildError, MAX_CANDIDATES};
+    for bad in [0, MAX_CANDIDATES + 1] {
+        let err = PeerStore::builder()
+            .endpoint_policy(EndpointPolicy::resilient().max_candidates(bad))
+            .build()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            BuildError::MaxCandidates {
+                max_candidates: bad
+            }
+        );
+        assert!(err.to_string().contains("max_candidates"), "{err}");
+    }
+    let (store, clock) = store(EndpointPolicy::resilient().max_candidates(2), 2);
+    for port in 1..=5 {
+        clock.advance(secs(1));
+        announce(&store, &format!("198.51.100.9:{port}"), M::Dht);
+    }
+    let kept: Vec<u16> = store
+        .candidates(&key(1))
+        .iter()
+        .map(|c| c.endpoint.port())
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept.contains(&5), "the newest is kept: {kept:?}");
+}
+
+/// Confirmations, failures and announcements of one peer racing on 8 threads: no deadlock, and
+/// the endpoint is always one of the announced candidates.
+#[test]
+fn confirm_fail_and_updates_racing_on_one_peer_keep_the_record_whole() {
+    support::each_shards(|shards| {
+        let store = support::builder(shards)
+            .endpoint_policy(EndpointPolicy::resilient())
+            .build()
+            .unwrap();
+        let endpoints = [DHT, DHT_B, LAN, "198.51.100.77:4000"].map(addr);
+        announce(&store, DHT, M::Dht);
+        let racers = store.clone();
+        support::race(move |t| {
+            for i in 0..support::rounds(500) {
+                let endpoint = endpoints[(t + i) % endpoints.len()];
+                match (t + i) % 4 {
+                    0 => {
+                        let mut info = PeerInfo::new(key(1));
+                        info.endpoint = Some(endpoint);
+                        racers.update(info, M::Dht).unwrap();
+                    }
+                    1 => {
+                        racers.confirm(&key(1), endpoint, Evidence::Handshake);
+                    }
+                    2 => {
+                        racers.note_failure(&key(1), endpoint);
+                    }
+                    _ => {
+                        let _ = racers.cleanup_stale();
+                        let _ = racers.candidates(&key(1));
+                    }
+                }
+            }
+        });
+        let chosen = endpoint(&store).expect("an endpoint");
+        assert!(endpoints.contains(&chosen), "{chosen}");
+        assert!(store.candidates(&key(1)).len() <= 4);
+    });
+}

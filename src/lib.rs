@@ -104,6 +104,7 @@ mod cleanup;
 mod clock;
 mod events;
 mod fields;
+mod history;
 mod key;
 mod method;
 pub mod method_set;
@@ -121,6 +122,7 @@ pub use cleanup::CleanupHandle;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{PeerEvent, PeerEventKind, RemovalCause, Subscription};
 pub use fields::{Hostname, RoutableNetworks};
+pub use history::{EndpointChange, MAX_ENDPOINT_HISTORY};
 pub use key::{ParseKeyError, PublicKey};
 pub use method::{
     DiscoveryMethod, InvalidMethodName, MAX_METHOD_NAME_LEN, MethodName, NatType, ParseNatTypeError,

@@ -69,6 +69,9 @@ counters! {
     /// Times a peer's endpoint moved to another address, under any policy (a first endpoint
     /// of a new peer is not counted).
     endpoint_changes: EndpointChanges,
+    /// Endpoint changes back to the endpoint the previous change left, within `dead_after`
+    /// (A → B → A); counted while the store keeps an endpoint history.
+    endpoint_flaps: EndpointFlaps,
 }
 
 impl Counter {

@@ -14,6 +14,7 @@ use dashmap::mapref::entry::Entry;
 use crate::capacity::Capacity;
 use crate::clock::{Nanos, Timeline, nanos_of};
 use crate::events::{PeerEvent, PeerEventKind, RemovalCause, SubscriberList, Subscription};
+use crate::history::{EndpointChange, History, MAX_ENDPOINT_HISTORY, since_start};
 use crate::peer::canonical_endpoint;
 use crate::policy::resilient::{Candidates, Choice, Context, Resilient};
 use crate::stats::{Counter, Counters, Stats};
@@ -85,6 +86,11 @@ pub enum BuildError {
     },
     /// `dead_after` is zero: every peer would be dead as soon as it was heard.
     ZeroDeadAfter,
+    /// `endpoint_history` is over [`MAX_ENDPOINT_HISTORY`].
+    EndpointHistory {
+        /// The refused setting.
+        entries: usize,
+    },
     /// The resilient policy's `max_candidates` is 0 or over [`MAX_CANDIDATES`].
     MaxCandidates {
         /// The refused setting.
@@ -107,6 +113,10 @@ impl fmt::Display for BuildError {
                 f,
                 "event_buffer {event_buffer} is outside 1..={MAX_EVENT_BUFFER}: \
                  a subscriber's channel must hold at least one event and at most {MAX_EVENT_BUFFER}"
+            ),
+            BuildError::EndpointHistory { entries } => write!(
+                f,
+                "endpoint_history {entries} is over the limit of {MAX_ENDPOINT_HISTORY} entries a peer"
             ),
             BuildError::MaxCandidates { max_candidates } => write!(
                 f,
@@ -168,6 +178,8 @@ struct Inner {
     event_buffer: usize,
     /// The resilient endpoint policy's numbers; `None` for the seed's policy.
     resilient: Option<Resilient>,
+    /// How many endpoint changes each peer's history keeps; 0 keeps none.
+    history_entries: usize,
 }
 
 /// The event counter on cache lines of its own: every thread that changes a peer writes it,
@@ -183,9 +195,18 @@ struct Record {
     /// for a carried time older than the store. One integer, not an `Instant`, keeps the
     /// map's slot small (asserted below).
     heard_at: Nanos,
-    /// What only the resilient endpoint policy keeps: `None` under the seed's policy, which
-    /// then costs one null pointer a peer.
-    candidates: Option<Box<Candidates>>,
+    /// What only the opt-in policies keep (the resilient policy's candidates, the endpoint
+    /// history): `None` under the defaults, which then cost one null pointer a peer.
+    extra: Option<Box<Extra>>,
+}
+
+/// A peer's state that only the opt-in policies need.
+#[derive(Debug, Default)]
+struct Extra {
+    /// The resilient endpoint policy's candidates; `None` under the seed's policy.
+    candidates: Option<Candidates>,
+    /// The last endpoint changes, when the store keeps a history.
+    history: History,
 }
 
 // A key and its record make one map slot: a key, two pointers and an integer.
@@ -256,8 +277,10 @@ impl PeerStore {
                     inner.dead_after_nanos,
                     wall,
                 );
-                if let (Some(policy), Some(candidates)) = (&inner.resilient, &mut record.candidates)
-                {
+                if let (Some(policy), Some(candidates)) = (
+                    &inner.resilient,
+                    record.extra.as_mut().and_then(|e| e.candidates.as_mut()),
+                ) {
                     if let Some(endpoint) = info.endpoint {
                         let reported = policy::first_heard(&method, info.last_seen, now, wall());
                         let chosen = record.peer.endpoint;
@@ -276,9 +299,20 @@ impl PeerStore {
                     );
                     merge.choose_endpoint(&record.peer, choice);
                 }
-                if merge.moves_endpoint(&record.peer, &info) {
-                    inner.counters.add(Counter::EndpointChanges, 1);
-                }
+                // A change of address, and the rule that made it, for the count and the history.
+                let moved = if merge.moves_endpoint(&record.peer, &info) {
+                    let from = record.peer.endpoint;
+                    match &merge.chosen {
+                        Some(c) => Some((from, c.endpoint, c.method.clone(), c.rule)),
+                        None => info.endpoint.map(|to| {
+                            let current = record.peer.current_endpoint();
+                            let rule = policy::decide_endpoint(current, to, &method).rule;
+                            (from, to, method.clone(), rule)
+                        }),
+                    }
+                } else {
+                    None
+                };
                 if merge.writes() {
                     if let Some(heard) = merge.heard {
                         record.heard_at = heard.at;
@@ -288,6 +322,9 @@ impl PeerStore {
                 let outcome = merge.outcome();
                 let event = (outcome == UpdateOutcome::Updated)
                     .then(|| (PeerEventKind::Updated, inner.next_seq()));
+                if let (Some((from, to, method, rule)), Some((_, seq))) = (moved, event) {
+                    inner.endpoint_moved(record, from, to, method, rule, seq, now, wall());
+                }
                 (outcome, event)
             }
             Entry::Vacant(entry) => {
@@ -302,18 +339,22 @@ impl PeerStore {
                 }
                 // The seq is taken before `insert`, whose guard is gone with the statement.
                 let event = (PeerEventKind::New, inner.next_seq());
-                let candidates = inner.resilient.as_ref().map(|_| {
-                    Box::new(match info.endpoint {
+                let extra = inner.keeps_extra().then(|| {
+                    let candidates = inner.resilient.as_ref().map(|_| match info.endpoint {
                         Some(endpoint) => {
                             Candidates::first(endpoint, method.clone(), heard.at, heard.wall)
                         }
                         None => Candidates::default(),
+                    });
+                    Box::new(Extra {
+                        candidates,
+                        history: History::default(),
                     })
                 });
                 entry.insert(Record {
                     peer: Arc::new(policy::new_peer(&mut info, method, heard)),
                     heard_at: heard.at,
-                    candidates,
+                    extra,
                 });
                 (UpdateOutcome::Inserted, Some(event))
             }
@@ -417,14 +458,13 @@ impl PeerStore {
             let keep = !record.silent_longer_than(now, inner.remove_after_nanos);
             if !keep {
                 expired.push((*key, inner.next_seq()));
-            } else if inner.rechoose(record, now) {
+            } else if let Some(seq) = inner.rechoose(record, now) {
                 // A candidate went stale and another took over: within one cleanup interval.
-                moved.push((*key, inner.next_seq()));
+                moved.push((*key, seq));
             }
             keep
         });
         for &(key, seq) in &moved {
-            inner.counters.add(Counter::EndpointChanges, 1);
             inner.publish(key, PeerEventKind::Updated, seq);
         }
         inner.capacity.release_many(expired.len());
@@ -542,9 +582,8 @@ impl PeerStore {
             .peers
             .get(key)
             .and_then(|r| {
-                r.candidates
-                    .as_ref()
-                    .map(|c| c.to_public(&inner.context(policy, now)))
+                let candidates = r.extra.as_ref()?.candidates.as_ref()?;
+                Some(candidates.to_public(&inner.context(policy, now)))
             })
             .unwrap_or_default()
     }
@@ -564,24 +603,33 @@ impl PeerStore {
                 .is_some_and(|peer| peer.endpoint == Some(endpoint));
         };
         let (now, wall) = inner.timeline.now_and_wall();
-        let (known, seq) = {
+        let seq = {
             let Some(mut record) = inner.peers.get_mut(key) else {
                 return false;
             };
-            let Some(candidates) = record.candidates.as_mut() else {
+            let Some(candidates) = record.extra.as_mut().and_then(|e| e.candidates.as_mut()) else {
                 return false;
             };
             if !change(candidates, now, wall, policy) {
                 return false;
             }
-            let moved = inner.rechoose(&mut record, now);
-            (true, moved.then(|| inner.next_seq()))
+            inner.rechoose(&mut record, now)
         };
         if let Some(seq) = seq {
-            inner.counters.add(Counter::EndpointChanges, 1);
             inner.publish(*key, PeerEventKind::Updated, seq);
         }
-        known
+        true
+    }
+
+    /// A peer's last endpoint changes, oldest first, when the store keeps a history
+    /// ([`PeerStoreBuilder::endpoint_history`]); empty otherwise, or for an unknown peer.
+    #[must_use]
+    pub fn endpoint_history(&self, key: &PublicKey) -> Vec<EndpointChange> {
+        self.inner
+            .peers
+            .get(key)
+            .and_then(|r| r.extra.as_ref().map(|e| e.history.to_vec()))
+            .unwrap_or_default()
     }
 
     /// Starts receiving [`PeerEvent`]s for every later change, over a bounded channel of
@@ -649,18 +697,71 @@ impl Inner {
     }
 
     /// Under the resilient policy, chooses the record's endpoint again (candidates age, trust
-    /// runs out) and applies the choice; whether the endpoint changed.
-    fn rechoose(&self, record: &mut Record, now: Nanos) -> bool {
-        let (Some(policy), Some(candidates)) = (&self.resilient, &record.candidates) else {
-            return false;
-        };
+    /// runs out, a failure voids reports) and applies the choice; the seq of the `Updated`
+    /// event the change needs, taken under the record's lock, if the endpoint changed.
+    fn rechoose(&self, record: &mut Record, now: Nanos) -> Option<u64> {
+        let policy = self.resilient.as_ref()?;
+        let candidates = record.extra.as_ref()?.candidates.as_ref()?;
         let current = Choice::current(&record.peer);
-        match candidates.choose(&self.context(policy, now), current.as_ref()) {
-            Some(choice) if !choice.is_current(&record.peer) => {
-                choice.apply(Arc::make_mut(&mut record.peer));
-                true
-            }
-            _ => false,
+        let choice = candidates
+            .choose(&self.context(policy, now), current.as_ref())
+            .filter(|choice| !choice.is_current(&record.peer))?;
+        let from = record.peer.endpoint;
+        let moves = from != Some(choice.endpoint);
+        choice.apply(Arc::make_mut(&mut record.peer));
+        let seq = self.next_seq();
+        if moves {
+            let wall = self.timeline.wall_now();
+            self.endpoint_moved(
+                record,
+                from,
+                choice.endpoint,
+                choice.method,
+                choice.rule,
+                seq,
+                now,
+                wall,
+            );
+        }
+        Some(seq)
+    }
+
+    /// Whether records need their [`Extra`]: under an opt-in policy.
+    fn keeps_extra(&self) -> bool {
+        self.resilient.is_some() || self.history_entries > 0
+    }
+
+    /// Counts a change of `record`'s endpoint address and writes it to the history, if kept.
+    #[expect(clippy::too_many_arguments, reason = "one change, told field by field")]
+    fn endpoint_moved(
+        &self,
+        record: &mut Record,
+        from: Option<SocketAddr>,
+        to: SocketAddr,
+        method: DiscoveryMethod,
+        rule: crate::EndpointRule,
+        seq: u64,
+        now: Nanos,
+        wall: SystemTime,
+    ) {
+        self.counters.add(Counter::EndpointChanges, 1);
+        let Some(extra) = record.extra.as_mut() else {
+            return;
+        };
+        let change = EndpointChange {
+            seq,
+            at: since_start(now),
+            wall,
+            from,
+            to,
+            method,
+            rule,
+        };
+        if extra
+            .history
+            .record(change, self.history_entries, self.dead_after)
+        {
+            self.counters.add(Counter::EndpointFlaps, 1);
         }
     }
 
@@ -732,6 +833,7 @@ pub struct PeerStoreBuilder {
     /// `None` for the map's default (four per thread the machine runs).
     shards: Option<usize>,
     endpoint_policy: EndpointPolicy,
+    endpoint_history: usize,
 }
 
 impl Default for PeerStoreBuilder {
@@ -744,6 +846,7 @@ impl Default for PeerStoreBuilder {
             clock: None,
             shards: None,
             endpoint_policy: EndpointPolicy::seed(),
+            endpoint_history: 0,
         }
     }
 }
@@ -799,6 +902,15 @@ impl PeerStoreBuilder {
         self
     }
 
+    /// Keeps each peer's last `entries` endpoint changes ([`PeerStore::endpoint_history`]) and
+    /// counts flaps (an endpoint changed back within `dead_after`) in
+    /// [`Stats::endpoint_flaps`](crate::Stats::endpoint_flaps). 0, the default, keeps none and
+    /// costs nothing; at most [`MAX_ENDPOINT_HISTORY`].
+    pub fn endpoint_history(mut self, entries: usize) -> Self {
+        self.endpoint_history = entries;
+        self
+    }
+
     /// The clock for expiry and `last_seen` (default [`SystemClock`]).
     pub fn clock<C: Clock>(mut self, clock: C) -> Self {
         let system = TypeId::of::<C>() == TypeId::of::<SystemClock>();
@@ -838,6 +950,11 @@ impl PeerStoreBuilder {
                 remove_after: self.remove_after,
             });
         }
+        if self.endpoint_history > MAX_ENDPOINT_HISTORY {
+            return Err(BuildError::EndpointHistory {
+                entries: self.endpoint_history,
+            });
+        }
         if let Some(resilient) = &self.endpoint_policy.resilient
             && !(1..=MAX_CANDIDATES).contains(&resilient.max_candidates)
         {
@@ -869,6 +986,7 @@ impl PeerStoreBuilder {
                 remove_after_nanos: nanos_of(self.remove_after),
                 event_buffer: self.event_buffer,
                 resilient: self.endpoint_policy.resilient,
+                history_entries: self.endpoint_history,
             }),
         }
     }

@@ -294,3 +294,94 @@ fn confirm_fail_and_updates_racing_on_one_peer_keep_the_record_whole() {
         assert!(store.candidates(&key(1)).len() <= 4);
     });
 }
+
+/// (D) Nothing recorded why an endpoint moved: the history says, and counts the flaps.
+#[test]
+fn the_history_says_why_each_change_happened_and_counts_flaps() {
+    use peerstore::EndpointRule;
+    support::each_shards(|shards| {
+        // The seed policy's flapping, seen from inside the process.
+        let clock = clock();
+        let seed = support::builder(shards)
+            .clock(clock.clone())
+            .endpoint_history(8)
+            .build()
+            .unwrap();
+        for i in 0..20 {
+            clock.advance(secs(5));
+            announce(&seed, if i % 2 == 0 { DHT } else { DHT_B }, M::Dht);
+        }
+        let stats = seed.stats();
+        assert_eq!((stats.endpoint_changes, stats.endpoint_flaps), (19, 18));
+        let history = seed.endpoint_history(&key(1));
+        assert_eq!(history.len(), 8, "bounded");
+        assert!(history.iter().all(|c| c.rule == EndpointRule::Newer));
+        assert!(
+            history
+                .windows(2)
+                .all(|w| w[0].seq < w[1].seq && w[0].at < w[1].at)
+        );
+
+        // The resilient policy's changes, each with its rule.
+        let clock = self::clock();
+        let store = support::builder(shards)
+            .clock(clock.clone())
+            .endpoint_policy(EndpointPolicy::resilient())
+            .endpoint_history(8)
+            .build()
+            .unwrap();
+        let events = store.subscribe();
+        announce(&store, LAN, M::Lan);
+        clock.advance(secs(10));
+        announce(&store, DHT, M::Dht);
+        clock.advance(secs(21));
+        let _ = store.cleanup_stale();
+        announce(&store, DHT_B, M::Dht);
+        assert!(store.confirm(&key(1), addr(DHT), Evidence::Handshake));
+        assert!(store.note_failure(&key(1), addr(DHT)));
+        let rules: Vec<EndpointRule> = store
+            .endpoint_history(&key(1))
+            .iter()
+            .map(|c| c.rule)
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                EndpointRule::CandidateExpired,
+                EndpointRule::Newer,
+                EndpointRule::Trusted,
+                EndpointRule::Failed,
+            ]
+        );
+        let seqs: Vec<u64> = events
+            .try_iter()
+            .filter(|e| e.kind == PeerEventKind::Updated)
+            .map(|e| e.seq)
+            .collect();
+        for change in store.endpoint_history(&key(1)) {
+            assert!(
+                seqs.contains(&change.seq),
+                "each change is an event: {change:?}"
+            );
+        }
+        assert_eq!(
+            store.stats().endpoint_flaps,
+            2,
+            "DHT -> DHT_B -> DHT (trusted), then back to DHT_B (failed)"
+        );
+    });
+}
+
+#[test]
+fn without_a_history_nothing_is_kept_and_a_huge_one_is_refused() {
+    let (store, _clock) = store(EndpointPolicy::resilient(), 2);
+    announce(&store, DHT, M::Dht);
+    announce(&store, DHT_B, M::Dht);
+    assert!(store.endpoint_history(&key(1)).is_empty());
+    assert_eq!(store.stats().endpoint_flaps, 0);
+    let err = PeerStore::builder()
+        .endpoint_history(peerstore::MAX_ENDPOINT_HISTORY + 1)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("endpoint_history"), "{err}");
+}

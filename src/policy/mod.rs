@@ -35,6 +35,14 @@ pub enum EndpointRule {
     Ipv6Preferred,
     /// Equal rank, same address family: the newer endpoint wins.
     Newer,
+    /// The resilient policy: the endpoint in use went stale (no report within its method's
+    /// window), and the best fresh candidate took over.
+    CandidateExpired,
+    /// The resilient policy: evidence confirmed this endpoint, and it is trusted.
+    Trusted,
+    /// The resilient policy: the endpoint in use failed, and the best fresh candidate took
+    /// over at once.
+    Failed,
 }
 
 impl EndpointRule {
@@ -49,6 +57,9 @@ impl EndpointRule {
             EndpointRule::LanSticky => "LAN sticky",
             EndpointRule::Ipv6Preferred => "IPv6 preferred",
             EndpointRule::Newer => "newer at equal rank",
+            EndpointRule::CandidateExpired => "candidate expired",
+            EndpointRule::Trusted => "trusted",
+            EndpointRule::Failed => "failed",
         }
     }
 }

@@ -206,6 +206,8 @@ pub(crate) struct Choice {
     pub method: DiscoveryMethod,
     /// No candidate is fresh: this is the last chosen one, kept rather than dropped.
     pub stale: bool,
+    /// Why it is chosen over the endpoint in use.
+    pub rule: crate::EndpointRule,
 }
 
 impl Choice {
@@ -216,6 +218,7 @@ impl Choice {
             endpoint,
             method: method.clone(),
             stale: false,
+            rule: crate::EndpointRule::Unchanged,
         })
     }
 
@@ -431,27 +434,58 @@ impl Candidates {
                 endpoint: addr,
                 method,
                 stale: false,
+                rule: crate::EndpointRule::Trusted,
             })
         });
+        // Why the best fresh candidate replaces the one in use, if it does.
+        let why = |c: &CandidateState, report: &Report| {
+            let Some(current) = current else {
+                return crate::EndpointRule::FirstEndpoint;
+            };
+            if current.endpoint == c.endpoint {
+                return crate::EndpointRule::Unchanged;
+            }
+            match self.list.iter().find(|s| s.endpoint == current.endpoint) {
+                None => crate::EndpointRule::CandidateExpired,
+                Some(s)
+                    if s.failed_at.is_some()
+                        && s.fresh_reports(cx, cache_counts).next().is_none() =>
+                {
+                    crate::EndpointRule::Failed
+                }
+                Some(s) if s.fresh_reports(cx, cache_counts).next().is_none() => {
+                    crate::EndpointRule::CandidateExpired
+                }
+                Some(_) => {
+                    crate::decide_endpoint(
+                        Some((current.endpoint, &current.method)),
+                        c.endpoint,
+                        &report.method,
+                    )
+                    .rule
+                }
+            }
+        };
+        let fresh = |c: &CandidateState, report: &Report| Choice {
+            endpoint: c.endpoint,
+            method: report.method.clone(),
+            stale: false,
+            rule: why(c, report),
+        };
         match (best, trusted_choice) {
             (Some((c, report, _)), Some(trusted)) => {
                 let outranks = report.method.rank() > trusted.method.rank();
                 if c.endpoint != trusted.endpoint && outranks && cx.policy.rank_overrides_trust {
                     Some(Choice {
-                        endpoint: c.endpoint,
-                        method: report.method.clone(),
-                        stale: false,
+                        rule: crate::EndpointRule::HigherRank,
+                        ..fresh(c, report)
                     })
                 } else {
                     Some(trusted)
                 }
             }
             (None, Some(trusted)) => Some(trusted),
-            (Some((c, report, _)), None) => Some(Choice {
-                endpoint: c.endpoint,
-                method: report.method.clone(),
-                stale: false,
-            }),
+            (Some((c, report, _)), None) => Some(fresh(c, report)),
             (None, None) => current.map(|c| Choice {
                 stale: true,
                 ..c.clone()

@@ -33,6 +33,49 @@ fn main() {
         let reference = bytes_per_peer::<Reference>(&w, 1_000, shape);
         println!("memory reference {name} 1000 {reference:.1}");
     }
+    let resilient = resilient_bytes_per_peer(1_000);
+    println!("memory resilient busy 1000 {resilient:.1}");
+}
+
+/// Heap bytes per peer under the resilient endpoint policy with an 8-entry history, each peer
+/// with 4 candidates and a full history (8 confirmed switches among them).
+fn resilient_bytes_per_peer(n: usize) -> f64 {
+    use peerstore::{EndpointPolicy, Evidence};
+    let held = |n: usize| {
+        let mut kept = None;
+        let counted = allocation_counter::measure(|| {
+            let store = PeerStore::builder()
+                .max_peers(n.max(1))
+                .endpoint_policy(EndpointPolicy::resilient())
+                .endpoint_history(8)
+                .build()
+                .expect("valid store settings");
+            for i in 0..n {
+                let mut endpoints = Vec::new();
+                for port in 0..4u16 {
+                    let mut announce = info(i, 1);
+                    let endpoint = announce.endpoint.expect("an endpoint");
+                    let endpoint = std::net::SocketAddr::new(endpoint.ip(), 40_000 + port);
+                    announce.endpoint = Some(endpoint);
+                    store
+                        .update(announce, DiscoveryMethod::Dht)
+                        .expect("stored");
+                    endpoints.push(endpoint);
+                }
+                for switch in 0..8 {
+                    store.confirm(
+                        &info(i, 1).public_key,
+                        endpoints[switch % 4],
+                        Evidence::Handshake,
+                    );
+                }
+            }
+            kept = Some(store);
+        });
+        drop(kept);
+        counted.bytes_current
+    };
+    (held(n) - held(0)) as f64 / n as f64
 }
 
 /// What a stored peer looks like when it is measured.

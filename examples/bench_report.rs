@@ -215,6 +215,10 @@ fn main() {
 
     print_table(&rows);
 
+    // The resilient endpoint policy (issue 13) against the seed's, interleaved the same way.
+    let policies = Policies::measure(&w);
+    policies.print();
+
     // flat per-peer cost: 1,000 against 1,000,000 peers (ours and the floor).
     let scaling = Scaling::measure(&w);
     scaling.print();
@@ -487,6 +491,81 @@ impl Memory {
         println!("|---|---|---:|---:|");
         for (store, shape, peers, bytes) in &self.figures {
             println!("| {store} | {shape} | {peers} | {bytes:.0} |");
+        }
+    }
+}
+
+/// The resilient endpoint policy's costs against the seed policy's, in one run.
+struct Policies {
+    rows: Vec<(&'static str, f64, f64)>,
+}
+
+impl Policies {
+    fn measure(w: &Workload) -> Self {
+        use peerstore::{EndpointPolicy, Evidence};
+        let build = |policy: EndpointPolicy| {
+            let store = PeerStore::builder()
+                .endpoint_policy(policy)
+                .build()
+                .expect("valid store settings");
+            store.prefill(common::PEERS);
+            store
+        };
+        let stores = [
+            build(EndpointPolicy::seed()),
+            build(EndpointPolicy::resilient()),
+        ];
+        // Each peer's endpoint as stored: what a confirmation names.
+        let endpoints: Vec<_> = w
+            .keys
+            .iter()
+            .map(|k| {
+                stores[0]
+                    .get(k)
+                    .and_then(|p| p.endpoint)
+                    .expect("an endpoint")
+            })
+            .collect();
+        let mut rows = Vec::new();
+        let ops = 200_000;
+        let update = row_of("update_1t", None, 2, |which| {
+            per_op(1, ops, |t, n| {
+                common::update_ops(&stores[which], w, &w.pool, t, n);
+            })
+        });
+        rows.push(("update_1t", update.ours, update.reference));
+        let confirm = row_of("confirm_1t", None, 2, |which| {
+            per_op(1, ops, |_, n| {
+                for i in 0..n {
+                    let peer = usize::try_from(i).unwrap_or(0).wrapping_mul(7919) % common::PEERS;
+                    std::hint::black_box(stores[which].confirm(
+                        &w.keys[peer],
+                        endpoints[peer],
+                        Evidence::Handshake,
+                    ));
+                }
+            })
+        });
+        rows.push(("confirm_1t", confirm.ours, confirm.reference));
+        let active = row_of("get_active_1000_1t", None, 2, |which| {
+            per_op(1, 300, |_, n| common::get_active_ops(&stores[which], n))
+        });
+        rows.push(("get_active_1000_1t", active.ours, active.reference));
+        Policies { rows }
+    }
+
+    fn print(&self) {
+        println!();
+        println!("Endpoint policies (issue 13): median of {ROUNDS} interleaved rounds, 1000 peers");
+        println!("| workload | seed policy | resilient policy | resilient / seed |");
+        println!("|---|---:|---:|---:|");
+        for (name, seed, resilient) in &self.rows {
+            println!(
+                "| {name} | {} | {} | {:.2}x |",
+                fmt_ns(*seed),
+                fmt_ns(*resilient),
+                resilient / seed
+            );
         }
     }
 }

@@ -180,6 +180,8 @@ struct Inner {
     resilient: Option<Resilient>,
     /// How many endpoint changes each peer's history keeps; 0 keeps none.
     history_entries: usize,
+    /// The opt-in policies' state; `None` under the defaults, which then cost nothing a peer.
+    extras: Option<ExtraMap>,
 }
 
 /// The event counter on cache lines of its own: every thread that changes a peer writes it,
@@ -195,10 +197,12 @@ struct Record {
     /// for a carried time older than the store. One integer, not an `Instant`, keeps the
     /// map's slot small (asserted below).
     heard_at: Nanos,
-    /// What only the opt-in policies keep (the resilient policy's candidates, the endpoint
-    /// history): `None` under the defaults, which then cost one null pointer a peer.
-    extra: Option<Box<Extra>>,
 }
+
+/// The opt-in policies' state, a peer at a time, beside the records. Locked only while its
+/// peer's record is locked (record first), or alone for a read, so the two maps never wait
+/// on each other in a cycle.
+type ExtraMap = DashMap<PublicKey, Extra, foldhash::fast::RandomState>;
 
 /// A peer's state that only the opt-in policies need.
 #[derive(Debug, Default)]
@@ -209,8 +213,10 @@ struct Extra {
     history: History,
 }
 
-// A key and its record make one map slot: a key, two pointers and an integer.
-const _: () = assert!(std::mem::size_of::<(PublicKey, Record)>() == 56);
+// A key and its record make one map slot: a key, a pointer and an integer. (A pointer more
+// for the opt-in policies' state cost about 20 bytes a peer, the map keeping two to three
+// slots a peer: that state has a map of its own instead, which the defaults do not build.)
+const _: () = assert!(std::mem::size_of::<(PublicKey, Record)>() == 48);
 
 impl Record {
     fn silent_longer_than(&self, now: Nanos, limit: Nanos) -> bool {
@@ -268,6 +274,8 @@ impl PeerStore {
         let (outcome, event) = match inner.peers.entry(key) {
             Entry::Occupied(mut entry) => {
                 let record = entry.get_mut();
+                // The record's lock is held: the extra state's may be taken now.
+                let mut extra = inner.extras.as_ref().and_then(|m| m.get_mut(&key));
                 let mut merge = policy::merge(
                     &record.peer,
                     record.heard_at,
@@ -279,7 +287,7 @@ impl PeerStore {
                 );
                 if let (Some(policy), Some(candidates)) = (
                     &inner.resilient,
-                    record.extra.as_mut().and_then(|e| e.candidates.as_mut()),
+                    extra.as_deref_mut().and_then(|e| e.candidates.as_mut()),
                 ) {
                     if let Some(endpoint) = info.endpoint {
                         let reported = policy::first_heard(&method, info.last_seen, now, wall());
@@ -299,8 +307,9 @@ impl PeerStore {
                     );
                     merge.choose_endpoint(&record.peer, choice);
                 }
-                // A change of address, and the rule that made it, for the count and the history.
-                let moved = if merge.moves_endpoint(&record.peer, &info) {
+                // A change of address is counted; with a history, it is told with its rule.
+                let moves = merge.moves_endpoint(&record.peer, &info);
+                let told = (moves && extra.is_some()).then(|| {
                     let from = record.peer.endpoint;
                     match &merge.chosen {
                         Some(c) => Some((from, c.endpoint, c.method.clone(), c.rule)),
@@ -310,9 +319,7 @@ impl PeerStore {
                             (from, to, method.clone(), rule)
                         }),
                     }
-                } else {
-                    None
-                };
+                });
                 if merge.writes() {
                     if let Some(heard) = merge.heard {
                         record.heard_at = heard.at;
@@ -322,8 +329,14 @@ impl PeerStore {
                 let outcome = merge.outcome();
                 let event = (outcome == UpdateOutcome::Updated)
                     .then(|| (PeerEventKind::Updated, inner.next_seq()));
-                if let (Some((from, to, method, rule)), Some((_, seq))) = (moved, event) {
-                    inner.endpoint_moved(record, from, to, method, rule, seq, now, wall());
+                if moves {
+                    match (told.flatten(), event) {
+                        (Some((from, to, method, rule)), Some((_, seq))) => {
+                            let extra = extra.as_deref_mut();
+                            inner.endpoint_moved(extra, from, to, method, rule, seq, now, wall());
+                        }
+                        _ => inner.counters.add(Counter::EndpointChanges, 1),
+                    }
                 }
                 (outcome, event)
             }
@@ -339,23 +352,29 @@ impl PeerStore {
                 }
                 // The seq is taken before `insert`, whose guard is gone with the statement.
                 let event = (PeerEventKind::New, inner.next_seq());
-                let extra = inner.keeps_extra().then(|| {
-                    let candidates = inner.resilient.as_ref().map(|_| match info.endpoint {
-                        Some(endpoint) => {
-                            Candidates::first(endpoint, method.clone(), heard.at, heard.wall)
-                        }
-                        None => Candidates::default(),
-                    });
-                    Box::new(Extra {
-                        candidates,
-                        history: History::default(),
-                    })
-                });
-                entry.insert(Record {
+                // The method again for the first candidate, under the resilient policy only.
+                let candidate_method = inner.resilient.as_ref().map(|_| method.clone());
+                let record = entry.insert(Record {
                     peer: Arc::new(policy::new_peer(&mut info, method, heard)),
                     heard_at: heard.at,
-                    extra,
                 });
+                if let Some(extras) = &inner.extras {
+                    let candidates = candidate_method.map(|method| {
+                        let endpoint = record.peer.endpoint;
+                        endpoint.map_or_else(Candidates::default, |endpoint| {
+                            Candidates::first(endpoint, method, heard.at, heard.wall)
+                        })
+                    });
+                    // Under the record's lock, so the two are never seen apart.
+                    extras.insert(
+                        key,
+                        Extra {
+                            candidates,
+                            history: History::default(),
+                        },
+                    );
+                }
+                drop(record);
                 (UpdateOutcome::Inserted, Some(event))
             }
         };
@@ -426,6 +445,11 @@ impl PeerStore {
         let (record, seq) = match inner.peers.entry(*key) {
             Entry::Occupied(entry) => {
                 let seq = inner.next_seq();
+                // Before the record goes, under its lock: a new record of the same key must
+                // not lose its fresh extra state to this removal.
+                if let Some(extras) = &inner.extras {
+                    extras.remove(key);
+                }
                 (entry.remove(), seq)
             }
             Entry::Vacant(_) => return None,
@@ -458,7 +482,10 @@ impl PeerStore {
             let keep = !record.silent_longer_than(now, inner.remove_after_nanos);
             if !keep {
                 expired.push((*key, inner.next_seq()));
-            } else if let Some(seq) = inner.rechoose(record, now) {
+                if let Some(extras) = &inner.extras {
+                    extras.remove(key);
+                }
+            } else if let Some(seq) = inner.rechoose(key, record, now) {
                 // A candidate went stale and another took over: within one cleanup interval.
                 moved.push((*key, seq));
             }
@@ -578,11 +605,10 @@ impl PeerStore {
             return Vec::new();
         };
         let now = inner.timeline.now();
-        inner
-            .peers
-            .get(key)
-            .and_then(|r| {
-                let candidates = r.extra.as_ref()?.candidates.as_ref()?;
+        let extra = inner.extras.as_ref().and_then(|m| m.get(key));
+        extra
+            .and_then(|e| {
+                let candidates = e.candidates.as_ref()?;
                 Some(candidates.to_public(&inner.context(policy, now)))
             })
             .unwrap_or_default()
@@ -607,13 +633,20 @@ impl PeerStore {
             let Some(mut record) = inner.peers.get_mut(key) else {
                 return false;
             };
-            let Some(candidates) = record.extra.as_mut().and_then(|e| e.candidates.as_mut()) else {
-                return false;
+            let changed = {
+                let extra = inner.extras.as_ref().and_then(|m| m.get_mut(key));
+                let Some(mut extra) = extra else {
+                    return false;
+                };
+                let Some(candidates) = extra.candidates.as_mut() else {
+                    return false;
+                };
+                change(candidates, now, wall, policy)
             };
-            if !change(candidates, now, wall, policy) {
+            if !changed {
                 return false;
             }
-            inner.rechoose(&mut record, now)
+            inner.rechoose(key, &mut record, now)
         };
         if let Some(seq) = seq {
             inner.publish(*key, PeerEventKind::Updated, seq);
@@ -625,11 +658,8 @@ impl PeerStore {
     /// ([`PeerStoreBuilder::endpoint_history`]); empty otherwise, or for an unknown peer.
     #[must_use]
     pub fn endpoint_history(&self, key: &PublicKey) -> Vec<EndpointChange> {
-        self.inner
-            .peers
-            .get(key)
-            .and_then(|r| r.extra.as_ref().map(|e| e.history.to_vec()))
-            .unwrap_or_default()
+        let extra = self.inner.extras.as_ref().and_then(|m| m.get(key));
+        extra.map(|e| e.history.to_vec()).unwrap_or_default()
     }
 
     /// Starts receiving [`PeerEvent`]s for every later change, over a bounded channel of
@@ -699,11 +729,14 @@ impl Inner {
     /// Under the resilient policy, chooses the record's endpoint again (candidates age, trust
     /// runs out, a failure voids reports) and applies the choice; the seq of the `Updated`
     /// event the change needs, taken under the record's lock, if the endpoint changed.
-    fn rechoose(&self, record: &mut Record, now: Nanos) -> Option<u64> {
+    fn rechoose(&self, key: &PublicKey, record: &mut Record, now: Nanos) -> Option<u64> {
         let policy = self.resilient.as_ref()?;
-        let candidates = record.extra.as_ref()?.candidates.as_ref()?;
+        // The record's lock is held by the caller: the extra state's may be taken.
+        let mut extra = self.extras.as_ref()?.get_mut(key)?;
         let current = Choice::current(&record.peer);
-        let choice = candidates
+        let choice = extra
+            .candidates
+            .as_ref()?
             .choose(&self.context(policy, now), current.as_ref())
             .filter(|choice| !choice.is_current(&record.peer))?;
         let from = record.peer.endpoint;
@@ -712,30 +745,17 @@ impl Inner {
         let seq = self.next_seq();
         if moves {
             let wall = self.timeline.wall_now();
-            self.endpoint_moved(
-                record,
-                from,
-                choice.endpoint,
-                choice.method,
-                choice.rule,
-                seq,
-                now,
-                wall,
-            );
+            let (to, method, rule) = (choice.endpoint, choice.method, choice.rule);
+            self.endpoint_moved(Some(&mut extra), from, to, method, rule, seq, now, wall);
         }
         Some(seq)
     }
 
-    /// Whether records need their [`Extra`]: under an opt-in policy.
-    fn keeps_extra(&self) -> bool {
-        self.resilient.is_some() || self.history_entries > 0
-    }
-
-    /// Counts a change of `record`'s endpoint address and writes it to the history, if kept.
+    /// Counts a change of a peer's endpoint address and writes it to its history, if kept.
     #[expect(clippy::too_many_arguments, reason = "one change, told field by field")]
     fn endpoint_moved(
         &self,
-        record: &mut Record,
+        extra: Option<&mut Extra>,
         from: Option<SocketAddr>,
         to: SocketAddr,
         method: DiscoveryMethod,
@@ -745,7 +765,7 @@ impl Inner {
         wall: SystemTime,
     ) {
         self.counters.add(Counter::EndpointChanges, 1);
-        let Some(extra) = record.extra.as_mut() else {
+        let Some(extra) = extra else {
             return;
         };
         let change = EndpointChange {
@@ -972,6 +992,14 @@ impl PeerStoreBuilder {
             Some(shards) => Map::with_hasher_and_shard_amount(hasher, shards),
             None => Map::with_hasher(hasher),
         };
+        let extras =
+            (self.endpoint_policy.resilient.is_some() || self.endpoint_history > 0).then(|| {
+                let hasher = foldhash::fast::RandomState::default();
+                match self.shards {
+                    Some(shards) => ExtraMap::with_hasher_and_shard_amount(hasher, shards),
+                    None => ExtraMap::with_hasher(hasher),
+                }
+            });
         PeerStore {
             inner: Arc::new(Inner {
                 peers,
@@ -987,6 +1015,7 @@ impl PeerStoreBuilder {
                 event_buffer: self.event_buffer,
                 resilient: self.endpoint_policy.resilient,
                 history_entries: self.endpoint_history,
+                extras,
             }),
         }
     }

@@ -85,6 +85,7 @@ impl Timeline {
     }
 
     /// Now on the timeline.
+    #[inline]
     pub(crate) fn now(&self) -> Nanos {
         match self {
             Timeline::System { origin } => monotonic::nanos().saturating_sub(*origin),
@@ -93,6 +94,7 @@ impl Timeline {
     }
 
     /// [`now`](Self::now) and the wall time, from one reading where the clock allows.
+    #[inline]
     pub(crate) fn now_and_wall(&self) -> (Nanos, SystemTime) {
         match self {
             Timeline::System { origin } => {

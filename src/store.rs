@@ -274,71 +274,41 @@ impl PeerStore {
         let (outcome, event) = match inner.peers.entry(key) {
             Entry::Occupied(mut entry) => {
                 let record = entry.get_mut();
-                // The record's lock is held: the extra state's may be taken now.
-                let mut extra = inner.extras.as_ref().and_then(|m| m.get_mut(&key));
-                let mut merge = policy::merge(
-                    &record.peer,
-                    record.heard_at,
-                    &info,
-                    &method,
-                    now,
-                    inner.dead_after_nanos,
-                    wall,
-                );
-                if let (Some(policy), Some(candidates)) = (
-                    &inner.resilient,
-                    extra.as_deref_mut().and_then(|e| e.candidates.as_mut()),
-                ) {
-                    if let Some(endpoint) = info.endpoint {
-                        let reported = policy::first_heard(&method, info.last_seen, now, wall());
-                        let chosen = record.peer.endpoint;
-                        candidates.report(
-                            endpoint,
-                            method.clone(),
-                            reported.at,
-                            reported.wall,
-                            policy.max_candidates,
-                            chosen,
+                match &inner.extras {
+                    // The defaults: the seed's rules, and nothing kept beside the record.
+                    None => {
+                        let merge = policy::merge(
+                            &record.peer,
+                            record.heard_at,
+                            &info,
+                            &method,
+                            now,
+                            inner.dead_after_nanos,
+                            wall,
                         );
-                    }
-                    let choice = candidates.choose(
-                        &inner.context(policy, now),
-                        Choice::current(&record.peer).as_ref(),
-                    );
-                    merge.choose_endpoint(&record.peer, choice);
-                }
-                // A change of address is counted; with a history, it is told with its rule.
-                let moves = merge.moves_endpoint(&record.peer, &info);
-                let told = (moves && extra.is_some()).then(|| {
-                    let from = record.peer.endpoint;
-                    match &merge.chosen {
-                        Some(c) => Some((from, c.endpoint, c.method.clone(), c.rule)),
-                        None => info.endpoint.map(|to| {
-                            let current = record.peer.current_endpoint();
-                            let rule = policy::decide_endpoint(current, to, &method).rule;
-                            (from, to, method.clone(), rule)
-                        }),
-                    }
-                });
-                if merge.writes() {
-                    if let Some(heard) = merge.heard {
-                        record.heard_at = heard.at;
-                    }
-                    policy::apply(Arc::make_mut(&mut record.peer), &mut info, method, &merge);
-                }
-                let outcome = merge.outcome();
-                let event = (outcome == UpdateOutcome::Updated)
-                    .then(|| (PeerEventKind::Updated, inner.next_seq()));
-                if moves {
-                    match (told.flatten(), event) {
-                        (Some((from, to, method, rule)), Some((_, seq))) => {
-                            let extra = extra.as_deref_mut();
-                            inner.endpoint_moved(extra, from, to, method, rule, seq, now, wall());
+                        if merge.moves_endpoint() {
+                            inner.counters.add(Counter::EndpointChanges, 1);
                         }
-                        _ => inner.counters.add(Counter::EndpointChanges, 1),
+                        if merge.writes() {
+                            if let Some(heard) = merge.heard {
+                                record.heard_at = heard.at;
+                            }
+                            policy::apply(
+                                Arc::make_mut(&mut record.peer),
+                                &mut info,
+                                method,
+                                &merge,
+                            );
+                        }
+                        let outcome = merge.outcome();
+                        let event = (outcome == UpdateOutcome::Updated)
+                            .then(|| (PeerEventKind::Updated, inner.next_seq()));
+                        (outcome, event)
+                    }
+                    Some(extras) => {
+                        inner.merge_with_extra(extras, key, record, &mut info, method, now, wall)
                     }
                 }
-                (outcome, event)
             }
             Entry::Vacant(entry) => {
                 // Before the slot is reserved: a caller's clock that panics must not keep it.
@@ -717,6 +687,100 @@ impl WeakStore {
 }
 
 impl Inner {
+    /// An update of a known peer under an opt-in policy: the seed's merge of the fields, the
+    /// resilient policy's choice of endpoint if it is on, the change told to the history.
+    #[expect(clippy::too_many_arguments, reason = "update's state, passed through")]
+    // Kept out of `update`, so that the default path stays as small as it was.
+    #[inline(never)]
+    fn merge_with_extra(
+        &self,
+        extras: &ExtraMap,
+        key: PublicKey,
+        record: &mut Record,
+        info: &mut PeerInfo,
+        method: DiscoveryMethod,
+        now: Nanos,
+        wall: impl Fn() -> SystemTime + Copy,
+    ) -> (UpdateOutcome, Option<(PeerEventKind, u64)>) {
+        // The record's lock is held by the caller: the extra state's may be taken now.
+        let mut extra = extras.get_mut(&key);
+        let mut merge = policy::merge(
+            &record.peer,
+            record.heard_at,
+            info,
+            &method,
+            now,
+            self.dead_after_nanos,
+            wall,
+        );
+        // The endpoint the resilient policy chose, when it is not the current one; the rule
+        // of a seed change otherwise.
+        let mut chosen = None;
+        if let (Some(policy), Some(candidates)) = (
+            &self.resilient,
+            extra.as_deref_mut().and_then(|e| e.candidates.as_mut()),
+        ) {
+            if let Some(endpoint) = info.endpoint {
+                let reported = policy::first_heard(&method, info.last_seen, now, wall());
+                let in_use = record.peer.endpoint;
+                candidates.report(
+                    endpoint,
+                    method.clone(),
+                    reported.at,
+                    reported.wall,
+                    policy.max_candidates,
+                    in_use,
+                );
+            }
+            let current = Choice::current(&record.peer);
+            chosen = candidates
+                .choose(&self.context(policy, now), current.as_ref())
+                .filter(|c| !c.is_current(&record.peer));
+            merge.fields.endpoint = false;
+            merge.fields.endpoint_moves = false;
+        }
+        let from = record.peer.endpoint;
+        let told = match &chosen {
+            Some(c) => (from != Some(c.endpoint)).then(|| (c.endpoint, c.method.clone(), c.rule)),
+            None if merge.moves_endpoint() => info.endpoint.map(|to| {
+                let rule =
+                    policy::decide_endpoint(record.peer.current_endpoint(), to, &method).rule;
+                (to, method.clone(), rule)
+            }),
+            None => None,
+        };
+        if merge.writes() || chosen.is_some() {
+            if let Some(heard) = merge.heard {
+                record.heard_at = heard.at;
+            }
+            let peer = Arc::make_mut(&mut record.peer);
+            policy::apply(peer, info, method, &merge);
+            if let Some(choice) = &chosen {
+                choice.apply(peer);
+            }
+        }
+        let outcome = if chosen.is_some() {
+            UpdateOutcome::Updated
+        } else {
+            merge.outcome()
+        };
+        let event =
+            (outcome == UpdateOutcome::Updated).then(|| (PeerEventKind::Updated, self.next_seq()));
+        if let (Some((to, method, rule)), Some((_, seq))) = (told, event) {
+            self.endpoint_moved(
+                extra.as_deref_mut(),
+                from,
+                to,
+                method,
+                rule,
+                seq,
+                now,
+                wall(),
+            );
+        }
+        (outcome, event)
+    }
+
     /// The resilient policy's view of now.
     fn context<'p>(&self, policy: &'p Resilient, now: Nanos) -> Context<'p> {
         Context {

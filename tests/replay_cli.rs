@@ -103,3 +103,15 @@ fn bad_arguments_exit_2_with_the_usage() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage: replay"));
 }
+
+#[test]
+fn the_policy_is_chosen_on_the_command_line_and_reported() {
+    let out = replay(&["-", "--json", "--policy", "resilient"], GOOD.as_bytes());
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["summary"]["policy"], "resilient");
+    assert_eq!(json["summary"]["endpoint_changes"], 0);
+    let out = replay(&["-", "--policy", "wishful"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("seed or resilient"));
+}

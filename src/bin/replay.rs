@@ -17,7 +17,13 @@
 //! {"at": 12, "method": "dht", "peer": {"public_key": "<base64>", "endpoint": "198.51.100.7:51820"}}
 //! {"at": 720, "remove": "<base64 key>"}
 //! {"at": 780, "cleanup": true}
+//! {"at": 90, "confirm": "<base64 key>", "endpoint": "203.0.113.9:40001", "rtt_ms": 12}
+//! {"at": 330, "fail": "<base64 key>", "endpoint": "203.0.113.9:40001"}
 //! ```
+//!
+//! `confirm` (a handshake seen, or with `rtt_ms` a probe answered) and `fail` feed the store's
+//! `confirm` and `note_failure`; they matter under `--policy resilient`, and change nothing
+//! under the seed policy, the default.
 //!
 //! `peer` is a `PeerInfo` as JSON; its `last_seen`, if any, is whole Unix seconds (as the peer
 //! cache writes it) or an RFC 3339 string. `-` reads the trace from standard input. A line that
@@ -31,8 +37,9 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peerstore::{
-    DiscoveryMethod, EndpointRule, ManualClock, Peer, PeerEventKind, PeerInfo, PeerStore,
-    PublicKey, RemovalCause, Subscription, UpdateError, UpdateOutcome, decide_endpoint,
+    DiscoveryMethod, EndpointPolicy, EndpointRule, Evidence, ManualClock, Peer, PeerEventKind,
+    PeerInfo, PeerStore, PublicKey, RemovalCause, Subscription, UpdateError, UpdateOutcome,
+    decide_endpoint,
 };
 use serde_json::{Value, json};
 
@@ -47,17 +54,18 @@ const MAX_REPORTED_LINES: usize = 20;
 /// The latest `at` a trace line may have, in seconds (about 31,700 years).
 const MAX_AT_SECS: f64 = 1e12;
 
-const USAGE: &str = "usage: replay [TRACE.jsonl | -] [--explain KEY] [--json] [--keep-going]";
+const USAGE: &str = "usage: replay [TRACE.jsonl | -] [--explain KEY] [--json] [--policy seed|resilient] [--keep-going]";
 
 const HELP: &str = r#"Replays a trace of discovery announcements into a peer store and shows what it decided.
 
-usage: replay [TRACE.jsonl | -] [--explain KEY] [--json] [--keep-going]
+usage: replay [TRACE.jsonl | -] [--explain KEY] [--json] [--policy seed|resilient] [--keep-going]
 
   TRACE.jsonl     the trace to replay; - reads standard input; none replays the built-in
                   trace (thirty minutes of a mesh of about 200 peers)
   --explain KEY   also list every endpoint decision for one peer, with the rule that decided;
                   KEY is a public key (base64), a prefix of one, or a host name
   --json          print everything as one JSON object instead of tables
+  --policy P      the endpoint policy: seed (the default) or resilient
   --keep-going    exit 0 even when some lines could not be used (they are still reported)
   -h, --help      print this
 
@@ -66,6 +74,9 @@ A trace is one JSON object per line, "at" in seconds from its start, never going
   {"at": 12, "method": "dht", "peer": {"public_key": "<base64>", "endpoint": "198.51.100.7:51820", "last_seen": 1793491200}}
   {"at": 720, "remove": "<base64 key>"}
   {"at": 780, "cleanup": true}
+
+and, for the endpoint policies, {"at": 90, "confirm": "<key>", "endpoint": "203.0.113.9:40001",
+"rtt_ms": 12} (rtt_ms optional) and {"at": 330, "fail": "<key>", "endpoint": "203.0.113.9:40001"}.
 
 "peer" is a PeerInfo as JSON (public_key, endpoint, mesh_ip, mesh_ipv6, hostname,
 routable_networks, introducer, nat_type, last_seen as Unix seconds or RFC 3339).
@@ -81,6 +92,8 @@ struct Args {
     json: bool,
     keep_going: bool,
     help: bool,
+    /// `--policy resilient`; the seed's otherwise.
+    resilient: bool,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
@@ -90,6 +103,11 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         match arg.as_str() {
             "--json" => parsed.json = true,
             "--keep-going" => parsed.keep_going = true,
+            "--policy" => match args.next().as_deref() {
+                Some("seed") => parsed.resilient = false,
+                Some("resilient") => parsed.resilient = true,
+                other => return Err(format!("--policy takes seed or resilient, not {other:?}")),
+            },
             "--explain" => {
                 let key = args.next().ok_or("--explain needs a KEY")?;
                 parsed.explain = Some(key);
@@ -121,6 +139,17 @@ enum Step {
     },
     Remove(PublicKey),
     Cleanup,
+    /// Evidence that an endpoint works (a handshake, or a probe's round trip).
+    Confirm {
+        key: PublicKey,
+        endpoint: std::net::SocketAddr,
+        rtt: Option<Duration>,
+    },
+    /// An endpoint stopped answering.
+    Fail {
+        key: PublicKey,
+        endpoint: std::net::SocketAddr,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -208,10 +237,51 @@ fn parse_line(raw: &str) -> Result<(Duration, Step), String> {
         )
     } else if fields.get("cleanup") == Some(&Value::Bool(true)) {
         Step::Cleanup
+    } else if let Some(key) = fields.get("confirm") {
+        let rtt = match fields.get("rtt_ms") {
+            None => None,
+            Some(ms) => Some(
+                ms.as_f64()
+                    .filter(|ms| ms.is_finite() && *ms >= 0.0 && *ms < 1e9)
+                    .map(|ms| Duration::from_secs_f64(ms / 1e3))
+                    .ok_or_else(|| format!("\"rtt_ms\" = {ms}: expected milliseconds, >= 0"))?,
+            ),
+        };
+        Step::Confirm {
+            key: key_of("confirm", key)?,
+            endpoint: endpoint_of(&fields)?,
+            rtt,
+        }
+    } else if let Some(key) = fields.get("fail") {
+        Step::Fail {
+            key: key_of("fail", key)?,
+            endpoint: endpoint_of(&fields)?,
+        }
     } else {
-        return Err("expected \"peer\" and \"method\", \"remove\", or \"cleanup\": true".into());
+        return Err(
+            "expected \"peer\" and \"method\", \"remove\", \"confirm\", \"fail\", or \"cleanup\": true"
+                .into(),
+        );
     };
     Ok((at, step))
+}
+
+/// A key field's value.
+fn key_of(field: &str, value: &Value) -> Result<PublicKey, String> {
+    let text = value
+        .as_str()
+        .ok_or_else(|| format!("\"{field}\" = {value}: expected a key"))?;
+    text.parse()
+        .map_err(|e| format!("\"{field}\" = {text:?}: {e}"))
+}
+
+/// A confirmation's or failure's `endpoint`.
+fn endpoint_of(fields: &serde_json::Map<String, Value>) -> Result<std::net::SocketAddr, String> {
+    let value = fields.get("endpoint").ok_or("needs an \"endpoint\"")?;
+    value
+        .as_str()
+        .and_then(|text| text.parse().ok())
+        .ok_or_else(|| format!("\"endpoint\" = {value}: expected an address:port"))
 }
 
 /// Finds the peer `--explain` names: a whole key, a unique prefix of one, or a host name.
@@ -268,6 +338,8 @@ enum Decision {
 
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Summary {
+    /// `seed` or `resilient`.
+    policy: &'static str,
     lines: usize,
     bad_lines: usize,
     duration: Duration,
@@ -281,6 +353,11 @@ struct Summary {
     refused_other: usize,
     removes: usize,
     cleanups: usize,
+    confirms: usize,
+    failures: usize,
+    /// The store's `Stats::endpoint_changes` and `endpoint_flaps` at the end.
+    endpoint_changes: u64,
+    flaps: u64,
     events_new: usize,
     events_updated: usize,
     removed_explicit: usize,
@@ -301,7 +378,12 @@ struct Replay {
 }
 
 impl Replay {
-    fn new(explain: Option<PublicKey>) -> Self {
+    fn new(explain: Option<PublicKey>, policy: EndpointPolicy) -> Self {
+        let policy_name = if policy.is_seed() {
+            "seed"
+        } else {
+            "resilient"
+        };
         let clock = ManualClock::starting_at(UNIX_EPOCH + Duration::from_secs(TRACE_START_UNIX));
         let max_peers = peerstore::DEFAULT_MAX_PEERS;
         // One step emits at most one event per stored peer (a cleanup that drops them all),
@@ -311,6 +393,9 @@ impl Replay {
             .clock(clock.clone())
             .max_peers(max_peers)
             .event_buffer(max_peers + 1)
+            .endpoint_policy(policy)
+            // For the flap count; a few changes a peer are all a trace shows.
+            .endpoint_history(16)
             .build()
             .expect("valid store settings");
         let events = store.subscribe();
@@ -321,7 +406,10 @@ impl Replay {
             now: Duration::ZERO,
             explain,
             decisions: Vec::new(),
-            summary: Summary::default(),
+            summary: Summary {
+                policy: policy_name,
+                ..Summary::default()
+            },
         }
     }
 
@@ -335,6 +423,9 @@ impl Replay {
         self.summary.lines += lines.len();
         self.summary.duration = self.now;
         self.summary.events_dropped = self.events.dropped();
+        let stats = self.store.stats();
+        self.summary.endpoint_changes = stats.endpoint_changes;
+        self.summary.flaps = stats.endpoint_flaps;
     }
 
     fn step(&mut self, step: &Step) {
@@ -388,6 +479,15 @@ impl Replay {
             Step::Cleanup => {
                 self.summary.cleanups += 1;
                 self.store.cleanup_stale();
+            }
+            Step::Confirm { key, endpoint, rtt } => {
+                self.summary.confirms += 1;
+                let evidence = rtt.map_or(Evidence::Handshake, |rtt| Evidence::Probe { rtt });
+                self.store.confirm(key, *endpoint, evidence);
+            }
+            Step::Fail { key, endpoint } => {
+                self.summary.failures += 1;
+                self.store.note_failure(key, *endpoint);
             }
         }
     }
@@ -496,6 +596,11 @@ fn render_text(replay: &Replay, source: &str, explained: Option<&PublicKey>) -> 
         s.announcements, s.inserted, s.updated, s.unchanged, s.refused_invalid, s.refused_full
     );
     let _ = writeln!(out, "removes: {}; cleanups: {}", s.removes, s.cleanups);
+    let _ = writeln!(
+        out,
+        "endpoint policy {}: {} confirmations, {} failures; {} endpoint changes, {} flaps",
+        s.policy, s.confirms, s.failures, s.endpoint_changes, s.flaps
+    );
     let _ = writeln!(
         out,
         "events: {} new, {} updated, {} removed ({} explicit, {} expired), {} dropped",
@@ -654,6 +759,8 @@ fn render_json(replay: &Replay, source: &str, bad: &[(usize, String)]) -> Value 
             "unchanged": s.unchanged, "refused_invalid": s.refused_invalid,
             "refused_full": s.refused_full, "refused_other": s.refused_other,
             "removes": s.removes, "cleanups": s.cleanups,
+            "policy": s.policy, "confirms": s.confirms, "failures": s.failures,
+            "endpoint_changes": s.endpoint_changes, "flaps": s.flaps,
             "events": {
                 "new": s.events_new, "updated": s.events_updated,
                 "removed_explicit": s.removed_explicit, "removed_expired": s.removed_expired,
@@ -708,7 +815,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut replay = Replay::new(explain);
+    let policy = if args.resilient {
+        EndpointPolicy::resilient()
+    } else {
+        EndpointPolicy::seed()
+    };
+    let mut replay = Replay::new(explain, policy);
     replay.summary.bad_lines = bad.len();
     replay.run(&lines);
     if args.json {
@@ -759,7 +871,7 @@ mod tests {
     fn replay(text: &str, explain: Option<&str>) -> (Replay, Vec<(usize, String)>) {
         let (lines, bad) = parse_trace(text.as_bytes());
         let key = explain.map(|k| resolve(k, &lines).unwrap());
-        let mut replay = Replay::new(key);
+        let mut replay = Replay::new(key, EndpointPolicy::seed());
         replay.summary.bad_lines = bad.len();
         replay.run(&lines);
         (replay, bad)
@@ -946,5 +1058,61 @@ mod tests {
             assert!(text.contains(short));
         }
         assert!(json["decisions"].as_array().is_some_and(|d| !d.is_empty()));
+    }
+
+    /// Issue 13 (B) as a trace: two DHT reporters alternate, and the first endpoint is
+    /// confirmed; the resilient policy does not flap, and a failure moves it at once.
+    #[test]
+    fn the_resilient_policy_answers_confirmations_and_failures_in_a_trace() {
+        let key = PublicKey::from_bytes([9; 32]);
+        let (a, b) = ("203.0.113.9:40001", "198.51.100.4:40002");
+        let mut lines = Vec::new();
+        for i in 0..20 {
+            let endpoint = if i % 2 == 0 { a } else { b };
+            lines.push(format!(
+                r#"{{"at": {}, "method": "dht", "peer": {{"public_key": "{key}", "endpoint": "{endpoint}"}}}}"#,
+                i * 5
+            ));
+            if i == 0 {
+                lines.push(format!(
+                    r#"{{"at": 0, "confirm": "{key}", "endpoint": "{a}", "rtt_ms": 12}}"#
+                ));
+            }
+        }
+        lines.push(format!(
+            r#"{{"at": 100, "fail": "{key}", "endpoint": "{a}"}}"#
+        ));
+        let text = lines.join("\n");
+        let (parsed, bad) = parse_trace(text.as_bytes());
+        assert!(bad.is_empty(), "{bad:?}");
+        let run = |policy| {
+            let mut replay = Replay::new(None, policy);
+            replay.run(&parsed);
+            let endpoint = replay.store.get(&key).and_then(|p| p.endpoint);
+            (replay.summary, endpoint)
+        };
+        let (seed, seed_end) = run(EndpointPolicy::seed());
+        assert_eq!((seed.endpoint_changes, seed.flaps), (19, 18), "{seed:?}");
+        assert_eq!((seed.confirms, seed.failures), (1, 1));
+        assert_eq!(
+            seed_end,
+            Some(b.parse().unwrap()),
+            "the newest, whatever the evidence"
+        );
+        let (resilient, resilient_end) = run(EndpointPolicy::resilient());
+        assert_eq!(resilient.policy, "resilient");
+        assert_eq!(
+            resilient.endpoint_changes, 1,
+            "only the failure moves it: {resilient:?}"
+        );
+        assert_eq!(resilient_end, Some(b.parse().unwrap()));
+
+        let refused = parse_trace(br#"{"at": 1, "confirm": "short", "endpoint": "1.2.3.4:5"}"#).1;
+        assert!(refused[0].1.contains("confirm"), "{refused:?}");
+        let refused = parse_trace(
+            format!(r#"{{"at": 1, "fail": "{key}", "endpoint": "nowhere"}}"#).as_bytes(),
+        )
+        .1;
+        assert!(refused[0].1.contains("endpoint"), "{refused:?}");
     }
 }

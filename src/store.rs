@@ -547,7 +547,7 @@ impl PeerStore {
         reason = "called for its effect; the result is there for callers who want it"
     )]
     pub fn confirm(&self, key: &PublicKey, endpoint: SocketAddr, evidence: Evidence) -> bool {
-        self.with_candidates(key, endpoint, |candidates, now, wall, policy| {
+        self.with_candidates(key, endpoint, |candidates, endpoint, now, wall, policy| {
             candidates.confirm(endpoint, evidence, now, wall, policy.trust_for)
         })
     }
@@ -561,7 +561,7 @@ impl PeerStore {
         reason = "called for its effect; the result is there for callers who want it"
     )]
     pub fn note_failure(&self, key: &PublicKey, endpoint: SocketAddr) -> bool {
-        self.with_candidates(key, endpoint, |candidates, now, _, _| {
+        self.with_candidates(key, endpoint, |candidates, endpoint, now, _, _| {
             candidates.fail(endpoint, now)
         })
     }
@@ -590,9 +590,11 @@ impl PeerStore {
         &self,
         key: &PublicKey,
         endpoint: SocketAddr,
-        change: impl FnOnce(&mut Candidates, Nanos, SystemTime, &Resilient) -> bool,
+        change: impl FnOnce(&mut Candidates, SocketAddr, Nanos, SystemTime, &Resilient) -> bool,
     ) -> bool {
         let inner = &*self.inner;
+        // The spelling the store keeps: an IPv4-mapped address is its IPv4 address.
+        let endpoint = canonical_endpoint(endpoint);
         let Some(policy) = &inner.resilient else {
             return self
                 .get(key)
@@ -611,7 +613,7 @@ impl PeerStore {
                 let Some(candidates) = extra.candidates.as_mut() else {
                     return false;
                 };
-                change(candidates, now, wall, policy)
+                change(candidates, endpoint, now, wall, policy)
             };
             if !changed {
                 return false;

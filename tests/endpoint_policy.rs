@@ -385,3 +385,16 @@ fn without_a_history_nothing_is_kept_and_a_huge_one_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("endpoint_history"), "{err}");
 }
+
+/// Found by the model: evidence for an endpoint in its IPv4-mapped spelling was refused,
+/// though the store keeps the IPv4 spelling and calls them one address.
+#[test]
+fn evidence_for_an_endpoint_counts_in_either_spelling() {
+    for policy in [EndpointPolicy::seed(), EndpointPolicy::resilient()] {
+        let (store, _clock) = store(policy, 2);
+        announce(&store, "192.0.2.1:51820", M::Dht);
+        let mapped = addr("[::ffff:192.0.2.1]:51820");
+        assert!(store.confirm(&key(1), mapped, Evidence::Handshake));
+        assert!(store.note_failure(&key(1), mapped));
+    }
+}

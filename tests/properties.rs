@@ -59,6 +59,9 @@ fn op() -> impl Strategy<Value = Op> {
         // Mostly small steps, some across the dead and remove timeouts.
         2 => prop_oneof![0..30u16, 250..700u16].prop_map(|secs| Op::Advance { secs }),
         1 => (0..model::KEYS, any::<u16>()).prop_map(|(key, ms)| Op::SetLatency { key, ms }),
+        1 => (0..model::KEYS, any::<u8>(), any::<bool>())
+            .prop_map(|(key, endpoint, probe)| Op::Confirm { key, endpoint, probe }),
+        1 => (0..model::KEYS, any::<u8>()).prop_map(|(key, endpoint)| Op::Fail { key, endpoint }),
     ]
 }
 
@@ -108,6 +111,14 @@ fn observe(
                 subject
                     .store
                     .set_latency(&key(*k), Duration::from_millis(u64::from(*ms)));
+            }
+            Op::Confirm {
+                key: k, endpoint, ..
+            }
+            | Op::Fail { key: k, endpoint } => {
+                if let Some(addr) = model::endpoint(*endpoint) {
+                    subject.store.note_failure(&key(*k), addr);
+                }
             }
         }
         assert!(

@@ -1,5 +1,5 @@
 //! Any list of operations (updates with any mix of fields and methods, removals, cleanups,
-//! clock steps, latencies) on the store and on the model of `tests/model/mod.rs`: a panic or
+//! clock steps, latencies, confirmations and failures) on the store and on the model of `tests/model/mod.rs`: a panic or
 //! any difference between the two is a crash.
 #![no_main]
 
@@ -18,7 +18,7 @@ impl<'a> Arbitrary<'a> for Ops {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
         let mut ops = Vec::new();
         while !u.is_empty() && ops.len() < 200 {
-            let op = match u.int_in_range(0u8..=11)? {
+            let op = match u.int_in_range(0u8..=13)? {
                 0..=6 => Op::Update(Announce {
                     key: u.arbitrary()?,
                     method: u.arbitrary()?,
@@ -39,9 +39,18 @@ impl<'a> Arbitrary<'a> for Ops {
                 9 | 10 => Op::Advance {
                     secs: u.int_in_range(0..=900)?,
                 },
-                _ => Op::SetLatency {
+                11 => Op::SetLatency {
                     key: u.arbitrary()?,
                     ms: u.arbitrary()?,
+                },
+                12 => Op::Confirm {
+                    key: u.arbitrary()?,
+                    endpoint: u.arbitrary()?,
+                    probe: u.arbitrary()?,
+                },
+                _ => Op::Fail {
+                    key: u.arbitrary()?,
+                    endpoint: u.arbitrary()?,
                 },
             };
             ops.push(op);

@@ -31,10 +31,28 @@ pub const START: Duration = Duration::from_secs(1_763_800_000);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     Update(Announce),
-    Remove { key: u8 },
+    Remove {
+        key: u8,
+    },
     Cleanup,
-    Advance { secs: u16 },
-    SetLatency { key: u8, ms: u16 },
+    Advance {
+        secs: u16,
+    },
+    SetLatency {
+        key: u8,
+        ms: u16,
+    },
+    /// `confirm` of an endpoint from the table (with a probe's round trip when `probe`).
+    Confirm {
+        key: u8,
+        endpoint: u8,
+        probe: bool,
+    },
+    /// `note_failure` of an endpoint from the table.
+    Fail {
+        key: u8,
+        endpoint: u8,
+    },
 }
 
 /// An announcement, field by field; each number picks from a small table of values, good and bad.
@@ -402,6 +420,15 @@ impl Model {
         self.now += nanos(by);
     }
 
+    /// Evidence or a failure under the seed policy: known only for the peer's own endpoint,
+    /// and nothing changes.
+    pub fn evidence(&self, key: &PublicKey, endpoint: Option<SocketAddr>) -> bool {
+        let canonical = endpoint.map(|e| SocketAddr::new(e.ip().to_canonical(), e.port()));
+        self.peers
+            .get(key)
+            .is_some_and(|e| canonical.is_some() && e.peer.endpoint == canonical)
+    }
+
     pub fn set_latency(&mut self, key: &PublicKey, latency: Duration) -> bool {
         match self.peers.get_mut(key) {
             Some(e) => {
@@ -559,6 +586,38 @@ pub fn step(subject: &mut Subject, model: &mut Model, op: &Op) -> Result<(), Str
             let by = Duration::from_secs(u64::from(*secs));
             subject.clock.advance(by);
             model.advance(by);
+        }
+        Op::Confirm {
+            key: k,
+            endpoint: n,
+            probe,
+        } => {
+            let want = model.evidence(&key(*k), endpoint(*n));
+            let got = endpoint(*n).is_some_and(|addr| {
+                let evidence = if *probe {
+                    peerstore::Evidence::Probe {
+                        rtt: Duration::from_millis(12),
+                    }
+                } else {
+                    peerstore::Evidence::Handshake
+                };
+                store.confirm(&key(*k), addr, evidence)
+            });
+            if got != want {
+                return Err(format!("confirm returned {got}, the model says {want}"));
+            }
+        }
+        Op::Fail {
+            key: k,
+            endpoint: n,
+        } => {
+            let want = model.evidence(&key(*k), endpoint(*n));
+            let got = endpoint(*n).is_some_and(|addr| store.note_failure(&key(*k), addr));
+            if got != want {
+                return Err(format!(
+                    "note_failure returned {got}, the model says {want}"
+                ));
+            }
         }
         Op::SetLatency { key: k, ms } => {
             let latency = Duration::from_millis(u64::from(*ms));

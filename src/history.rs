@@ -30,6 +30,10 @@ pub struct EndpointChange {
     pub method: DiscoveryMethod,
     /// The rule that decided.
     pub rule: EndpointRule,
+    /// Whether it went back to the endpoint the previous change left, within the store's
+    /// `dead_after` of it (A → B → A): a flap, as [`Stats::endpoint_flaps`](crate::Stats::endpoint_flaps)
+    /// counts them.
+    pub flap: bool,
 }
 
 /// A peer's last changes, oldest first, at most `cap` of them.
@@ -39,14 +43,20 @@ pub(crate) struct History {
 }
 
 impl History {
-    /// Records `change`, dropping the oldest past `cap`; whether it is a flap: back to the
-    /// endpoint the previous change left, within `window` of it (A → B → A).
-    pub(crate) fn record(&mut self, change: EndpointChange, cap: usize, window: Duration) -> bool {
+    /// Records `change`, dropping the oldest past `cap`; whether it is a flap (and so marked):
+    /// back to the endpoint the previous change left, within `window` of it (A → B → A).
+    pub(crate) fn record(
+        &mut self,
+        mut change: EndpointChange,
+        cap: usize,
+        window: Duration,
+    ) -> bool {
         let flap = self.ring.back().is_some_and(|last| {
             last.from == Some(change.to)
                 && change.from == Some(last.to)
                 && change.at.saturating_sub(last.at) <= window
         });
+        change.flap = flap;
         if cap > 0 {
             while self.ring.len() >= cap {
                 self.ring.pop_front();
@@ -79,6 +89,7 @@ mod tests {
             to: to.parse().unwrap(),
             method: DiscoveryMethod::Dht,
             rule: EndpointRule::Newer,
+            flap: false,
         }
     }
 
@@ -101,7 +112,9 @@ mod tests {
             !history.record(change(200, Some(c), a), 2, window),
             "back, but too late"
         );
-        let kept: Vec<u64> = history.to_vec().iter().map(|c| c.seq).collect();
-        assert_eq!(kept, [30, 200], "the oldest dropped");
+        let kept: Vec<(u64, bool)> = history.to_vec().iter().map(|c| (c.seq, c.flap)).collect();
+        assert_eq!(kept, [(30, false), (200, false)], "the oldest dropped");
+        assert!(history.record(change(210, Some(a), c), 2, window));
+        assert!(history.to_vec()[1].flap, "marked as it is counted");
     }
 }

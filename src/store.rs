@@ -737,7 +737,7 @@ impl Inner {
             let current = Choice::current(&record.peer);
             chosen = candidates
                 .choose(&self.context(policy, now), current.as_ref())
-                .filter(|c| !c.is_current(&record.peer));
+                .filter(|c| c.changes(&record.peer));
             merge.fields.endpoint = false;
             merge.fields.endpoint_moves = false;
         }
@@ -804,7 +804,7 @@ impl Inner {
             .candidates
             .as_ref()?
             .choose(&self.context(policy, now), current.as_ref())
-            .filter(|choice| !choice.is_current(&record.peer))?;
+            .filter(|choice| choice.changes(&record.peer))?;
         let from = record.peer.endpoint;
         let moves = from != Some(choice.endpoint);
         choice.apply(Arc::make_mut(&mut record.peer));
@@ -842,6 +842,7 @@ impl Inner {
             to,
             method,
             rule,
+            flap: false,
         };
         if extra
             .history

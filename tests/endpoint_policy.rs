@@ -172,6 +172,39 @@ fn when_no_candidate_is_fresh_the_last_one_stays_marked_stale() {
     });
 }
 
+/// The built-in replay found it: a second-hand peer reported at one address by two methods
+/// made an `Updated` event each time the better report aged out and again each time it came
+/// back, the address never moving.
+#[test]
+fn a_report_ageing_out_while_another_vouches_for_the_same_address_is_no_news() {
+    support::each_shards(|shards| {
+        let (store, clock) = store(EndpointPolicy::resilient(), shards);
+        let events = store.subscribe();
+        announce(&store, DHT, M::Lan);
+        announce(&store, DHT, M::Dht);
+        assert_eq!(
+            events.try_iter().count(),
+            2,
+            "New, Updated (heard by the DHT too)"
+        );
+        clock.advance(secs(31));
+        assert!(store.cleanup_stale().is_empty());
+        announce(&store, DHT, M::Dht);
+        let peer = store.get(&key(1)).unwrap();
+        assert_eq!(peer.endpoint, Some(addr(DHT)));
+        assert_eq!(peer.endpoint_method, Some(M::Lan), "not demoted");
+        assert_eq!(events.try_iter().count(), 0, "no event: nothing moved");
+        // A higher rank for the same address is still news.
+        let mut info = PeerInfo::new(key(2));
+        info.endpoint = Some(addr(DHT));
+        store.update(info.clone(), M::Dht).unwrap();
+        store.update(info, M::Lan).unwrap();
+        assert_eq!(store.get(&key(2)).unwrap().endpoint_method, Some(M::Lan));
+        let kinds: Vec<PeerEventKind> = events.try_iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [PeerEventKind::New, PeerEventKind::Updated]);
+    });
+}
+
 #[test]
 fn a_cached_endpoint_stays_fresh_until_a_live_candidate_appears() {
     support::each_shards(|shards| {

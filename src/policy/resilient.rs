@@ -62,6 +62,22 @@ impl Resilient {
     }
 }
 
+impl Resilient {
+    /// How long a report by `method` vouches, in the unit of `dead_after`, or `None` for the
+    /// cache's "until another candidate is fresh".
+    fn window<T>(
+        &self,
+        method: &DiscoveryMethod,
+        dead_after: T,
+        unit: impl Fn(Duration) -> T,
+    ) -> Option<T> {
+        if let Some((_, window)) = self.fresh_for.iter().find(|(m, _)| m == method) {
+            return Some(unit(*window));
+        }
+        (*method != DiscoveryMethod::Cache).then_some(dead_after)
+    }
+}
+
 /// The most candidates a peer may keep: a bound on what one record can cost.
 pub const MAX_CANDIDATES: usize = 16;
 
@@ -128,6 +144,37 @@ impl EndpointPolicy {
     #[must_use]
     pub fn rank_overrides_trust(self, overrides: bool) -> Self {
         self.tune(|r| r.rank_overrides_trust = overrides)
+    }
+}
+
+impl EndpointPolicy {
+    /// How long a report by `method` keeps its candidate fresh, in a store whose
+    /// [`dead_after`](crate::PeerStoreBuilder::dead_after) is given. `None` for the cache, whose
+    /// reports vouch until any other candidate is fresh, and for every method under the seed
+    /// policy, whose endpoint never ages.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use peerstore::{DiscoveryMethod, EndpointPolicy};
+    ///
+    /// let policy = EndpointPolicy::resilient();
+    /// let dead_after = Duration::from_secs(300);
+    /// assert_eq!(policy.fresh_window(&DiscoveryMethod::Lan, dead_after), Some(Duration::from_secs(30)));
+    /// assert_eq!(policy.fresh_window(&DiscoveryMethod::Gossip, dead_after), Some(dead_after));
+    /// assert_eq!(policy.fresh_window(&DiscoveryMethod::Cache, dead_after), None);
+    /// ```
+    #[must_use]
+    pub fn fresh_window(&self, method: &DiscoveryMethod, dead_after: Duration) -> Option<Duration> {
+        self.resilient
+            .as_ref()?
+            .window(method, dead_after, |window| window)
+    }
+
+    /// How long a confirmed endpoint is trusted; `None` under the seed policy, which takes no
+    /// evidence.
+    #[must_use]
+    pub fn trust_window(&self) -> Option<Duration> {
+        self.resilient.as_ref().map(|r| r.trust_for)
     }
 }
 
@@ -222,9 +269,17 @@ impl Choice {
         })
     }
 
-    /// Whether `peer` already has this endpoint, set by this method.
-    pub(crate) fn is_current(&self, peer: &crate::Peer) -> bool {
-        peer.endpoint == Some(self.endpoint) && peer.endpoint_method.as_ref() == Some(&self.method)
+    /// Whether making this the peer's endpoint changes it: another endpoint, or the same one
+    /// by a method of a higher rank. A lower rank leaves the method it counts as set by: its
+    /// best report ageing out while a lesser one stays fresh is no news, and would otherwise
+    /// make an `Updated` event each time.
+    pub(crate) fn changes(&self, peer: &crate::Peer) -> bool {
+        match peer.current_endpoint() {
+            Some((endpoint, method)) if endpoint == self.endpoint => {
+                self.method.rank() > method.rank()
+            }
+            _ => true,
+        }
     }
 
     /// Makes this the peer's endpoint.
@@ -246,10 +301,7 @@ impl Context<'_> {
     /// How long a report by `method` vouches, or `None` for the cache's "until another
     /// candidate is fresh".
     fn window(&self, method: &DiscoveryMethod) -> Option<Nanos> {
-        if let Some((_, window)) = self.policy.fresh_for.iter().find(|(m, _)| m == method) {
-            return Some(nanos_of(*window));
-        }
-        (*method != DiscoveryMethod::Cache).then_some(self.dead_after)
+        self.policy.window(method, self.dead_after, nanos_of)
     }
 }
 

@@ -21,6 +21,14 @@
 //! - **1:00 on** the introducers gossip 40 peers second-hand (`far-01`..`far-40`), with the
 //!   time they last heard of them; the DHT mentions some of them as well.
 //! - **every minute** the cleanup loop runs.
+//! - **every two minutes** WireGuard completes a handshake with each live peer at the endpoint
+//!   that works (the NAT's mapping once punched), and the health monitor's probes of the LAN
+//!   neighbours are answered: `confirm` lines, which the resilient endpoint policy trusts.
+//! - **2:00 – 8:00** scene (A): `laptop-ben` is on the LAN until 6:00, then at a café that the
+//!   DHT announces every minute from 6:30; the LAN endpoint fails at 6:45 (a `fail` line) and
+//!   handshakes come from the café from 8:00. The seed policy keeps the LAN endpoint forever.
+//! - **3:00 – 12:30** scene (B): the DHT hands out two records of `node-141` in turn, 20
+//!   times; only the first works. The seed policy changes the endpoint 19 times.
 //! - **0:05 – 8:05** the laptop `laptop-ana` is on the LAN; the DHT sees it through the NAT,
 //!   refused (LAN sticky). At 8:05 its lid closes: dead after 13:05, removed by the cleanup at
 //!   19:00. At 23:00 it wakes up on another network, found by the DHT and then punched.
@@ -90,6 +98,34 @@ impl Trace {
 
     fn cleanup(&mut self, at: u64) {
         self.lines.push((at, json!({"at": at, "cleanup": true})));
+    }
+
+    /// Evidence that `endpoint` works: a handshake the daemon saw, or with `rtt_ms` a probe
+    /// the health monitor sent and had answered.
+    fn confirm(&mut self, at: u64, key: PublicKey, endpoint: &str, rtt_ms: Option<u64>) {
+        if at <= END {
+            let mut line = json!({"at": at, "confirm": key.to_string(), "endpoint": endpoint});
+            if let Some(rtt) = rtt_ms {
+                line["rtt_ms"] = json!(rtt);
+            }
+            self.lines.push((at, line));
+        }
+    }
+
+    /// The health monitor gave up on `endpoint`: its probes time out.
+    fn fail(&mut self, at: u64, key: PublicKey, endpoint: &str) {
+        let line = json!({"at": at, "fail": key.to_string(), "endpoint": endpoint});
+        self.lines.push((at, line));
+    }
+
+    /// Handshakes at `endpoint` every two minutes (WireGuard's rekey) from `from` until
+    /// before `until`, a few seconds late now and then.
+    fn handshakes(&mut self, rng: &mut Rng, key: PublicKey, endpoint: &str, from: u64, until: u64) {
+        let mut at = from;
+        while at < until.min(END + 1) {
+            self.confirm(at, key, endpoint, None);
+            at += 120 + rng.range(0, 5);
+        }
     }
 }
 
@@ -199,6 +235,11 @@ fn main() {
             t.announce(at, "lan", info);
             at += 60 + rng.range(0, 3) - 1;
         }
+        // The health monitor probes each neighbour every two minutes: answered in a ms.
+        let endpoint = format!("192.168.7.{}:51820", 10 + n);
+        for at in (3 + n * 4 + 2..=END).step_by(120) {
+            t.confirm(at, key, &endpoint, Some(1));
+        }
         if n % 4 == 0 {
             for at in [90 + n, 390 + n, 990 + n] {
                 let info = peer(
@@ -232,8 +273,10 @@ fn main() {
             t.announce(at, "dht", info);
             at += 240 + rng.range(0, 20);
         }
+        let mut first_punch = None;
         if let Some(punched) = &node.punched {
             let mut at = node.first + rng.range(5, 40);
+            first_punch = Some(at);
             while at < stop && at <= END {
                 t.announce(
                     at,
@@ -242,6 +285,18 @@ fn main() {
                 );
                 at += 600 + rng.range(0, 30);
             }
+        }
+        // Handshakes on the endpoint that works: the NAT's mapping once punched, else the
+        // DHT's (node-007's IPv6 one once it has it).
+        match (&node.punched, first_punch) {
+            (Some(punched), Some(from)) => {
+                t.handshakes(&mut rng, node.key, punched, from + 3, stop);
+            }
+            _ if i + 1 == 7 => {
+                t.handshakes(&mut rng, node.key, &node.endpoint, node.first + 3, 900);
+                t.handshakes(&mut rng, node.key, "[2001:db8:7::1]:51820", 903, stop);
+            }
+            _ => t.handshakes(&mut rng, node.key, &node.endpoint, node.first + 3, stop),
         }
         if !node.routes.is_empty() {
             let mut at = node.first + 30;
@@ -295,6 +350,9 @@ fn main() {
         let info = peer(laptop, json!({"endpoint": "198.51.100.250:41641"}));
         t.announce(at, "dht", info);
     }
+    for at in (7..=485).step_by(120) {
+        t.confirm(at, laptop, "192.168.7.50:51820", Some(1));
+    }
     for at in (1380..=END).step_by(240) {
         let info = peer(
             laptop,
@@ -308,6 +366,7 @@ fn main() {
         "dht-rendezvous",
         peer(laptop, json!({"endpoint": "203.0.113.77:38212"})),
     );
+    t.handshakes(&mut rng, laptop, "203.0.113.77:38212", 1398, END + 1);
 
     // 10:00 — hostile input: refused, records untouched.
     t.announce(
@@ -336,6 +395,44 @@ fn main() {
     for at in (60..=END).step_by(60) {
         t.cleanup(at);
     }
+
+    // 2:00 – 6:00 — scene (A): `laptop-ben` on the LAN, probed every two minutes, leaves at
+    // 6:00 for a café; the DHT has its new address from 6:30, every minute. At 6:45 the
+    // health monitor gives up on the LAN endpoint; from 8:00 WireGuard hears handshakes from
+    // the café (the laptop roamed). The seed policy keeps the LAN endpoint to the end.
+    let ben = rng.key();
+    let (ben_lan, ben_cafe) = ("192.168.7.60:51820", "203.0.113.9:40001");
+    let ben_info = |endpoint: &str| {
+        json!({"endpoint": endpoint, "mesh_ip": "10.42.0.60", "hostname": "laptop-ben",
+               "nat_type": "cone"})
+    };
+    for at in (120..=360).step_by(60) {
+        t.announce(at, "lan", peer(ben, ben_info(ben_lan)));
+    }
+    for at in (122..=360).step_by(120) {
+        t.confirm(at, ben, ben_lan, Some(1));
+    }
+    for at in (390..=END).step_by(60) {
+        t.announce(at, "dht", peer(ben, ben_info(ben_cafe)));
+    }
+    t.fail(405, ben, ben_lan);
+    t.handshakes(&mut rng, ben, ben_cafe, 480, END + 1);
+
+    // 3:00 – 12:30 — scene (B): the DHT holds two records of `node-141`, its address and a
+    // stale one, and hands out each in turn: 20 announcements, 30 s apart. Handshakes work on
+    // the first only. The seed policy changes the endpoint 19 times; then only the good record
+    // is left.
+    let mirror = rng.key();
+    let (good, old) = ("198.51.100.141:51820", "203.0.113.141:51820");
+    for i in 0..20u64 {
+        let endpoint = if i % 2 == 0 { good } else { old };
+        let info = json!({"endpoint": endpoint, "mesh_ip": "10.42.1.141", "hostname": "node-141"});
+        t.announce(180 + 30 * i, "dht", peer(mirror, info));
+    }
+    for at in (990..=END).step_by(240) {
+        t.announce(at, "dht", peer(mirror, json!({"endpoint": good})));
+    }
+    t.handshakes(&mut rng, mirror, good, 183, END + 1);
 
     t.lines.sort_by_key(|(at, _)| *at);
     for (_, line) in t.lines {

@@ -1,14 +1,20 @@
 //! Replays a trace of discovery announcements into a store and shows what it decided, and why.
 //!
 //! ```text
-//! cargo run --release --bin replay -- [TRACE.jsonl | -] [--explain KEY] [--json] [--keep-going]
+//! cargo run --release --bin replay -- [TRACE.jsonl | -] [--explain KEY | --compare] [--json]
+//!     [--policy seed|resilient] [--keep-going]
 //! ```
 //!
 //! With no file it replays the embedded `examples/traces/mesh.jsonl`, thirty minutes of a mesh
 //! of about 200 peers (see `examples/make_trace.rs` for the story). It prints a summary of the
 //! updates and events, then the final peer table. `--explain KEY` adds every endpoint decision
 //! for one peer, in order, with the rule that decided; KEY is a key, a prefix of one, or a
-//! host name. `--json` prints all of it as one JSON object instead.
+//! host name; under `--policy resilient` it lists each move of the endpoint, with the rule the
+//! store's history gives. `--json` prints all of it as one JSON object instead.
+//!
+//! `--compare` replays the trace under both endpoint policies and shows, side by side, in
+//! total and per peer, the endpoint changes, the flaps and the time active on a stale endpoint
+//! (judged by the `Yardstick` below, the same for both).
 //!
 //! A trace has one JSON object per line, with `at` in seconds from the trace's start
 //! (2026-11-01T00:00:00Z on the store's clock), never going back:
@@ -31,15 +37,17 @@
 //! number and skipped, and the replay goes on; it then exits with status 1, so a script notices,
 //! unless told `--keep-going`. Bad arguments exit with status 2.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peerstore::{
-    DiscoveryMethod, EndpointPolicy, EndpointRule, Evidence, ManualClock, Peer, PeerEventKind,
-    PeerInfo, PeerStore, PublicKey, RemovalCause, Subscription, UpdateError, UpdateOutcome,
-    decide_endpoint,
+    DiscoveryMethod, EndpointChange, EndpointPolicy, EndpointRule, Evidence, ManualClock, Peer,
+    PeerEventKind, PeerInfo, PeerStore, PublicKey, RemovalCause, Subscription, UpdateError,
+    UpdateOutcome, decide_endpoint,
 };
 use serde_json::{Value, json};
 
@@ -54,11 +62,11 @@ const MAX_REPORTED_LINES: usize = 20;
 /// The latest `at` a trace line may have, in seconds (about 31,700 years).
 const MAX_AT_SECS: f64 = 1e12;
 
-const USAGE: &str = "usage: replay [TRACE.jsonl | -] [--explain KEY] [--json] [--policy seed|resilient] [--keep-going]";
+const USAGE: &str = "usage: replay [TRACE.jsonl | -] [--explain KEY | --compare] [--json] [--policy seed|resilient] [--keep-going]";
 
 const HELP: &str = r#"Replays a trace of discovery announcements into a peer store and shows what it decided.
 
-usage: replay [TRACE.jsonl | -] [--explain KEY] [--json] [--policy seed|resilient] [--keep-going]
+usage: replay [TRACE.jsonl | -] [--explain KEY | --compare] [--json] [--policy seed|resilient] [--keep-going]
 
   TRACE.jsonl     the trace to replay; - reads standard input; none replays the built-in
                   trace (thirty minutes of a mesh of about 200 peers)
@@ -66,6 +74,8 @@ usage: replay [TRACE.jsonl | -] [--explain KEY] [--json] [--policy seed|resilien
                   KEY is a public key (base64), a prefix of one, or a host name
   --json          print everything as one JSON object instead of tables
   --policy P      the endpoint policy: seed (the default) or resilient
+  --compare       replay under both policies and show, side by side, in total and per peer,
+                  the endpoint changes, the flaps and the time active on a stale endpoint
   --keep-going    exit 0 even when some lines could not be used (they are still reported)
   -h, --help      print this
 
@@ -94,6 +104,10 @@ struct Args {
     help: bool,
     /// `--policy resilient`; the seed's otherwise.
     resilient: bool,
+    /// Whether `--policy` was given.
+    policy_given: bool,
+    /// `--compare`: both policies, side by side.
+    compare: bool,
 }
 
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
@@ -103,11 +117,17 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
         match arg.as_str() {
             "--json" => parsed.json = true,
             "--keep-going" => parsed.keep_going = true,
-            "--policy" => match args.next().as_deref() {
-                Some("seed") => parsed.resilient = false,
-                Some("resilient") => parsed.resilient = true,
-                other => return Err(format!("--policy takes seed or resilient, not {other:?}")),
-            },
+            "--policy" => {
+                parsed.policy_given = true;
+                match args.next().as_deref() {
+                    Some("seed") => parsed.resilient = false,
+                    Some("resilient") => parsed.resilient = true,
+                    other => {
+                        return Err(format!("--policy takes seed or resilient, not {other:?}"));
+                    }
+                }
+            }
+            "--compare" => parsed.compare = true,
             "--explain" => {
                 let key = args.next().ok_or("--explain needs a KEY")?;
                 parsed.explain = Some(key);
@@ -126,6 +146,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                 ));
             }
         }
+    }
+    if parsed.compare && parsed.policy_given {
+        return Err("--compare replays under both policies: leave out --policy".into());
+    }
+    if parsed.compare && parsed.explain.is_some() {
+        return Err("--explain follows one policy: leave out --compare".into());
     }
     Ok(parsed)
 }
@@ -334,6 +360,12 @@ enum Decision {
         at: Duration,
         cause: RemovalCause,
     },
+    /// Under the resilient policy: the endpoint moved, as the store's history tells it (an
+    /// announcement, a confirmation, a failure or a cleanup moved it).
+    Moved {
+        at: Duration,
+        change: EndpointChange,
+    },
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -358,6 +390,8 @@ struct Summary {
     /// The store's `Stats::endpoint_changes` and `endpoint_flaps` at the end.
     endpoint_changes: u64,
     flaps: u64,
+    /// How long peers were active on a stale endpoint, in all ([`Yardstick`]).
+    stale: Duration,
     events_new: usize,
     events_updated: usize,
     removed_explicit: usize,
@@ -365,6 +399,162 @@ struct Summary {
     /// Removals for a cause this tool does not know (from a newer crate).
     removed_other: usize,
     events_dropped: u64,
+}
+
+/// How many things said of one peer the stale yardstick keeps: the latest of each kind, for
+/// each endpoint and method, the oldest dropped past this.
+const MAX_SAID: usize = 64;
+/// How many peers the replay keeps per-peer figures for; past it, those no longer in the
+/// store are forgotten (their figures stay in the totals).
+const MAX_TRACKED: usize = 65_536;
+
+/// One thing the trace said of a peer's endpoint, at a time on the trace.
+#[derive(Debug, Clone, PartialEq)]
+enum Said {
+    Report {
+        endpoint: SocketAddr,
+        method: DiscoveryMethod,
+        at: Duration,
+    },
+    Confirm {
+        endpoint: SocketAddr,
+        at: Duration,
+    },
+    Fail {
+        endpoint: SocketAddr,
+    },
+}
+
+impl Said {
+    fn endpoint(&self) -> SocketAddr {
+        match self {
+            Said::Report { endpoint, .. }
+            | Said::Confirm { endpoint, .. }
+            | Said::Fail { endpoint } => *endpoint,
+        }
+    }
+
+    /// Whether it replaces `old`: the same kind, endpoint and method.
+    fn replaces(&self, old: &Said) -> bool {
+        match (self, old) {
+            (Said::Report { method: a, .. }, Said::Report { method: b, .. }) => a == b,
+            (Said::Confirm { .. }, Said::Confirm { .. })
+            | (Said::Fail { .. }, Said::Fail { .. }) => true,
+            _ => false,
+        }
+    }
+
+    /// Evidence of the peer heard live: anything but the cache.
+    fn is_live(&self) -> bool {
+        match self {
+            Said::Report { method, .. } => *method != DiscoveryMethod::Cache,
+            Said::Confirm { .. } => true,
+            Said::Fail { .. } => false,
+        }
+    }
+}
+
+/// The yardstick for "a stale endpoint", the same whichever policy runs, so that the two can
+/// be compared: an endpoint is fresh while a report of it is within the resilient policy's
+/// window for its method, or a confirmation within its trust window, and neither was made
+/// before its last failure; a cached one is fresh until the peer is heard live.
+struct Yardstick {
+    policy: EndpointPolicy,
+    dead_after: Duration,
+}
+
+impl Yardstick {
+    fn new() -> Self {
+        Yardstick {
+            policy: EndpointPolicy::resilient(),
+            dead_after: peerstore::PEER_DEAD_TIMEOUT,
+        }
+    }
+
+    /// Until when what was said (oldest first) vouches for `endpoint`.
+    fn fresh_until(&self, said: &[Said], endpoint: SocketAddr) -> Duration {
+        let last_failure = said
+            .iter()
+            .rposition(|s| matches!(s, Said::Fail { .. }) && s.endpoint() == endpoint);
+        let after = last_failure.map_or(0, |i| i + 1);
+        let trust = self.policy.trust_window().unwrap_or_default();
+        said.iter()
+            .enumerate()
+            .skip(after)
+            .filter(|(_, s)| s.endpoint() == endpoint)
+            .filter_map(|(i, s)| match s {
+                Said::Report { method, at, .. } => {
+                    match self.policy.fresh_window(method, self.dead_after) {
+                        Some(window) => Some(at.saturating_add(window)),
+                        // The cache: until the first live word of the peer after it.
+                        None => Some(
+                            said[i + 1..]
+                                .iter()
+                                .filter(|s| s.is_live())
+                                .map(|s| match s {
+                                    Said::Report { at, .. } | Said::Confirm { at, .. } => *at,
+                                    Said::Fail { .. } => Duration::MAX,
+                                })
+                                .min()
+                                .unwrap_or(Duration::MAX),
+                        ),
+                    }
+                }
+                Said::Confirm { at, .. } => Some(at.saturating_add(trust)),
+                Said::Fail { .. } => None,
+            })
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+/// What the replay saw of one peer, across its records: its endpoint changes, its flaps, and
+/// how long it was active on a stale endpoint.
+#[derive(Debug, Default, Clone)]
+struct Track {
+    name: Option<String>,
+    /// The endpoint the store held after the last line that touched the peer.
+    endpoint: Option<SocketAddr>,
+    /// The newest history entry counted.
+    last_seq: Option<u64>,
+    changes: u64,
+    flaps: u64,
+    stale: Duration,
+    /// Stale time is counted up to here.
+    since: Duration,
+    /// While the peer is in the store: until when it is active.
+    active_until: Option<Duration>,
+    said: Vec<Said>,
+}
+
+impl Track {
+    fn tell(&mut self, said: Said) {
+        if let Some(i) = self
+            .said
+            .iter()
+            .position(|old| old.endpoint() == said.endpoint() && said.replaces(old))
+        {
+            self.said.remove(i);
+        }
+        if self.said.len() >= MAX_SAID {
+            self.said.remove(0);
+        }
+        self.said.push(said);
+    }
+
+    /// Counts the stale time up to `now`, what was said so far holding since the last count.
+    fn accrue(&mut self, now: Duration, yardstick: &Yardstick) -> Duration {
+        let from = self.since;
+        self.since = self.since.max(now);
+        let (Some(endpoint), Some(active_until)) = (self.endpoint, self.active_until) else {
+            return Duration::ZERO;
+        };
+        let start = from.max(yardstick.fresh_until(&self.said, endpoint));
+        let end = now.min(active_until);
+        let stale = end.saturating_sub(start);
+        self.stale += stale;
+        stale
+    }
 }
 
 struct Replay {
@@ -375,6 +565,9 @@ struct Replay {
     explain: Option<PublicKey>,
     decisions: Vec<Decision>,
     summary: Summary,
+    yardstick: Yardstick,
+    /// Per peer, what the replay saw of it.
+    tracks: HashMap<PublicKey, Track>,
 }
 
 impl Replay {
@@ -406,6 +599,8 @@ impl Replay {
             now: Duration::ZERO,
             explain,
             decisions: Vec::new(),
+            yardstick: Yardstick::new(),
+            tracks: HashMap::new(),
             summary: Summary {
                 policy: policy_name,
                 ..Summary::default()
@@ -417,8 +612,24 @@ impl Replay {
         for line in lines {
             self.clock.advance(line.at - self.now);
             self.now = line.at;
-            self.step(&line.step);
+            let touched = self.touched(&line.step);
+            for key in &touched {
+                self.accrue(key);
+            }
+            if let Some((key, said)) = self.step(&line.step) {
+                let key_in_store = self.store.get(&key).is_some();
+                if key_in_store {
+                    self.track(key).tell(said);
+                }
+            }
+            for key in touched {
+                self.observe(key);
+            }
             self.drain();
+        }
+        let keys: Vec<PublicKey> = self.tracks.keys().copied().collect();
+        for key in &keys {
+            self.accrue(key);
         }
         self.summary.lines += lines.len();
         self.summary.duration = self.now;
@@ -428,7 +639,8 @@ impl Replay {
         self.summary.flaps = stats.endpoint_flaps;
     }
 
-    fn step(&mut self, step: &Step) {
+    /// Runs one step; what it tells the stale yardstick of a peer, if anything.
+    fn step(&mut self, step: &Step) -> Option<(PublicKey, Said)> {
         match step {
             Step::Announce { method, info } => {
                 self.summary.announcements += 1;
@@ -453,10 +665,11 @@ impl Replay {
                                 why: err.to_string(),
                             });
                         }
-                        return;
+                        return None;
                     }
                 }
-                if let (true, Some(candidate)) = (explained, info.endpoint) {
+                let seed = self.summary.policy == "seed";
+                if let (true, true, Some(candidate)) = (seed, explained, info.endpoint) {
                     let current = before
                         .as_deref()
                         .and_then(Peer::current_endpoint)
@@ -471,25 +684,128 @@ impl Replay {
                         rule: decision.rule,
                     });
                 }
+                let endpoint = canonical(info.endpoint?);
+                // A second-hand report is as old as the time it carries.
+                let at = match info.last_seen {
+                    Some(seen) if !method.refreshes_last_seen() => {
+                        self.now.min(self.on_trace(seen))
+                    }
+                    _ => self.now,
+                };
+                let method = method.clone();
+                Some((
+                    info.public_key,
+                    Said::Report {
+                        endpoint,
+                        method,
+                        at,
+                    },
+                ))
             }
             Step::Remove(key) => {
                 self.summary.removes += 1;
                 self.store.remove(key);
+                None
             }
             Step::Cleanup => {
                 self.summary.cleanups += 1;
                 self.store.cleanup_stale();
+                None
             }
             Step::Confirm { key, endpoint, rtt } => {
                 self.summary.confirms += 1;
                 let evidence = rtt.map_or(Evidence::Handshake, |rtt| Evidence::Probe { rtt });
                 self.store.confirm(key, *endpoint, evidence);
+                let (endpoint, at) = (canonical(*endpoint), self.now);
+                Some((*key, Said::Confirm { endpoint, at }))
             }
             Step::Fail { key, endpoint } => {
                 self.summary.failures += 1;
                 self.store.note_failure(key, *endpoint);
+                let endpoint = canonical(*endpoint);
+                Some((*key, Said::Fail { endpoint }))
             }
         }
+    }
+
+    /// The peers a step may change: its own, or for a cleanup every one in the store.
+    fn touched(&self, step: &Step) -> Vec<PublicKey> {
+        match step {
+            Step::Announce { info, .. } => vec![info.public_key],
+            Step::Remove(key) | Step::Confirm { key, .. } | Step::Fail { key, .. } => vec![*key],
+            Step::Cleanup => self
+                .tracks
+                .iter()
+                .filter(|(_, t)| t.active_until.is_some())
+                .map(|(k, _)| *k)
+                .collect(),
+        }
+    }
+
+    /// A peer's track, made if new; past [`MAX_TRACKED`], those out of the store are forgotten.
+    fn track(&mut self, key: PublicKey) -> &mut Track {
+        if self.tracks.len() >= MAX_TRACKED && !self.tracks.contains_key(&key) {
+            self.tracks.retain(|_, t| t.active_until.is_some());
+        }
+        let now = self.now;
+        self.tracks.entry(key).or_insert_with(|| Track {
+            since: now,
+            ..Track::default()
+        })
+    }
+
+    /// Counts a peer's stale time up to now.
+    fn accrue(&mut self, key: &PublicKey) {
+        if let Some(track) = self.tracks.get_mut(key) {
+            self.summary.stale += track.accrue(self.now, &self.yardstick);
+        }
+    }
+
+    /// Looks at a peer after a step: in the store or not, until when active, and the endpoint
+    /// changes its history recorded since the last look.
+    fn observe(&mut self, key: PublicKey) {
+        let Some(peer) = self.store.get(&key) else {
+            if let Some(track) = self.tracks.get_mut(&key) {
+                // Gone: a later record starts from nothing said.
+                track.active_until = None;
+                track.endpoint = None;
+                track.said.clear();
+            }
+            return;
+        };
+        let active_until = self.on_trace(peer.last_seen) + self.yardstick.dead_after;
+        let moved = self.tracks.get(&key).and_then(|t| t.endpoint) != peer.endpoint;
+        let history = if moved {
+            self.store.endpoint_history(&key)
+        } else {
+            Vec::new()
+        };
+        let track = self.track(key);
+        track.name = peer.hostname.as_ref().map(ToString::to_string);
+        track.active_until = Some(active_until);
+        track.endpoint = peer.endpoint;
+        let mut moved = Vec::new();
+        for change in history {
+            if track.last_seq.is_none_or(|last| change.seq > last) {
+                track.changes += 1;
+                track.flaps += u64::from(change.flap);
+                track.last_seq = Some(change.seq);
+                moved.push(change);
+            }
+        }
+        if self.explain == Some(key) && self.summary.policy != "seed" {
+            let at = self.now;
+            let moves = moved
+                .into_iter()
+                .map(|change| Decision::Moved { at, change });
+            self.decisions.extend(moves);
+        }
+    }
+
+    /// A wall-clock time as a time on the trace (0 for one before its start).
+    fn on_trace(&self, wall: SystemTime) -> Duration {
+        wall.duration_since(UNIX_EPOCH + Duration::from_secs(TRACE_START_UNIX))
+            .unwrap_or_default()
     }
 
     fn drain(&mut self) {
@@ -549,19 +865,26 @@ struct Row {
     active: bool,
 }
 
+/// The spelling the store keeps: an IPv4-mapped address is its IPv4 address.
+fn canonical(endpoint: SocketAddr) -> SocketAddr {
+    SocketAddr::new(endpoint.ip().to_canonical(), endpoint.port())
+}
+
 /// `m:ss` from the trace's start.
 fn clock_time(at: Duration) -> String {
     let s = at.as_secs();
     format!("{}:{:02}", s / 60, s % 60)
 }
 
-/// An age such as `45s` or `4m05s`.
+/// An age such as `45s`, `4m05s` or `3h07m`.
 fn age(d: Duration) -> String {
     let s = d.as_secs();
     if s < 60 {
         format!("{s}s")
-    } else {
+    } else if s < 3600 {
         format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
     }
 }
 
@@ -598,8 +921,13 @@ fn render_text(replay: &Replay, source: &str, explained: Option<&PublicKey>) -> 
     let _ = writeln!(out, "removes: {}; cleanups: {}", s.removes, s.cleanups);
     let _ = writeln!(
         out,
-        "endpoint policy {}: {} confirmations, {} failures; {} endpoint changes, {} flaps",
-        s.policy, s.confirms, s.failures, s.endpoint_changes, s.flaps
+        "endpoint policy {}: {} confirmations, {} failures; {} endpoint changes, {} flaps, {} active on a stale endpoint",
+        s.policy,
+        s.confirms,
+        s.failures,
+        s.endpoint_changes,
+        s.flaps,
+        age(s.stale)
     );
     let _ = writeln!(
         out,
@@ -688,6 +1016,14 @@ fn describe(decision: &Decision) -> String {
                 method.as_str()
             )
         }
+        Decision::Moved { at, change } => format!(
+            "{:>6}  moved to {:<28} from {:<28} counted as set by {} ({})",
+            clock_time(*at),
+            change.to.to_string(),
+            change.from.map_or("no endpoint".into(), |e| e.to_string()),
+            change.method.as_str(),
+            change.rule
+        ),
         Decision::Removed { at, cause } => format!(
             "{:>6}  removed from the store ({})",
             clock_time(*at),
@@ -707,6 +1043,7 @@ fn render_json(replay: &Replay, source: &str, bad: &[(usize, String)]) -> Value 
         .iter()
         .map(|row| {
             let p = &row.peer;
+            let track = replay.tracks.get(&p.public_key);
             json!({
                 "public_key": p.public_key.to_string(),
                 "hostname": p.hostname,
@@ -721,6 +1058,9 @@ fn render_json(replay: &Replay, source: &str, bad: &[(usize, String)]) -> Value 
                 "latency_ms": p.latency.map(|l| l.as_secs_f64() * 1e3),
                 "age_secs": row.age.as_secs(),
                 "state": if row.active { "active" } else { "dead" },
+                "endpoint_changes": track.map_or(0, |t| t.changes),
+                "endpoint_flaps": track.map_or(0, |t| t.flaps),
+                "endpoint_stale": track.map_or(0.0, |t| t.stale.as_secs_f64()),
             })
         })
         .collect();
@@ -749,6 +1089,11 @@ fn render_json(replay: &Replay, source: &str, bad: &[(usize, String)]) -> Value 
                 "at": at.as_secs_f64(),
                 "removed": cause.as_str(),
             }),
+            Decision::Moved { at, change } => json!({
+                "at": at.as_secs_f64(), "moved_to": change.to.to_string(),
+                "from": change.from.map(|e| e.to_string()), "method": change.method.as_str(),
+                "rule": change.rule.as_str(), "flap": change.flap,
+            }),
         })
         .collect();
     json!({
@@ -761,6 +1106,7 @@ fn render_json(replay: &Replay, source: &str, bad: &[(usize, String)]) -> Value 
             "removes": s.removes, "cleanups": s.cleanups,
             "policy": s.policy, "confirms": s.confirms, "failures": s.failures,
             "endpoint_changes": s.endpoint_changes, "flaps": s.flaps,
+            "endpoint_stale": s.stale.as_secs_f64(),
             "events": {
                 "new": s.events_new, "updated": s.events_updated,
                 "removed_explicit": s.removed_explicit, "removed_expired": s.removed_expired,
@@ -771,6 +1117,167 @@ fn render_json(replay: &Replay, source: &str, bad: &[(usize, String)]) -> Value 
         "bad_lines": bad.iter().map(|(n, why)| json!({"line": n, "reason": why})).collect::<Vec<_>>(),
         "peers": peers,
         "decisions": replay.explain.map(|_| decisions),
+    })
+}
+
+/// How many peers `--compare` lists one by one; `--json` lists them all.
+const MAX_COMPARED_PEERS: usize = 30;
+
+fn pretty(json: &Value) -> String {
+    let mut text = serde_json::to_string_pretty(json).expect("JSON values serialize");
+    text.push('\n');
+    text
+}
+
+/// One peer's figures under both policies, for `--compare`.
+struct Compared<'a> {
+    key: PublicKey,
+    seed: Option<&'a Track>,
+    resilient: Option<&'a Track>,
+}
+
+impl Compared<'_> {
+    fn figures(track: Option<&Track>) -> (u64, u64, Duration) {
+        track.map_or((0, 0, Duration::ZERO), |t| (t.changes, t.flaps, t.stale))
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.seed.or(self.resilient).and_then(|t| t.name.as_deref())
+    }
+
+    fn differs(&self) -> bool {
+        Self::figures(self.seed) != Self::figures(self.resilient)
+    }
+}
+
+/// Every peer either replay saw, by host name and then key, with its figures under each.
+fn compared<'a>(seed: &'a Replay, resilient: &'a Replay) -> Vec<Compared<'a>> {
+    let mut keys: Vec<PublicKey> = seed
+        .tracks
+        .keys()
+        .chain(resilient.tracks.keys())
+        .copied()
+        .collect();
+    keys.sort();
+    keys.dedup();
+    let mut peers: Vec<Compared<'a>> = keys
+        .into_iter()
+        .map(|key| Compared {
+            key,
+            seed: seed.tracks.get(&key),
+            resilient: resilient.tracks.get(&key),
+        })
+        .collect();
+    peers.sort_by(|a, b| {
+        let name = |c: &Compared<'_>| (c.name().is_none(), c.name().map(str::to_owned));
+        name(a).cmp(&name(b)).then(a.key.cmp(&b.key))
+    });
+    peers
+}
+
+fn compare_text(seed: &Replay, resilient: &Replay, source: &str) -> String {
+    let (a, b) = (&seed.summary, &resilient.summary);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "replayed {source} under both endpoint policies: {} lines over {}, {} bad; {} confirmations, {} failures\n",
+        a.lines,
+        clock_time(a.duration),
+        a.bad_lines,
+        a.confirms,
+        a.failures
+    );
+    let _ = writeln!(out, "{:<30}  {:>10}  {:>10}", "", "SEED", "RESILIENT");
+    let rows = [
+        (
+            "endpoint changes",
+            a.endpoint_changes.to_string(),
+            b.endpoint_changes.to_string(),
+        ),
+        (
+            "flaps (A -> B -> A)",
+            a.flaps.to_string(),
+            b.flaps.to_string(),
+        ),
+        ("active on a stale endpoint", age(a.stale), age(b.stale)),
+        (
+            "updated events",
+            a.events_updated.to_string(),
+            b.events_updated.to_string(),
+        ),
+        (
+            "peers at the end",
+            seed.table().len().to_string(),
+            resilient.table().len().to_string(),
+        ),
+    ];
+    for (what, x, y) in rows {
+        let _ = writeln!(out, "{what:<30}  {x:>10}  {y:>10}");
+    }
+    let _ = writeln!(
+        out,
+        "\nstale: no report within the resilient policy's window for its method, no confirmation\nwithin its trust window, or a failure since; counted while the peer is active."
+    );
+    let differ: Vec<Compared<'_>> = compared(seed, resilient)
+        .into_iter()
+        .filter(Compared::differs)
+        .collect();
+    let _ = writeln!(
+        out,
+        "\npeers whose figures differ: {} (changes, flaps, stale time; seed / resilient)\n",
+        differ.len()
+    );
+    if !differ.is_empty() {
+        let _ = writeln!(
+            out,
+            "{:<8}  {:<12}  {:>9}  {:>7}  {:>17}",
+            "KEY", "HOSTNAME", "CHANGES", "FLAPS", "STALE"
+        );
+    }
+    for peer in differ.iter().take(MAX_COMPARED_PEERS) {
+        let (c0, f0, s0) = Compared::figures(peer.seed);
+        let (c1, f1, s1) = Compared::figures(peer.resilient);
+        let _ = writeln!(
+            out,
+            "{:<8}  {:<12}  {:>9}  {:>7}  {:>17}",
+            peer.key.short(),
+            peer.name().unwrap_or("-"),
+            format!("{c0} / {c1}"),
+            format!("{f0} / {f1}"),
+            format!("{} / {}", age(s0), age(s1)),
+        );
+    }
+    if differ.len() > MAX_COMPARED_PEERS {
+        let _ = writeln!(
+            out,
+            "... and {} more (--json lists every peer)",
+            differ.len() - MAX_COMPARED_PEERS
+        );
+    }
+    out
+}
+
+fn compare_json(seed: &Replay, resilient: &Replay, source: &str, bad: &[(usize, String)]) -> Value {
+    let figures = |track: Option<&Track>| {
+        let (changes, flaps, stale) = Compared::figures(track);
+        json!({"endpoint_changes": changes, "endpoint_flaps": flaps, "endpoint_stale": stale.as_secs_f64()})
+    };
+    let peers: Vec<Value> = compared(seed, resilient)
+        .iter()
+        .map(|peer| {
+            json!({
+                "public_key": peer.key.to_string(),
+                "hostname": peer.name(),
+                "seed": figures(peer.seed),
+                "resilient": figures(peer.resilient),
+            })
+        })
+        .collect();
+    json!({
+        "trace": source,
+        "seed": render_json(seed, source, bad),
+        "resilient": render_json(resilient, source, bad),
+        "peers": peers,
     })
 }
 
@@ -815,23 +1322,33 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let policy = if args.resilient {
-        EndpointPolicy::resilient()
-    } else {
-        EndpointPolicy::seed()
+    let run = |resilient: bool| {
+        let policy = if resilient {
+            EndpointPolicy::resilient()
+        } else {
+            EndpointPolicy::seed()
+        };
+        let mut replay = Replay::new(explain, policy);
+        replay.summary.bad_lines = bad.len();
+        replay.run(&lines);
+        replay
     };
-    let mut replay = Replay::new(explain, policy);
-    replay.summary.bad_lines = bad.len();
-    replay.run(&lines);
-    if args.json {
-        let json = render_json(&replay, &source, &bad);
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json).expect("JSON values serialize")
-        );
+    let output = if args.compare {
+        let (seed, resilient) = (run(false), run(true));
+        if args.json {
+            pretty(&compare_json(&seed, &resilient, &source, &bad))
+        } else {
+            compare_text(&seed, &resilient, &source)
+        }
     } else {
-        print!("{}", render_text(&replay, &source, explain.as_ref()));
-    }
+        let replay = run(args.resilient);
+        if args.json {
+            pretty(&render_json(&replay, &source, &bad))
+        } else {
+            render_text(&replay, &source, explain.as_ref())
+        }
+    };
+    print!("{output}");
     if bad.is_empty() || args.keep_going {
         ExitCode::SUCCESS
     } else {
@@ -939,6 +1456,11 @@ mod tests {
         assert_eq!(stdin.trace, Some("-".into()));
         assert!(stdin.keep_going);
         assert!(args(&["--json", "--help", "--frobnicate"]).unwrap().help);
+        assert!(args(&["--compare", "--json"]).unwrap().compare);
+        let both = args(&["--compare", "--policy", "seed"]).unwrap_err();
+        assert!(both.contains("--policy"), "{both}");
+        let explain = args(&["--explain", "x", "--compare"]).unwrap_err();
+        assert!(explain.contains("--explain"), "{explain}");
         assert!(args(&["-x"]).is_err());
     }
 
@@ -1020,6 +1542,7 @@ mod tests {
                 Decision::Endpoint { rule, .. } => rule.as_str(),
                 Decision::Removed { .. } => "removed",
                 Decision::Refused { .. } => "refused",
+                Decision::Moved { .. } => "moved",
             })
             .collect();
         assert_eq!(rules.first(), Some(&"first endpoint"));
@@ -1030,6 +1553,165 @@ mod tests {
             .expect("the laptop expired");
         assert_eq!(rules[removed + 1], "first endpoint", "{rules:?}");
         assert_eq!(rules[removed + 2], "higher rank", "{rules:?}");
+    }
+
+    fn run_under(policy: EndpointPolicy, text: &str, explain: Option<&str>) -> Replay {
+        let (lines, bad) = parse_trace(text.as_bytes());
+        assert!(bad.is_empty(), "{bad:?}");
+        let key = explain.map(|k| resolve(k, &lines).unwrap());
+        let mut replay = Replay::new(key, policy);
+        replay.run(&lines);
+        replay
+    }
+
+    fn track<'a>(replay: &'a Replay, name: &str) -> &'a Track {
+        replay
+            .tracks
+            .values()
+            .find(|t| t.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("{name} was never seen"))
+    }
+
+    /// Issue 13's scenes in the built-in story, as `--compare` shows them.
+    #[test]
+    fn the_default_trace_shows_what_the_resilient_policy_answers() {
+        let seed = run_under(EndpointPolicy::seed(), DEFAULT_TRACE, None);
+        let resilient = run_under(
+            EndpointPolicy::resilient(),
+            DEFAULT_TRACE,
+            Some("laptop-ben"),
+        );
+        for replay in [&seed, &resilient] {
+            let s = &replay.summary;
+            assert!(s.confirms > 1000 && s.failures == 1, "{s:?}");
+            let changes: u64 = replay.tracks.values().map(|t| t.changes).sum();
+            let flaps: u64 = replay.tracks.values().map(|t| t.flaps).sum();
+            let stale: Duration = replay.tracks.values().map(|t| t.stale).sum();
+            assert_eq!(
+                (changes, flaps, stale),
+                (s.endpoint_changes, s.flaps, s.stale),
+                "the peers add up to the totals ({})",
+                s.policy
+            );
+        }
+        // (A) laptop-ben left the LAN at 6:00: the seed policy keeps the LAN endpoint to the
+        // end; the resilient one moves when the LAN endpoint fails, at 6:45.
+        let ben = |r: &Replay| by_name(r, "laptop-ben").endpoint.unwrap().to_string();
+        assert_eq!(ben(&seed), "192.168.7.60:51820");
+        assert!(track(&seed, "laptop-ben").stale >= Duration::from_secs(20 * 60));
+        assert_eq!(ben(&resilient), "203.0.113.9:40001");
+        assert_eq!(track(&resilient, "laptop-ben").stale, Duration::ZERO);
+        match resilient.decisions.as_slice() {
+            [Decision::Moved { at, change }] => {
+                assert_eq!(*at, Duration::from_secs(405));
+                assert_eq!(change.rule, EndpointRule::Failed);
+            }
+            other => panic!("one move, on the failure: {other:?}"),
+        }
+        // (B) node-141's two DHT records, handed out in turn.
+        let mirror = |r: &Replay| {
+            let t = track(r, "node-141");
+            (t.changes, t.flaps)
+        };
+        assert_eq!(mirror(&seed), (20, 19), "every announcement moves it");
+        assert_eq!(mirror(&resilient), (0, 0), "the confirmed one holds");
+        // In all: fewer changes, no flaps, less time on a stale endpoint.
+        let (a, b) = (&seed.summary, &resilient.summary);
+        assert!(b.endpoint_changes < a.endpoint_changes, "{a:?} {b:?}");
+        assert_eq!((a.flaps >= 19, b.flaps), (true, 0));
+        assert!(b.stale * 3 < a.stale, "{:?} vs {:?}", b.stale, a.stale);
+
+        let text = compare_text(&seed, &resilient, "test");
+        assert!(
+            text.contains("laptop-ben") && text.contains("node-141"),
+            "{text}"
+        );
+        let json = compare_json(&seed, &resilient, "test", &[]);
+        assert_eq!(json["seed"]["summary"]["flaps"], a.flaps);
+        assert_eq!(
+            json["resilient"]["summary"]["endpoint_changes"],
+            b.endpoint_changes
+        );
+        let peers = json["peers"].as_array().unwrap();
+        let ben = peers
+            .iter()
+            .find(|p| p["hostname"] == "laptop-ben")
+            .unwrap();
+        assert!(
+            ben["seed"]["endpoint_stale"].as_f64().unwrap() >= 1200.0,
+            "{ben}"
+        );
+        assert_eq!(ben["resilient"]["endpoint_stale"], 0.0, "{ben}");
+    }
+
+    /// The stale yardstick, case by case: each method's window, the cache until the peer is
+    /// heard live, trust, and a failure voiding what was said before it.
+    #[test]
+    fn the_stale_yardstick() {
+        let yardstick = Yardstick::new();
+        let (a, b): (SocketAddr, SocketAddr) = (
+            "192.0.2.1:1".parse().unwrap(),
+            "192.0.2.2:1".parse().unwrap(),
+        );
+        let s = Duration::from_secs;
+        let report = |endpoint, method, at| Said::Report {
+            endpoint,
+            method,
+            at: s(at),
+        };
+        let until = |said: &[Said], e| yardstick.fresh_until(said, e);
+        assert_eq!(until(&[], a), Duration::ZERO, "nothing said: stale");
+        assert_eq!(until(&[report(a, DiscoveryMethod::Lan, 10)], a), s(40));
+        assert_eq!(until(&[report(a, DiscoveryMethod::Dht, 10)], a), s(310));
+        assert_eq!(
+            until(&[report(a, DiscoveryMethod::Dht, 10)], b),
+            Duration::ZERO
+        );
+        let cached = [report(a, DiscoveryMethod::Cache, 0)];
+        assert_eq!(until(&cached, a), Duration::MAX, "until heard live");
+        let heard = [cached[0].clone(), report(b, DiscoveryMethod::Gossip, 50)];
+        assert_eq!(until(&heard, a), s(50));
+        let confirmed = [
+            report(a, DiscoveryMethod::Lan, 10),
+            Said::Confirm {
+                endpoint: a,
+                at: s(20),
+            },
+        ];
+        assert_eq!(until(&confirmed, a), s(200), "trusted for 180 s");
+        let failed = [
+            confirmed[0].clone(),
+            confirmed[1].clone(),
+            Said::Fail { endpoint: a },
+        ];
+        assert_eq!(
+            until(&failed, a),
+            Duration::ZERO,
+            "a failure voids what came before"
+        );
+        let again = [
+            failed[0].clone(),
+            failed[2].clone(),
+            report(a, DiscoveryMethod::Dht, 30),
+        ];
+        assert_eq!(until(&again, a), s(330), "and not what came after");
+
+        let mut track = Track::default();
+        for i in 0..1000 {
+            let port = u16::try_from(i).unwrap();
+            track.tell(report(
+                SocketAddr::new(a.ip(), port),
+                DiscoveryMethod::Dht,
+                0,
+            ));
+            track.tell(report(a, DiscoveryMethod::Dht, i));
+        }
+        assert!(
+            track.said.len() <= MAX_SAID,
+            "bounded: {}",
+            track.said.len()
+        );
+        assert!(track.said.contains(&report(a, DiscoveryMethod::Dht, 999)));
     }
 
     #[test]

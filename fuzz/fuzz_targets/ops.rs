@@ -1,6 +1,8 @@
 //! Any list of operations (updates with any mix of fields and methods, removals, cleanups,
-//! clock steps, latencies, confirmations and failures) on the store and on the model of `tests/model/mod.rs`: a panic or
-//! any difference between the two is a crash.
+//! clock steps, latencies, confirmations and failures) on the store and on the model of
+//! `tests/model/mod.rs`, under each endpoint policy in turn (the seed's, then the resilient
+//! one): a panic or any difference between the two is a crash. Both policies run every input,
+//! rather than a byte choosing one, so that the committed seeds keep their meaning.
 #![no_main]
 
 #[path = "../../tests/model/mod.rs"]
@@ -8,7 +10,7 @@ mod model;
 
 use arbitrary::{Arbitrary, Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use model::{Announce, Op};
+use model::{Announce, Config, Op};
 
 /// The operations, decoded from the fuzzer's bytes into the model's small-number form.
 #[derive(Debug)]
@@ -60,7 +62,9 @@ impl<'a> Arbitrary<'a> for Ops {
 }
 
 fuzz_target!(|ops: Ops| {
-    if let Err(diff) = model::run(&ops.0) {
-        panic!("the store and the model differ: {diff}");
+    for config in Config::ALL {
+        if let Err(diff) = model::run_with(config, &ops.0) {
+            panic!("the store and the model differ under {config:?}: {diff}");
+        }
     }
 });

@@ -1,10 +1,13 @@
 //! A model of the store: one thread, a `HashMap`, the merge rules written out plainly from the
-//! documentation. `run` drives the real store and the model with the same operations and
-//! reports the first step where they disagree.
+//! documentation. `run` drives the real store and the model with the same operations under the
+//! seed's endpoint policy, `run_with` under another [`Config`], and both report the first step
+//! where they disagree.
 //!
 //! Shared by the property tests (`tests/properties.rs`) and the `ops` fuzz target, so it depends on
-//! nothing but the crate and std. Only `decide_endpoint` (the endpoint rule table, itself
-//! pinned case by case in the crate's tests) is taken from the crate.
+//! nothing but the crate and std. Only `decide_endpoint` (the seed's endpoint rule table, itself
+//! pinned case by case in the crate's tests) is taken from the crate; the resilient policy's
+//! rules are written out here from its documentation (see [`Candidates`]), not taken from
+//! `src/policy/resilient.rs`.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -13,8 +16,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 use peerstore::{
-    Clock, DiscoveryMethod, ManualClock, MethodSet, NatType, Peer, PeerEventKind, PeerInfo,
-    PeerStore, PublicKey, RemovalCause, Subscription, UpdateError, UpdateOutcome, decide_endpoint,
+    Candidate, Clock, DiscoveryMethod, EndpointPolicy, Evidence, ManualClock, MethodSet, NatType,
+    Peer, PeerEventKind, PeerInfo, PeerStore, PublicKey, RemovalCause, Subscription, UpdateError,
+    UpdateOutcome, decide_endpoint,
 };
 
 /// How many distinct peers the operations name: more than the cap, so the cap is hit.
@@ -25,6 +29,36 @@ pub const DEAD_AFTER: Duration = Duration::from_secs(300);
 pub const REMOVE_AFTER: Duration = Duration::from_secs(600);
 /// Where the wall clock starts (2025-11-22), so carried times can reach back to 1970.
 pub const START: Duration = Duration::from_secs(1_763_800_000);
+
+/// The numbers `EndpointPolicy::resilient()` documents, written out.
+pub const MAX_CANDIDATES: usize = 4;
+pub const LAN_FRESH: Duration = Duration::from_secs(30);
+pub const RENDEZVOUS_FRESH: Duration = Duration::from_secs(120);
+pub const TRUST_FOR: Duration = Duration::from_secs(180);
+/// The round trip a `Probe` confirmation reports.
+pub const PROBE_RTT: Duration = Duration::from_millis(12);
+
+/// Which endpoint policy the store is built with and the model follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Config {
+    /// `EndpointPolicy::seed()`, the default: one endpoint, the seed's rules, evidence ignored.
+    #[default]
+    Seed,
+    /// `EndpointPolicy::resilient()` with its documented numbers (above); rank does not
+    /// override trust.
+    Resilient,
+}
+
+impl Config {
+    pub const ALL: [Config; 2] = [Config::Seed, Config::Resilient];
+
+    pub fn policy(self) -> EndpointPolicy {
+        match self {
+            Config::Seed => EndpointPolicy::seed(),
+            Config::Resilient => EndpointPolicy::resilient(),
+        }
+    }
+}
 
 /// One operation, as small numbers that `Op::*` methods turn into values, so that proptest and
 /// the fuzzer can both make them.
@@ -212,6 +246,400 @@ struct Entry {
     via: Vec<DiscoveryMethod>,
     /// Nanoseconds since the start when the peer last counted as heard from (may be negative).
     seen_at: i128,
+    /// The resilient policy's candidates (empty under the seed's).
+    candidates: Candidates,
+}
+
+/// One method's latest report of a candidate.
+#[derive(Debug, Clone)]
+struct Report {
+    method: DiscoveryMethod,
+    /// Nanoseconds since the start: when the report says the peer was heard there.
+    at: i128,
+    wall: SystemTime,
+    /// Made before the candidate's last failure: it no longer vouches.
+    void: bool,
+}
+
+/// One endpoint a peer may be reached at.
+#[derive(Debug, Clone)]
+struct Cand {
+    endpoint: SocketAddr,
+    /// One report a method, in the order the methods first reported it.
+    reports: Vec<Report>,
+    confirmed: Option<SystemTime>,
+    rtt: Option<Duration>,
+    failures: u32,
+    /// When it last failed: the reports made up to then no longer vouch.
+    failed_at: Option<i128>,
+}
+
+/// A candidate as `PeerStore::candidates` shows it, comparable field by field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandidateView {
+    pub endpoint: SocketAddr,
+    pub reports: Vec<(DiscoveryMethod, SystemTime)>,
+    pub confirmed: Option<SystemTime>,
+    pub rtt: Option<Duration>,
+    pub failures: u32,
+    pub fresh: bool,
+    pub trusted: bool,
+}
+
+impl From<&Candidate> for CandidateView {
+    fn from(c: &Candidate) -> Self {
+        CandidateView {
+            endpoint: c.endpoint,
+            reports: c.reports.clone(),
+            confirmed: c.confirmed,
+            rtt: c.rtt,
+            failures: c.failures,
+            fresh: c.fresh,
+            trusted: c.trusted,
+        }
+    }
+}
+
+/// The resilient policy, rule by rule, as its documentation states it (module docs of the
+/// policy, `EndpointPolicy::resilient`, `PeerStore::confirm`, `note_failure`, `candidates`):
+///
+/// 1. A peer keeps up to [`MAX_CANDIDATES`] endpoints, in the order they became candidates,
+///    each with one report a method: the latest (when on both clocks).
+/// 2. A report is dated like `last_seen`: now for a first-hand method, else the time the
+///    announcement carries (never later than now), or now if it carries none.
+/// 3. A report vouches while it is no older than its method's window (LAN 30 s, rendezvous
+///    2 min, the cache: while no candidate has a vouching report by another method and none
+///    is trusted; every other method: `dead_after`), and only if it was made after the
+///    candidate's last failure.
+/// 4. A candidate is fresh when a report vouches for it, or it is trusted.
+/// 5. `confirm` trusts its endpoint for [`TRUST_FOR`] (until then, not at it), resets its
+///    failures, makes its voided reports vouch again, and takes the trust from whichever
+///    endpoint held it: a peer trusts one endpoint at a time, the last one confirmed (see
+///    [`KnownBugs::one_trust_per_peer`]). `note_failure` voids its reports so far, counts a
+///    failure and, if it held the trust, ends it at once.
+/// 6. The chosen endpoint: the trusted one (rank does not override trust), set by the best
+///    method that ever reported it; else the best fresh candidate in the seed's order (the
+///    rank of its best vouching report, then IPv6, then its newest vouching report), set by
+///    that best report's method; else the endpoint in use stays (stale).
+/// 7. A new endpoint past the limit replaces the candidate reported least recently (its newest
+///    report of any method) that is neither the endpoint in use nor trusted.
+/// 8. The choice is made again after every accepted update of a known peer, every `confirm` and
+///    `note_failure` that named a candidate, and for every peer the cleanup keeps. It changes
+///    the peer when it names another address, or the same address by a method of a higher
+///    rank (a better report ageing out while a lesser one vouches is no news); a change is an
+///    `Updated` event.
+///
+/// Ties the documentation leaves open are broken the way the crate breaks them (any other
+/// choice would show as a difference): between equal reports of one candidate, and between
+/// equal candidates, the later in its list wins; between candidates reported equally long
+/// ago, the one that became a candidate first is replaced.
+#[derive(Debug, Clone)]
+struct Candidates {
+    list: Vec<Cand>,
+    /// The endpoint that holds the trust, and when its trust runs out.
+    trust: Option<(SocketAddr, i128)>,
+    bugs: KnownBugs,
+}
+
+/// Where the crate is known to differ from its own documentation (reported; `src/` is not
+/// this file's to change). While a bug is listed here the model follows the crate in that one
+/// place, so that the comparison keeps looking for other differences; `KnownBugs::NONE` is the
+/// documentation alone, and `tests/properties.rs` pins each bug's shortest case against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownBugs {
+    /// A candidate whose trust ran out is still kept from eviction as "trusted" (until it
+    /// fails or another is confirmed), though `candidates()` shows `trusted: false`.
+    pub expired_trust_blocks_eviction: bool,
+    /// `cleanup_stale` sends every `Updated` (an endpoint that moved) before every `Removed`,
+    /// though it took their seqs in the map's order: `seq` goes backwards.
+    pub cleanup_events_out_of_seq_order: bool,
+    /// A report of a candidate leaves its `failures` as they were, though they count the
+    /// failures "since it was last confirmed or reported".
+    pub report_keeps_failures: bool,
+    /// A report made after `note_failure` but on the same instant of the store's clock (the
+    /// coarse monotonic clock's tick is milliseconds) is taken for one made before it, and does
+    /// not vouch: "its reports so far" are voided, and this one too.
+    pub report_in_the_failure_tick_is_void: bool,
+    /// A peer trusts one endpoint at a time: confirming another ends the first one's trust,
+    /// though `Candidate::trusted` says "confirmed within `trust_for`, not failed since", and
+    /// the property says such an endpoint is not displaced by an unconfirmed one.
+    /// (The model follows the crate here whatever this says: the documentation does not say
+    /// which of two trusted endpoints is chosen. The trust property reads it.)
+    pub one_trust_per_peer: bool,
+}
+
+impl KnownBugs {
+    /// The crate as it is.
+    pub const CRATE: KnownBugs = KnownBugs {
+        expired_trust_blocks_eviction: true,
+        cleanup_events_out_of_seq_order: true,
+        report_keeps_failures: true,
+        report_in_the_failure_tick_is_void: true,
+        one_trust_per_peer: true,
+    };
+    /// The documentation.
+    pub const NONE: KnownBugs = KnownBugs {
+        expired_trust_blocks_eviction: false,
+        cleanup_events_out_of_seq_order: false,
+        report_keeps_failures: false,
+        report_in_the_failure_tick_is_void: false,
+        one_trust_per_peer: false,
+    };
+}
+
+impl Default for KnownBugs {
+    fn default() -> Self {
+        KnownBugs::CRATE
+    }
+}
+
+/// How long a report by `method` vouches; `None` for the cache.
+fn window(method: &DiscoveryMethod) -> Option<i128> {
+    match method {
+        DiscoveryMethod::Lan => Some(nanos(LAN_FRESH)),
+        DiscoveryMethod::DhtRendezvous => Some(nanos(RENDEZVOUS_FRESH)),
+        DiscoveryMethod::Cache => None,
+        _ => Some(nanos(DEAD_AFTER)),
+    }
+}
+
+/// The seed's order of two (rank, IPv6, newest) keys, spelled out.
+fn seed_order_at_least(a: (u8, bool, i128), b: (u8, bool, i128)) -> bool {
+    if a.0 != b.0 {
+        return a.0 > b.0;
+    }
+    if a.1 != b.1 {
+        return a.1;
+    }
+    a.2 >= b.2
+}
+
+/// The report a candidate counts as set by: the highest rank, then the newest, then the later
+/// one in the list.
+fn best_report<'a>(reports: impl Iterator<Item = &'a Report>) -> Option<&'a Report> {
+    let mut best: Option<&Report> = None;
+    for r in reports {
+        let better = match best {
+            None => true,
+            Some(b) => {
+                r.method.rank() > b.method.rank()
+                    || (r.method.rank() == b.method.rank() && r.at >= b.at)
+            }
+        };
+        if better {
+            best = Some(r);
+        }
+    }
+    best
+}
+
+impl Candidates {
+    fn new(bugs: KnownBugs) -> Self {
+        Candidates {
+            list: Vec::new(),
+            trust: None,
+            bugs,
+        }
+    }
+
+    fn find(&self, endpoint: SocketAddr) -> Option<&Cand> {
+        self.list.iter().find(|c| c.endpoint == endpoint)
+    }
+
+    /// The endpoint trusted at `now`.
+    fn trusted_at(&self, now: i128) -> Option<SocketAddr> {
+        match self.trust {
+            Some((endpoint, until)) if now < until => Some(endpoint),
+            _ => None,
+        }
+    }
+
+    /// Whether a report by `r.method` of `c` vouches at `now`, given whether the cache's do.
+    fn vouches(&self, c: &Cand, r: &Report, now: i128, cache_vouches: bool) -> bool {
+        let voided = if self.bugs.report_in_the_failure_tick_is_void {
+            c.failed_at.is_some_and(|failed| r.at <= failed)
+        } else {
+            // Made before the failure, or made after it but dated before it (a carried time).
+            r.void || c.failed_at.is_some_and(|failed| r.at < failed)
+        };
+        if voided {
+            return false;
+        }
+        match window(&r.method) {
+            Some(window) => now - r.at <= window,
+            None => cache_vouches,
+        }
+    }
+
+    /// Whether the cache's reports still vouch at `now`.
+    fn cache_vouches(&self, now: i128) -> bool {
+        if self.trusted_at(now).is_some() {
+            return false;
+        }
+        let live = self.list.iter().any(|c| {
+            c.reports
+                .iter()
+                .any(|r| r.method != DiscoveryMethod::Cache && self.vouches(c, r, now, false))
+        });
+        !live
+    }
+
+    fn vouching<'a>(&self, c: &'a Cand, now: i128) -> Vec<&'a Report> {
+        let cache = self.cache_vouches(now);
+        c.reports
+            .iter()
+            .filter(|r| self.vouches(c, r, now, cache))
+            .collect()
+    }
+
+    fn is_fresh(&self, c: &Cand, now: i128) -> bool {
+        self.trusted_at(now) == Some(c.endpoint) || !self.vouching(c, now).is_empty()
+    }
+
+    /// Rule 6: the endpoint to use at `now` and the method it counts as set by; `None` keeps
+    /// the one in use.
+    fn choose(&self, now: i128) -> Option<(SocketAddr, DiscoveryMethod)> {
+        if let Some(trusted) = self.trusted_at(now) {
+            let c = self
+                .find(trusted)
+                .expect("the trusted endpoint is a candidate");
+            let by = best_report(c.reports.iter()).expect("a candidate has a report");
+            return Some((trusted, by.method.clone()));
+        }
+        let mut best: Option<((u8, bool, i128), SocketAddr, DiscoveryMethod)> = None;
+        for c in &self.list {
+            let vouching = self.vouching(c, now);
+            let Some(by) = best_report(vouching.iter().copied()) else {
+                continue;
+            };
+            let newest = vouching.iter().map(|r| r.at).max().expect("one vouches");
+            let order = (by.method.rank(), c.endpoint.is_ipv6(), newest);
+            if best
+                .as_ref()
+                .is_none_or(|(b, _, _)| seed_order_at_least(order, *b))
+            {
+                best = Some((order, c.endpoint, by.method.clone()));
+            }
+        }
+        best.map(|(_, endpoint, method)| (endpoint, method))
+    }
+
+    /// Rules 1 and 7: `method` reported `endpoint`, dated `at`/`wall`, while `in_use` is the
+    /// peer's endpoint.
+    fn report(
+        &mut self,
+        endpoint: SocketAddr,
+        method: DiscoveryMethod,
+        at: i128,
+        wall: SystemTime,
+        in_use: Option<SocketAddr>,
+        now: i128,
+    ) {
+        let report = Report {
+            method,
+            at,
+            wall,
+            void: false,
+        };
+        if let Some(c) = self.list.iter_mut().find(|c| c.endpoint == endpoint) {
+            match c.reports.iter().position(|r| r.method == report.method) {
+                Some(i) => c.reports[i] = report,
+                None => c.reports.push(report),
+            }
+            if !self.bugs.report_keeps_failures {
+                c.failures = 0;
+            }
+            return;
+        }
+        if self.list.len() >= MAX_CANDIDATES {
+            let trusted = if self.bugs.expired_trust_blocks_eviction {
+                self.trust.map(|(endpoint, _)| endpoint)
+            } else {
+                self.trusted_at(now)
+            };
+            let mut victim: Option<(usize, i128)> = None;
+            for (i, c) in self.list.iter().enumerate() {
+                if Some(c.endpoint) == in_use || Some(c.endpoint) == trusted {
+                    continue;
+                }
+                let last = c.reports.iter().map(|r| r.at).max().expect("a report");
+                if victim.is_none_or(|(_, oldest)| last < oldest) {
+                    victim = Some((i, last));
+                }
+            }
+            let (i, _) = victim.expect("at most two of four candidates are protected");
+            self.list.remove(i);
+        }
+        self.list.push(Cand {
+            endpoint,
+            reports: vec![report],
+            confirmed: None,
+            rtt: None,
+            failures: 0,
+            failed_at: None,
+        });
+    }
+
+    /// Rule 5: evidence for `endpoint`; `false` if it is no candidate.
+    fn confirm(
+        &mut self,
+        endpoint: SocketAddr,
+        rtt: Option<Duration>,
+        now: i128,
+        wall: SystemTime,
+    ) -> bool {
+        let Some(c) = self.list.iter_mut().find(|c| c.endpoint == endpoint) else {
+            return false;
+        };
+        c.confirmed = Some(wall);
+        c.failures = 0;
+        // Evidence that it works: what was reported of it before it failed vouches again.
+        c.failed_at = None;
+        for r in &mut c.reports {
+            r.void = false;
+        }
+        if rtt.is_some() {
+            c.rtt = rtt;
+        }
+        self.trust = Some((endpoint, now + nanos(TRUST_FOR)));
+        true
+    }
+
+    /// Rule 5: `endpoint` failed at `now`; `false` if it is no candidate.
+    fn fail(&mut self, endpoint: SocketAddr, now: i128) -> bool {
+        let Some(c) = self.list.iter_mut().find(|c| c.endpoint == endpoint) else {
+            return false;
+        };
+        c.failures += 1;
+        c.failed_at = Some(now);
+        for r in &mut c.reports {
+            r.void = true;
+        }
+        if self.trust.is_some_and(|(trusted, _)| trusted == endpoint) {
+            self.trust = None;
+        }
+        true
+    }
+
+    fn view(&self, now: i128) -> Vec<CandidateView> {
+        let trusted = self.trusted_at(now);
+        self.list
+            .iter()
+            .map(|c| CandidateView {
+                endpoint: c.endpoint,
+                reports: c
+                    .reports
+                    .iter()
+                    .map(|r| (r.method.clone(), r.wall))
+                    .collect(),
+                confirmed: c.confirmed,
+                rtt: c.rtt,
+                failures: c.failures,
+                fresh: self.is_fresh(c, now),
+                trusted: trusted == Some(c.endpoint),
+            })
+            .collect()
+    }
 }
 
 /// The expected result of one `update`.
@@ -227,9 +655,19 @@ pub enum Expected {
 
 #[derive(Debug, Default)]
 pub struct Model {
+    config: Config,
+    /// Where the model follows the crate rather than its documentation.
+    pub bugs: KnownBugs,
     peers: HashMap<PublicKey, Entry>,
     /// Nanoseconds since the start, on the monotonic clock.
     now: i128,
+    /// How many times a peer's endpoint address changed (`Stats::endpoint_changes`).
+    endpoint_changes: u64,
+}
+
+/// The spelling the store keeps: an IPv4-mapped address is its IPv4 address.
+pub fn canonical(endpoint: SocketAddr) -> SocketAddr {
+    SocketAddr::new(endpoint.ip().to_canonical(), endpoint.port())
 }
 
 fn nanos(d: Duration) -> i128 {
@@ -237,6 +675,17 @@ fn nanos(d: Duration) -> i128 {
 }
 
 impl Model {
+    pub fn new(config: Config) -> Self {
+        Model {
+            config,
+            ..Model::default()
+        }
+    }
+
+    pub fn config(&self) -> Config {
+        self.config
+    }
+
     fn wall(&self) -> SystemTime {
         UNIX_EPOCH
             + START
@@ -308,9 +757,7 @@ impl Model {
         }
         // An IPv4-mapped endpoint is stored as the IPv4 address it maps.
         let mut info = info;
-        info.endpoint = info
-            .endpoint
-            .map(|e| SocketAddr::new(e.ip().to_canonical(), e.port()));
+        info.endpoint = info.endpoint.map(canonical);
         let now = self.now;
         let wall = self.wall();
         let carried = info.last_seen.map(|t| self.carried(t));
@@ -323,6 +770,10 @@ impl Model {
                 .filter(|_| !method.refreshes_last_seen())
                 .unwrap_or((wall, 0));
             let mut peer = Peer::new(info.public_key, last_seen);
+            let mut candidates = Candidates::new(self.bugs);
+            if let (Config::Resilient, Some(endpoint)) = (self.config, info.endpoint) {
+                candidates.report(endpoint, method.clone(), now - age, last_seen, None, now);
+            }
             peer.endpoint = info.endpoint;
             peer.endpoint_method = info.endpoint.map(|_| method.clone());
             peer.mesh_ip = info.mesh_ip;
@@ -338,6 +789,7 @@ impl Model {
                     peer,
                     via: vec![method],
                     seen_at: now - age,
+                    candidates,
                 },
             );
             return (
@@ -347,14 +799,35 @@ impl Model {
         };
         let was_dead = now - entry.seen_at > nanos(DEAD_AFTER);
         let old = entry.peer.clone();
-        let p = &mut entry.peer;
-        if let Some(new) = info.endpoint {
-            let current = p.endpoint.zip(p.endpoint_method.as_ref());
-            if decide_endpoint(current, new, &method).accepted {
-                p.endpoint = Some(new);
-                p.endpoint_method = Some(method.clone());
+        match (self.config, info.endpoint) {
+            (Config::Seed, Some(new)) => {
+                let p = &mut entry.peer;
+                let current = p.endpoint.zip(p.endpoint_method.as_ref());
+                if decide_endpoint(current, new, &method).accepted {
+                    p.endpoint = Some(new);
+                    p.endpoint_method = Some(method.clone());
+                }
+            }
+            (Config::Seed, None) => {}
+            (Config::Resilient, reported) => {
+                if let Some(new) = reported {
+                    // Dated as `last_seen` would be for a new peer (rule 2).
+                    let (at, at_wall) = match carried {
+                        Some((t, age)) if !method.refreshes_last_seen() => (now - age, t),
+                        _ => (now, wall),
+                    };
+                    let in_use = entry.peer.endpoint;
+                    entry
+                        .candidates
+                        .report(new, method.clone(), at, at_wall, in_use, now);
+                }
+                Model::rechoose(entry, now);
             }
         }
+        if old.endpoint != entry.peer.endpoint {
+            self.endpoint_changes += 1;
+        }
+        let p = &mut entry.peer;
         if info.mesh_ip.is_some() {
             p.mesh_ip = info.mesh_ip;
         }
@@ -398,6 +871,44 @@ impl Model {
         }
     }
 
+    /// Rule 8: the endpoint chosen again; whether it changed. The caller counts a change of
+    /// address.
+    fn rechoose(entry: &mut Entry, now: i128) -> bool {
+        let Some((endpoint, method)) = entry.candidates.choose(now) else {
+            return false;
+        };
+        let p = &mut entry.peer;
+        if p.endpoint == Some(endpoint)
+            && p.endpoint_method
+                .as_ref()
+                .is_some_and(|m| method.rank() <= m.rank())
+        {
+            return false;
+        }
+        p.endpoint = Some(endpoint);
+        p.endpoint_method = Some(method);
+        true
+    }
+
+    /// Chooses `key`'s endpoint again (after evidence or a cleanup): the `Updated` event it
+    /// emits, if it changed.
+    fn rechoose_peer(&mut self, key: &PublicKey) -> Option<PeerEventKind> {
+        let now = self.now;
+        let entry = self.peers.get_mut(key)?;
+        let before = entry.peer.endpoint;
+        if !Model::rechoose(entry, now) {
+            return None;
+        }
+        if before != entry.peer.endpoint {
+            self.endpoint_changes += 1;
+        }
+        Some(PeerEventKind::Updated)
+    }
+
+    pub fn endpoint_changes(&self) -> u64 {
+        self.endpoint_changes
+    }
+
     pub fn remove(&mut self, key: &PublicKey) -> Option<Peer> {
         self.peers.remove(key).map(|e| e.peer)
     }
@@ -416,6 +927,18 @@ impl Model {
         gone
     }
 
+    /// After a cleanup, under the resilient policy: the peers kept whose endpoint the cleanup
+    /// changed (a candidate went stale, a trust ran out), in key order.
+    pub fn cleanup_rechoose(&mut self) -> Vec<PublicKey> {
+        if self.config == Config::Seed {
+            return Vec::new();
+        }
+        let mut keys: Vec<PublicKey> = self.peers.keys().copied().collect();
+        keys.sort();
+        keys.retain(|k| self.rechoose_peer(k).is_some());
+        keys
+    }
+
     pub fn advance(&mut self, by: Duration) {
         self.now += nanos(by);
     }
@@ -423,10 +946,64 @@ impl Model {
     /// Evidence or a failure under the seed policy: known only for the peer's own endpoint,
     /// and nothing changes.
     pub fn evidence(&self, key: &PublicKey, endpoint: Option<SocketAddr>) -> bool {
-        let canonical = endpoint.map(|e| SocketAddr::new(e.ip().to_canonical(), e.port()));
+        let endpoint = endpoint.map(canonical);
         self.peers
             .get(key)
-            .is_some_and(|e| canonical.is_some() && e.peer.endpoint == canonical)
+            .is_some_and(|e| endpoint.is_some() && e.peer.endpoint == endpoint)
+    }
+
+    /// `confirm` (with a probe's round trip, or a handshake's none): what it returns and the
+    /// event it emits.
+    pub fn confirm(
+        &mut self,
+        key: &PublicKey,
+        endpoint: Option<SocketAddr>,
+        rtt: Option<Duration>,
+    ) -> (bool, Option<PeerEventKind>) {
+        if self.config == Config::Seed {
+            return (self.evidence(key, endpoint), None);
+        }
+        let (now, wall) = (self.now, self.wall());
+        let Some(endpoint) = endpoint.map(canonical) else {
+            return (false, None);
+        };
+        let Some(entry) = self.peers.get_mut(key) else {
+            return (false, None);
+        };
+        if !entry.candidates.confirm(endpoint, rtt, now, wall) {
+            return (false, None);
+        }
+        (true, self.rechoose_peer(key))
+    }
+
+    /// `note_failure`: what it returns and the event it emits.
+    pub fn fail(
+        &mut self,
+        key: &PublicKey,
+        endpoint: Option<SocketAddr>,
+    ) -> (bool, Option<PeerEventKind>) {
+        if self.config == Config::Seed {
+            return (self.evidence(key, endpoint), None);
+        }
+        let now = self.now;
+        let Some(endpoint) = endpoint.map(canonical) else {
+            return (false, None);
+        };
+        let Some(entry) = self.peers.get_mut(key) else {
+            return (false, None);
+        };
+        if !entry.candidates.fail(endpoint, now) {
+            return (false, None);
+        }
+        (true, self.rechoose_peer(key))
+    }
+
+    /// `PeerStore::candidates` as the model sees them now (none under the seed policy).
+    pub fn candidates(&self, key: &PublicKey) -> Vec<CandidateView> {
+        self.peers
+            .get(key)
+            .map(|e| e.candidates.view(self.now))
+            .unwrap_or_default()
     }
 
     pub fn set_latency(&mut self, key: &PublicKey, latency: Duration) -> bool {
@@ -462,11 +1039,17 @@ pub struct Subject {
     pub store: PeerStore,
     pub clock: ManualClock,
     pub events: Subscription,
+    pub config: Config,
     last_seq: Option<u64>,
 }
 
 impl Subject {
+    /// Under the seed policy.
     pub fn new() -> Self {
+        Subject::with(Config::Seed)
+    }
+
+    pub fn with(config: Config) -> Self {
         let clock = ManualClock::starting_at(UNIX_EPOCH + START);
         let store = PeerStore::builder()
             .clock(clock.clone())
@@ -474,6 +1057,7 @@ impl Subject {
             .dead_after(DEAD_AFTER)
             .remove_after(REMOVE_AFTER)
             .event_buffer(64)
+            .endpoint_policy(config.policy())
             .build()
             .unwrap();
         let events = store.subscribe();
@@ -481,6 +1065,7 @@ impl Subject {
             store,
             clock,
             events,
+            config,
             last_seq: None,
         }
     }
@@ -489,10 +1074,15 @@ impl Subject {
         self.clock.wall_now()
     }
 
-    /// The events since the last call, checking that `seq` only grows.
-    fn drain(&mut self) -> Result<Vec<(PublicKey, PeerEventKind)>, String> {
+    /// The events since the last call, checking that `seq` only grows (after putting them in
+    /// `seq` order, when `reorder`).
+    fn drain(&mut self, reorder: bool) -> Result<Vec<(PublicKey, PeerEventKind)>, String> {
         let mut out = Vec::new();
-        for e in self.events.try_iter() {
+        let mut events: Vec<_> = self.events.try_iter().collect();
+        if reorder {
+            events.sort_by_key(|e| e.seq);
+        }
+        for e in events {
             if self.last_seq.is_some_and(|last| e.seq <= last) {
                 return Err(format!(
                     "event seq went from {:?} to {}",
@@ -521,18 +1111,41 @@ fn expected_of(result: &Result<UpdateOutcome, UpdateError>) -> Expected {
     }
 }
 
-/// Runs `ops` against the store and the model; `Err` says at which step and how they differ.
+/// Runs `ops` against the store and the model under the seed policy; `Err` says at which step
+/// and how they differ.
 pub fn run(ops: &[Op]) -> Result<(), String> {
-    let mut subject = Subject::new();
-    let mut model = Model::default();
+    run_with(Config::Seed, ops)
+}
+
+/// Runs `ops` against the store and the model under `config`.
+pub fn run_with(config: Config, ops: &[Op]) -> Result<(), String> {
+    run_with_bugs(config, KnownBugs::CRATE, ops)
+}
+
+/// Runs `ops` with the model following the crate's known bugs as `bugs` says
+/// ([`KnownBugs::NONE`]: the documentation alone).
+pub fn run_with_bugs(config: Config, bugs: KnownBugs, ops: &[Op]) -> Result<(), String> {
+    let mut subject = Subject::with(config);
+    let mut model = Model::new(config);
+    model.bugs = bugs;
     for (i, op) in ops.iter().enumerate() {
         step(&mut subject, &mut model, op).map_err(|e| format!("step {i} ({op:?}): {e}"))?;
     }
     Ok(())
 }
 
+/// The evidence `Op::Confirm` gives.
+pub fn evidence_of(probe: bool) -> Evidence {
+    if probe {
+        Evidence::Probe { rtt: PROBE_RTT }
+    } else {
+        Evidence::Handshake
+    }
+}
+
 /// One operation on both, then a comparison of everything observable.
 pub fn step(subject: &mut Subject, model: &mut Model, op: &Op) -> Result<(), String> {
+    assert_eq!(subject.config, model.config(), "one policy for both");
     let store = &subject.store;
     let mut expected_events: Vec<(PublicKey, PeerEventKind)> = Vec::new();
     match op {
@@ -581,6 +1194,9 @@ pub fn step(subject: &mut Subject, model: &mut Model, op: &Op) -> Result<(), Str
                     },
                 )
             }));
+            let moved = model.cleanup_rechoose();
+            expected_events.extend(moved.iter().map(|k| (*k, PeerEventKind::Updated)));
+            expected_events.sort_by_key(|(k, _)| *k);
         }
         Op::Advance { secs } => {
             let by = Duration::from_secs(u64::from(*secs));
@@ -592,32 +1208,27 @@ pub fn step(subject: &mut Subject, model: &mut Model, op: &Op) -> Result<(), Str
             endpoint: n,
             probe,
         } => {
-            let want = model.evidence(&key(*k), endpoint(*n));
-            let got = endpoint(*n).is_some_and(|addr| {
-                let evidence = if *probe {
-                    peerstore::Evidence::Probe {
-                        rtt: Duration::from_millis(12),
-                    }
-                } else {
-                    peerstore::Evidence::Handshake
-                };
-                store.confirm(&key(*k), addr, evidence)
-            });
+            let rtt = probe.then_some(PROBE_RTT);
+            let (want, event) = model.confirm(&key(*k), endpoint(*n), rtt);
+            let got =
+                endpoint(*n).is_some_and(|addr| store.confirm(&key(*k), addr, evidence_of(*probe)));
             if got != want {
                 return Err(format!("confirm returned {got}, the model says {want}"));
             }
+            expected_events.extend(event.map(|kind| (key(*k), kind)));
         }
         Op::Fail {
             key: k,
             endpoint: n,
         } => {
-            let want = model.evidence(&key(*k), endpoint(*n));
+            let (want, event) = model.fail(&key(*k), endpoint(*n));
             let got = endpoint(*n).is_some_and(|addr| store.note_failure(&key(*k), addr));
             if got != want {
                 return Err(format!(
                     "note_failure returned {got}, the model says {want}"
                 ));
             }
+            expected_events.extend(event.map(|kind| (key(*k), kind)));
         }
         Op::SetLatency { key: k, ms } => {
             let latency = Duration::from_millis(u64::from(*ms));
@@ -629,7 +1240,8 @@ pub fn step(subject: &mut Subject, model: &mut Model, op: &Op) -> Result<(), Str
         }
     }
 
-    let mut events = subject.drain()?;
+    let reorder = matches!(op, Op::Cleanup) && model.bugs.cleanup_events_out_of_seq_order;
+    let mut events = subject.drain(reorder)?;
     if matches!(op, Op::Cleanup) {
         // One cleanup's removals come in the map's order.
         events.sort_by_key(|(k, _)| *k);
@@ -667,6 +1279,20 @@ pub fn step(subject: &mut Subject, model: &mut Model, op: &Op) -> Result<(), Str
         if store.is_dead(&k) != dead {
             return Err(format!("is_dead({n}) is {}, the model says {dead}", !dead));
         }
+        let got: Vec<CandidateView> = store.candidates(&k).iter().map(Into::into).collect();
+        let want = model.candidates(&k);
+        if got != want {
+            return Err(format!(
+                "candidates of {n} differ:\n store {got:#?}\n model {want:#?}"
+            ));
+        }
+    }
+    let changes = store.stats().endpoint_changes;
+    if changes != model.endpoint_changes() {
+        return Err(format!(
+            "endpoint_changes {changes}, the model says {}",
+            model.endpoint_changes()
+        ));
     }
     Ok(())
 }

@@ -8,6 +8,27 @@
 
 use crate::sync::{AtomicUsize, Ordering};
 
+/// What a full store does with a new peer: [`PeerStoreBuilder::when_full`](crate::PeerStoreBuilder::when_full).
+///
+/// "First-hand" is a method that proves the peer alive
+/// ([`DiscoveryMethod::refreshes_last_seen`](crate::DiscoveryMethod::refreshes_last_seen)):
+/// LAN, rendezvous, DHT, gossip and other names; second-hand are the transitive methods and
+/// the cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FullPolicy {
+    /// Refuse it with [`UpdateError::StoreFull`](crate::UpdateError::StoreFull): the seed's,
+    /// the default. A flood of invented second-hand peers then locks real ones out until the
+    /// cleanup drops the fakes.
+    #[default]
+    Refuse,
+    /// A new peer heard first-hand evicts the least recently heard peer that was never heard
+    /// first-hand (subscribers hear [`Removed { cause: Evicted }`](crate::RemovalCause::Evicted));
+    /// a second-hand newcomer is still refused, and a peer ever heard first-hand is never
+    /// evicted. When every peer was heard first-hand, the newcomer is refused.
+    EvictSecondHand,
+}
+
 #[derive(Debug)]
 pub(crate) struct Capacity {
     held: AtomicUsize,
@@ -119,6 +140,142 @@ mod loom_model {
                 "a slot is held only by a winner"
             );
         });
+    }
+
+    /// A record's slot in the map, under its own lock as a map entry is: a second-hand peer,
+    /// one heard first-hand, or none.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Slot {
+        SecondHand,
+        FirstHand,
+        Empty,
+    }
+
+    /// How an evicting newcomer treats its victim and the victim's place under the cap.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Eviction {
+        /// The store's: the victim is taken only if it is still second-hand, under its lock,
+        /// and its slot under the cap passes to the newcomer without being released.
+        HandOver,
+        /// Broken: the slot is released and reserved again, so a racing insert can take it.
+        ReleaseAndRetake,
+        /// Broken: the victim is taken without looking at it under its lock.
+        Blind,
+    }
+
+    /// The newcomer heard first-hand in a full store of cap 2 (peers A and B): it reserves,
+    /// or evicts A if A is still second-hand, or, if A is gone (a removal freed its slot),
+    /// reserves again. Whether it went in, and what it found in A if it evicted it.
+    fn newcomer(
+        cap: &Capacity,
+        a: &loom::sync::Mutex<Slot>,
+        eviction: Eviction,
+    ) -> (bool, Option<Slot>) {
+        if cap.try_reserve() {
+            return (true, None);
+        }
+        let mut victim = a.lock().unwrap();
+        let was = *victim;
+        let evicts = match eviction {
+            Eviction::Blind => true,
+            _ => was == Slot::SecondHand,
+        };
+        if !evicts {
+            drop(victim);
+            return (cap.try_reserve(), None);
+        }
+        *victim = Slot::Empty;
+        drop(victim);
+        let admitted = match eviction {
+            Eviction::ReleaseAndRetake => {
+                cap.release();
+                cap.try_reserve()
+            }
+            _ => true,
+        };
+        assert!(admitted, "an eviction admits its newcomer");
+        (true, Some(was))
+    }
+
+    /// A store of cap 2 holding two second-hand peers, A and B. Racing: a newcomer heard
+    /// first-hand, which evicts A; a removal of A (if `remove`); and a second-hand newcomer
+    /// (which never evicts) or, if `third_updates`, an update that hears A first-hand. At the
+    /// end the count is exactly the records held and a first-hand peer was never evicted.
+    fn evict_at_the_cap(eviction: Eviction, third_updates: bool, remove: bool) {
+        use loom::sync::Mutex;
+
+        let cap = Arc::new(Capacity::new(2));
+        assert!(cap.try_reserve() && cap.try_reserve());
+        let a = Arc::new(Mutex::new(Slot::SecondHand));
+        let evictor = {
+            let (cap, a) = (Arc::clone(&cap), Arc::clone(&a));
+            thread::spawn(move || newcomer(&cap, &a, eviction))
+        };
+        let third = {
+            let (cap, a) = (Arc::clone(&cap), Arc::clone(&a));
+            thread::spawn(move || {
+                if third_updates {
+                    let mut record = a.lock().unwrap();
+                    if *record == Slot::SecondHand {
+                        *record = Slot::FirstHand;
+                    }
+                    false
+                } else {
+                    cap.try_reserve()
+                }
+            })
+        };
+        // The removal of A, on this thread.
+        if remove {
+            let mut record = a.lock().unwrap();
+            if *record != Slot::Empty {
+                *record = Slot::Empty;
+                drop(record);
+                cap.release();
+            }
+        }
+        let (first_in, victim_was) = evictor.join().expect("evictor");
+        let second_in = third.join().expect("third");
+        assert_ne!(
+            victim_was,
+            Some(Slot::FirstHand),
+            "a first-hand peer was evicted"
+        );
+        assert_ne!(victim_was, Some(Slot::Empty), "a removed peer was evicted");
+        let held = usize::from(*a.lock().unwrap() != Slot::Empty)
+            + 1 // B
+            + usize::from(first_in)
+            + usize::from(second_in);
+        assert_eq!(cap.held(), held, "the count is exactly the records held");
+        assert!(held <= 2, "the cap of 2 holds");
+    }
+
+    #[test]
+    fn an_eviction_hands_its_slot_over_and_the_cap_stays_exact() {
+        loom::model(|| evict_at_the_cap(Eviction::HandOver, false, true));
+        loom::model(|| evict_at_the_cap(Eviction::HandOver, true, true));
+    }
+
+    /// The model catches an eviction that frees the slot and reserves it again: a racing
+    /// insert takes it, and the newcomer that evicted is refused.
+    #[test]
+    #[should_panic(expected = "an eviction admits its newcomer")]
+    fn releasing_the_victims_slot_lets_a_racer_take_it() {
+        loom::model(|| evict_at_the_cap(Eviction::ReleaseAndRetake, false, true));
+    }
+
+    /// The model catches an eviction that does not look at its victim under the victim's
+    /// lock: it evicts a peer a removal already freed, or one heard first-hand.
+    #[test]
+    #[should_panic(expected = "a removed peer was evicted")]
+    fn a_blind_eviction_evicts_a_removed_peer() {
+        loom::model(|| evict_at_the_cap(Eviction::Blind, false, true));
+    }
+
+    #[test]
+    #[should_panic(expected = "a first-hand peer was evicted")]
+    fn a_blind_eviction_evicts_a_first_hand_peer() {
+        loom::model(|| evict_at_the_cap(Eviction::Blind, true, false));
     }
 
     /// The protocol broken the obvious way: check the count, then add to it.

@@ -28,6 +28,10 @@ pub struct PeerEvent {
     /// The change's place in the store-wide order of changes: strictly increasing across all
     /// peers, so a gap means this subscriber missed events (or saw none of some changes).
     pub seq: u64,
+    /// On a [`New`](PeerEventKind::New) event: the peer had a tombstone
+    /// ([`PeerStore::remove_for`](crate::PeerStore::remove_for)) that a first-hand method
+    /// cleared, so it is back after a removal. `false` on every other event.
+    pub readmitted: bool,
 }
 
 /// What happened to a peer.
@@ -53,6 +57,10 @@ pub enum RemovalCause {
     Explicit,
     /// [`PeerStore::cleanup_stale`](crate::PeerStore::cleanup_stale) found it silent too long.
     Expired,
+    /// A new peer heard first-hand took its place in a full store: it was the least recently
+    /// heard of the peers never heard first-hand
+    /// ([`FullPolicy::EvictSecondHand`](crate::FullPolicy::EvictSecondHand)).
+    Evicted,
 }
 
 impl PeerEventKind {
@@ -78,12 +86,13 @@ impl std::fmt::Display for PeerEventKind {
 }
 
 impl RemovalCause {
-    /// A short name for logs and JSON: `"explicit"`, `"expired"`.
+    /// A short name for logs and JSON: `"explicit"`, `"expired"`, `"evicted"`.
     #[must_use]
     pub fn as_str(&self) -> &'static str {
         match self {
             RemovalCause::Explicit => "explicit",
             RemovalCause::Expired => "expired",
+            RemovalCause::Evicted => "evicted",
         }
     }
 }
@@ -265,6 +274,7 @@ mod tests {
             public_key: PublicKey::from_bytes([0; 32]),
             kind: PeerEventKind::New,
             seq,
+            readmitted: false,
         }
     }
 

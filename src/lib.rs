@@ -113,11 +113,13 @@ mod policy;
 mod stats;
 mod store;
 mod sync;
+mod tombstone;
 #[cfg(feature = "serde")]
 mod wire_time;
 
 use std::time::Duration;
 
+pub use capacity::FullPolicy;
 pub use cleanup::CleanupHandle;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{PeerEvent, PeerEventKind, RemovalCause, Subscription};
@@ -137,6 +139,7 @@ pub use stats::Stats;
 pub use store::{
     BuildError, MAX_EVENT_BUFFER, PeerStore, PeerStoreBuilder, UpdateError, UpdateOutcome,
 };
+pub use tombstone::{MAX_TOMBSTONES, Tombstone};
 
 /// A routable network ([`PeerInfo::routable_networks`]): the `ipnet` crate's type, part of this
 /// crate's public API.

@@ -54,11 +54,21 @@ counters! {
     updates: Updates,
     /// Updates that changed nothing a consumer acts on.
     unchanged: Unchanged,
-    /// New peers refused because the store was full.
+    /// New peers refused because the store was full (or the second-hand quota,
+    /// [`max_second_hand`](crate::PeerStoreBuilder::max_second_hand), was).
     rejected_full: RejectedFull,
+    /// New records refused to a second-hand method or the cache by a tombstone
+    /// ([`UpdateError::Tombstoned`](crate::UpdateError::Tombstoned)).
+    rejected_tombstoned: RejectedTombstoned,
+    /// Peers inserted again by a first-hand method over their tombstone.
+    readmitted: Readmitted,
+    /// Peers evicted by a new peer heard first-hand in a full store
+    /// ([`FullPolicy::EvictSecondHand`](crate::FullPolicy::EvictSecondHand)).
+    evicted: Evicted,
     /// Announcements refused as invalid.
     rejected_invalid: RejectedInvalid,
-    /// Peers removed by [`PeerStore::remove`](crate::PeerStore::remove).
+    /// Peers removed by [`PeerStore::remove`](crate::PeerStore::remove) and
+    /// [`remove_for`](crate::PeerStore::remove_for).
     removed: Removed,
     /// Peers removed by [`PeerStore::cleanup_stale`](crate::PeerStore::cleanup_stale).
     expired: Expired,
@@ -173,7 +183,15 @@ mod tests {
         }
         let stats = Stats::new(&counters, 7, 3);
         assert_eq!((stats.peers, stats.subscribers), (7, 3));
-        assert_eq!((stats.inserts, stats.events_dropped), (1, 9));
+        let position = |c: Counter| Counter::ALL.iter().position(|&x| x == c).unwrap() as u64 + 1;
+        assert_eq!(
+            (stats.inserts, stats.events_dropped, stats.evicted),
+            (
+                1,
+                position(Counter::EventsDropped),
+                position(Counter::Evicted)
+            )
+        );
     }
 
     #[test]

@@ -11,13 +11,14 @@ use std::time::{Duration, SystemTime};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 
-use crate::capacity::Capacity;
+use crate::capacity::{Capacity, FullPolicy};
 use crate::clock::{Nanos, Timeline, nanos_of};
 use crate::events::{PeerEvent, PeerEventKind, RemovalCause, SubscriberList, Subscription};
 use crate::history::{EndpointChange, History, MAX_ENDPOINT_HISTORY, since_start};
 use crate::peer::canonical_endpoint;
 use crate::policy::resilient::{Candidates, Choice, Context, Resilient};
 use crate::stats::{Counter, Counters, Stats};
+use crate::tombstone::{Tombstone, Tombstones};
 use crate::{
     Candidate, Clock, DEFAULT_MAX_PEERS, DiscoveryMethod, EVENT_BUFFER_SIZE, EndpointPolicy,
     Evidence, InvalidPeerInfo, MAX_CANDIDATES, PEER_DEAD_TIMEOUT, PEER_REMOVE_TIMEOUT, Peer,
@@ -49,6 +50,14 @@ pub enum UpdateError {
     },
     /// The announcement holds a value the store will not keep.
     Invalid(InvalidPeerInfo),
+    /// The peer was removed with a tombstone ([`PeerStore::remove_for`], or
+    /// [`PeerStoreBuilder::tombstone_expired`]) that stands until `until`, and the method does
+    /// not refresh `last_seen` (the cache, a second-hand method): it cannot bring the peer
+    /// back. A first-hand method can.
+    Tombstoned {
+        /// When the tombstone falls, on the store's wall clock.
+        until: SystemTime,
+    },
 }
 
 impl fmt::Display for UpdateError {
@@ -59,6 +68,14 @@ impl fmt::Display for UpdateError {
                 "peer store is full: it holds its limit of {capacity} peers, so a new peer is refused"
             ),
             UpdateError::Invalid(invalid) => write!(f, "invalid announcement: {invalid}"),
+            UpdateError::Tombstoned { until } => write!(
+                f,
+                "peer was removed and is tombstoned until Unix time {}: only a first-hand \
+                 method (not the cache or a second-hand one) brings it back before then",
+                until
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_secs())
+            ),
         }
     }
 }
@@ -182,6 +199,14 @@ struct Inner {
     history_entries: usize,
     /// The opt-in policies' state; `None` under the defaults, which then cost nothing a peer.
     extras: Option<ExtraMap>,
+    /// Removed peers that second-hand word cannot bring back for a while.
+    tombstones: Tombstones,
+    /// How long a tombstone an expired peer gets; zero for none (the default).
+    tombstone_expired: Duration,
+    /// What a full store does with a new peer.
+    when_full: FullPolicy,
+    /// The slots peers never heard first-hand may fill, when limited.
+    second_hand: Option<Capacity>,
 }
 
 /// The event counter on cache lines of its own: every thread that changes a peer writes it,
@@ -271,81 +296,116 @@ impl PeerStore {
             (inner.timeline.now(), None)
         };
         let wall = || wall.unwrap_or_else(|| inner.timeline.wall_now());
-        let (outcome, event) = match inner.peers.entry(key) {
-            Entry::Occupied(mut entry) => {
-                let record = entry.get_mut();
-                match &inner.extras {
-                    // The defaults: the seed's rules, and nothing kept beside the record.
-                    None => {
-                        let merge = policy::merge(
-                            &record.peer,
-                            record.heard_at,
-                            &info,
-                            &method,
-                            now,
-                            inner.dead_after_nanos,
-                            wall,
-                        );
-                        if merge.moves_endpoint() {
-                            inner.counters.add(Counter::EndpointChanges, 1);
-                        }
-                        if merge.writes() {
-                            if let Some(heard) = merge.heard {
-                                record.heard_at = heard.at;
-                            }
-                            policy::apply(
-                                Arc::make_mut(&mut record.peer),
-                                &mut info,
-                                method,
-                                &merge,
+        // A slot an eviction freed for this insert, and how many evictions it tried.
+        let (mut evicted, mut tries) = (false, 0);
+        let mut readmitted = false;
+        let (outcome, event) = loop {
+            match inner.peers.entry(key) {
+                Entry::Occupied(mut entry) => {
+                    if evicted {
+                        // Another thread inserted the peer meanwhile: the freed slot is not needed.
+                        inner.capacity.release();
+                    }
+                    let record = entry.get_mut();
+                    let second_hand = inner.in_second_hand_quota(record);
+                    let merged = match &inner.extras {
+                        // The defaults: the seed's rules, and nothing kept beside the record.
+                        None => {
+                            let merge = policy::merge(
+                                &record.peer,
+                                record.heard_at,
+                                &info,
+                                &method,
+                                now,
+                                inner.dead_after_nanos,
+                                wall,
                             );
+                            if merge.moves_endpoint() {
+                                inner.counters.add(Counter::EndpointChanges, 1);
+                            }
+                            if merge.writes() {
+                                if let Some(heard) = merge.heard {
+                                    record.heard_at = heard.at;
+                                }
+                                policy::apply(
+                                    Arc::make_mut(&mut record.peer),
+                                    &mut info,
+                                    method,
+                                    &merge,
+                                );
+                            }
+                            let outcome = merge.outcome();
+                            let event = (outcome == UpdateOutcome::Updated)
+                                .then(|| (PeerEventKind::Updated, inner.next_seq()));
+                            (outcome, event)
                         }
-                        let outcome = merge.outcome();
-                        let event = (outcome == UpdateOutcome::Updated)
-                            .then(|| (PeerEventKind::Updated, inner.next_seq()));
-                        (outcome, event)
+                        Some(extras) => inner
+                            .merge_with_extra(extras, key, record, &mut info, method, now, wall),
+                    };
+                    if second_hand && record.peer.discovered_via.any_first_hand() {
+                        // Heard first-hand at last: it leaves the second-hand quota.
+                        inner.release_second_hand(1);
                     }
-                    Some(extras) => {
-                        inner.merge_with_extra(extras, key, record, &mut info, method, now, wall)
+                    break merged;
+                }
+                Entry::Vacant(entry) => {
+                    // Before the slot is reserved: a caller's clock that panics must not keep it.
+                    let heard = policy::first_heard(&method, info.last_seen, now, wall());
+                    match inner.admit(&key, &method, now, evicted) {
+                        Ok(tombstoned) => readmitted = tombstoned,
+                        Err(Refusal::Error(refused)) => return Err(refused),
+                        Err(Refusal::Full) => {
+                            drop(entry);
+                            tries += 1;
+                            match inner.evict_second_hand() {
+                                Eviction::Evicted => {
+                                    evicted = true;
+                                    continue;
+                                }
+                                // The victim went another way (removed, heard first-hand): a slot
+                                // may be free now, or another victim there.
+                                Eviction::Raced if tries < MAX_EVICTION_TRIES => continue,
+                                Eviction::Raced | Eviction::NoVictim => {}
+                            }
+                            inner.counters.add(Counter::RejectedFull, 1);
+                            return Err(UpdateError::StoreFull {
+                                capacity: inner.capacity.max(),
+                            });
+                        }
                     }
-                }
-            }
-            Entry::Vacant(entry) => {
-                // Before the slot is reserved: a caller's clock that panics must not keep it.
-                let heard = policy::first_heard(&method, info.last_seen, now, wall());
-                if !inner.capacity.try_reserve() {
-                    drop(entry);
-                    inner.counters.add(Counter::RejectedFull, 1);
-                    return Err(UpdateError::StoreFull {
-                        capacity: inner.capacity.max(),
+                    // The seq is taken before `insert`, whose guard is gone with the statement.
+                    let event = (PeerEventKind::New, inner.next_seq());
+                    // The method again for the first candidate, under the resilient policy only.
+                    let candidate_method = inner.resilient.as_ref().map(|_| method.clone());
+                    let record = entry.insert(Record {
+                        peer: Arc::new(policy::new_peer(&mut info, method, heard)),
+                        heard_at: heard.at,
                     });
+                    if let Some(extras) = &inner.extras {
+                        let candidates = candidate_method.map(|method| {
+                            let endpoint = record.peer.endpoint;
+                            endpoint.map_or_else(Candidates::default, |endpoint| {
+                                Candidates::first(endpoint, method, heard.at, heard.wall)
+                            })
+                        });
+                        // Under the record's lock, so the two are never seen apart.
+                        extras.insert(
+                            key,
+                            Extra {
+                                candidates,
+                                history: History::default(),
+                            },
+                        );
+                    }
+                    if readmitted {
+                        // Under the record's lock, so the tombstone and the record are never seen
+                        // together.
+                        inner.tombstones.forget(&key);
+                        inner.counters.add(Counter::Readmitted, 1);
+                    }
+                    drop(record);
+                    break (UpdateOutcome::Inserted, Some(event));
                 }
-                // The seq is taken before `insert`, whose guard is gone with the statement.
-                let event = (PeerEventKind::New, inner.next_seq());
-                // The method again for the first candidate, under the resilient policy only.
-                let candidate_method = inner.resilient.as_ref().map(|_| method.clone());
-                let record = entry.insert(Record {
-                    peer: Arc::new(policy::new_peer(&mut info, method, heard)),
-                    heard_at: heard.at,
-                });
-                if let Some(extras) = &inner.extras {
-                    let candidates = candidate_method.map(|method| {
-                        let endpoint = record.peer.endpoint;
-                        endpoint.map_or_else(Candidates::default, |endpoint| {
-                            Candidates::first(endpoint, method, heard.at, heard.wall)
-                        })
-                    });
-                    // Under the record's lock, so the two are never seen apart.
-                    extras.insert(
-                        key,
-                        Extra {
-                            candidates,
-                            history: History::default(),
-                        },
-                    );
-                }
-                drop(record);
-                (UpdateOutcome::Inserted, Some(event))
             }
         };
         // The shard's lock was released with the entry: events leave now, and what the merge
@@ -353,7 +413,12 @@ impl PeerStore {
         drop(info);
         inner.counters.add(Counter::of(outcome), 1);
         if let Some((kind, seq)) = event {
-            inner.publish(key, kind, seq);
+            inner.publish_event(PeerEvent {
+                public_key: key,
+                kind,
+                seq,
+                readmitted,
+            });
         }
         Ok(outcome)
     }
@@ -409,21 +474,85 @@ impl PeerStore {
         reason = "called for its effect; the result is there for callers who want it"
     )]
     pub fn remove(&self, key: &PublicKey) -> Option<Arc<Peer>> {
+        self.remove_with(key, Duration::ZERO)
+    }
+
+    /// Removes a peer, as [`remove`](Self::remove) does, and keeps a tombstone for it for
+    /// `tombstone` (a zero span keeps none): until it falls, an update by a method that does
+    /// not refresh `last_seen` (the cache, a second-hand method) cannot bring the peer back
+    /// and is refused with [`UpdateError::Tombstoned`]. A first-hand method can: the peer goes
+    /// in again at once, the tombstone is cleared, and its `New` event says
+    /// [`readmitted`](PeerEvent::readmitted). The tombstone is placed even if the peer is not
+    /// in the store (it may have expired a moment ago). Tombstones do not count toward the
+    /// cap; at most [`MAX_TOMBSTONES`](crate::MAX_TOMBSTONES) are kept, the oldest dropped
+    /// first ([`tombstones`](Self::tombstones)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use peerstore::{DiscoveryMethod, PeerInfo, PeerStore, PublicKey, UpdateError};
+    ///
+    /// let store = PeerStore::new();
+    /// let key = PublicKey::from_bytes([7; 32]);
+    /// store.update(PeerInfo::new(key), DiscoveryMethod::Dht)?;
+    /// // The health monitor gave up on it.
+    /// assert!(store.remove_for(&key, Duration::from_secs(30)).is_some());
+    /// // Gossip still mentions it, second-hand: it stays removed.
+    /// let again = store.update(PeerInfo::new(key), DiscoveryMethod::GossipTransitive);
+    /// assert!(matches!(again, Err(UpdateError::Tombstoned { .. })));
+    /// // The peer itself announces on the DHT: back at once.
+    /// store.update(PeerInfo::new(key), DiscoveryMethod::Dht)?;
+    /// assert!(store.tombstones().is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[expect(
+        clippy::must_use_candidate,
+        reason = "called for its effect; the result is there for callers who want it"
+    )]
+    pub fn remove_for(&self, key: &PublicKey, tombstone: Duration) -> Option<Arc<Peer>> {
+        self.remove_with(key, tombstone)
+    }
+
+    /// The tombstones standing now, oldest first ([`remove_for`](Self::remove_for),
+    /// [`PeerStoreBuilder::tombstone_expired`]).
+    #[must_use]
+    pub fn tombstones(&self) -> Vec<Tombstone> {
+        self.inner.tombstones.list(self.inner.timeline.now())
+    }
+
+    fn remove_with(&self, key: &PublicKey, tombstone: Duration) -> Option<Arc<Peer>> {
         let inner = &*self.inner;
+        let (now, wall) = if tombstone.is_zero() {
+            (0, SystemTime::UNIX_EPOCH)
+        } else {
+            inner.timeline.now_and_wall()
+        };
+        let place = || {
+            let cause = RemovalCause::Explicit;
+            inner.tombstones.place(*key, tombstone, now, wall, cause);
+        };
         // The seq is taken while the shard is locked, so it orders this removal after every
         // change to the peer.
         let (record, seq) = match inner.peers.entry(*key) {
             Entry::Occupied(entry) => {
                 let seq = inner.next_seq();
                 // Before the record goes, under its lock: a new record of the same key must
-                // not lose its fresh extra state to this removal.
+                // not lose its fresh extra state to this removal, nor slip in before the
+                // tombstone stands.
                 if let Some(extras) = &inner.extras {
                     extras.remove(key);
                 }
+                place();
                 (entry.remove(), seq)
             }
-            Entry::Vacant(_) => return None,
+            Entry::Vacant(entry) => {
+                place();
+                drop(entry);
+                return None;
+            }
         };
+        if inner.in_second_hand_quota(&record) {
+            inner.release_second_hand(1);
+        }
         inner.capacity.release();
         inner.counters.add(Counter::Removed, 1);
         inner.publish(
@@ -445,37 +574,43 @@ impl PeerStore {
     )]
     pub fn cleanup_stale(&self) -> Vec<PublicKey> {
         let inner = &*self.inner;
-        let now = inner.timeline.now();
+        let (now, wall) = if inner.tombstone_expired.is_zero() {
+            (inner.timeline.now(), SystemTime::UNIX_EPOCH)
+        } else {
+            inner.timeline.now_and_wall()
+        };
+        inner.tombstones.expire(now);
+        // The events in the order their seqs were taken: a subscriber never sees seq go back.
+        let mut events = Vec::new();
         let mut expired = Vec::new();
-        let mut moved = Vec::new();
+        let mut second_hand = 0;
+        let removed = PeerEventKind::Removed {
+            cause: RemovalCause::Expired,
+        };
         inner.peers.retain(|key, record| {
             let keep = !record.silent_longer_than(now, inner.remove_after_nanos);
             if !keep {
-                expired.push((*key, inner.next_seq()));
+                events.push((*key, removed, inner.next_seq()));
+                expired.push(*key);
                 if let Some(extras) = &inner.extras {
                     extras.remove(key);
                 }
+                let (span, cause) = (inner.tombstone_expired, RemovalCause::Expired);
+                inner.tombstones.place(*key, span, now, wall, cause);
+                second_hand += usize::from(inner.in_second_hand_quota(record));
             } else if let Some(seq) = inner.rechoose(key, record, now) {
                 // A candidate went stale and another took over: within one cleanup interval.
-                moved.push((*key, seq));
+                events.push((*key, PeerEventKind::Updated, seq));
             }
             keep
         });
-        for &(key, seq) in &moved {
-            inner.publish(key, PeerEventKind::Updated, seq);
-        }
+        inner.release_second_hand(second_hand);
         inner.capacity.release_many(expired.len());
         inner.counters.add(Counter::Expired, expired.len() as u64);
-        for &(key, seq) in &expired {
-            inner.publish(
-                key,
-                PeerEventKind::Removed {
-                    cause: RemovalCause::Expired,
-                },
-                seq,
-            );
+        for (key, kind, seq) in events {
+            inner.publish(key, kind, seq);
         }
-        expired.into_iter().map(|(key, _)| key).collect()
+        expired
     }
 
     /// How many peers the store holds (counting an insert in flight).
@@ -524,6 +659,15 @@ impl PeerStore {
     /// policy it changes nothing. `false` for an unknown peer, or an address that is not one
     /// of its candidates (under the seed policy: not its endpoint).
     ///
+    /// Trust is each candidate's own: confirming `endpoint` leaves another candidate's trust as
+    /// it was. Of several trusted candidates the one chosen is the first in the seed's order
+    /// among them: the rank of the best method that ever reported it, then IPv6, then the most
+    /// recent confirmation; an untrusted one displaces it only by outranking it, and only if
+    /// the policy lets rank override trust
+    /// ([`EndpointPolicy::rank_overrides_trust`](crate::EndpointPolicy::rank_overrides_trust)).
+    /// The confirmation also resets the endpoint's failures and makes the reports its last
+    /// failure voided vouch again.
+    ///
     /// ```
     /// use peerstore::{DiscoveryMethod, EndpointPolicy, Evidence, PeerInfo, PeerStore, PublicKey};
     ///
@@ -556,6 +700,11 @@ impl PeerStore {
     /// under the resilient policy its trust ends at once and its reports so far no longer
     /// vouch for it, so the next fresh candidate takes over now, not when a window runs out.
     /// Under the seed policy it changes nothing. `false` as for [`confirm`](Self::confirm).
+    ///
+    /// Only this endpoint's trust ends: another trusted candidate stays trusted (and is chosen,
+    /// if it is the first trusted one). "So far" is by order, not by the clock: a report made
+    /// after the failure vouches, even within the same tick of the store's clock, unless it
+    /// carries a time from before the failure (second-hand news older than the failure).
     #[expect(
         clippy::must_use_candidate,
         reason = "called for its effect; the result is there for callers who want it"
@@ -688,7 +837,135 @@ impl WeakStore {
     }
 }
 
+/// Why a new peer is not admitted now.
+enum Refusal {
+    /// Refused, for this reason.
+    Error(UpdateError),
+    /// The store is full, and the full policy lets this newcomer evict a second-hand peer.
+    Full,
+}
+
+/// How many times a newcomer tries to evict when racing threads take each victim (or the slot
+/// it freed) before it: then it is refused, as in a store with no victim.
+const MAX_EVICTION_TRIES: u32 = 4;
+
+/// What an eviction did ([`Inner::evict_second_hand`]).
+enum Eviction {
+    /// A peer was evicted; its slot under the cap is the caller's.
+    Evicted,
+    /// The chosen victim was gone or heard first-hand by the time it was locked.
+    Raced,
+    /// Every peer was heard first-hand.
+    NoVictim,
+}
+
 impl Inner {
+    /// Whether a new peer heard by `method` may go in now, called with its vacant slot locked:
+    /// its tombstone, the second-hand quota and the cap. `Ok(true)`: it goes in over a
+    /// tombstone, which the caller clears. `has_slot`: an eviction already freed its slot.
+    fn admit(
+        &self,
+        key: &PublicKey,
+        method: &DiscoveryMethod,
+        now: Nanos,
+        has_slot: bool,
+    ) -> Result<bool, Refusal> {
+        let first_hand = method.refreshes_last_seen();
+        let readmitted = match self.tombstones.standing(key, now) {
+            None => false,
+            Some(until) if !first_hand => {
+                if has_slot {
+                    self.capacity.release();
+                }
+                self.counters.add(Counter::RejectedTombstoned, 1);
+                return Err(Refusal::Error(UpdateError::Tombstoned { until }));
+            }
+            Some(_) => true,
+        };
+        let full = || {
+            self.counters.add(Counter::RejectedFull, 1);
+            Refusal::Error(UpdateError::StoreFull {
+                capacity: self.capacity.max(),
+            })
+        };
+        let quota = self.second_hand.as_ref().filter(|_| !first_hand);
+        if let Some(quota) = quota
+            && !quota.try_reserve()
+        {
+            if has_slot {
+                self.capacity.release();
+            }
+            return Err(full());
+        }
+        if !has_slot && !self.capacity.try_reserve() {
+            if let Some(quota) = quota {
+                quota.release();
+            }
+            if first_hand && self.when_full == FullPolicy::EvictSecondHand {
+                return Err(Refusal::Full);
+            }
+            return Err(full());
+        }
+        Ok(readmitted)
+    }
+
+    /// Evicts the least recently heard peer never heard first-hand, handing its slot under the
+    /// cap to the caller (never released, so no racing insert can take it; the loom model in
+    /// `capacity.rs` checks the protocol). Called with no record locked: the visit locks each
+    /// shard in turn, the eviction the victim's.
+    #[inline(never)]
+    fn evict_second_hand(&self) -> Eviction {
+        let mut victim: Option<(Nanos, PublicKey)> = None;
+        for record in self.peers.iter() {
+            let second_hand = !record.peer.discovered_via.any_first_hand();
+            if second_hand && victim.is_none_or(|(heard, _)| record.heard_at < heard) {
+                victim = Some((record.heard_at, *record.key()));
+            }
+        }
+        let Some((_, key)) = victim else {
+            return Eviction::NoVictim;
+        };
+        let mut seq = 0;
+        // Still there and still second-hand: a racing update may have heard it first-hand.
+        let evicted = self.peers.remove_if(&key, |key, record| {
+            let second_hand = !record.peer.discovered_via.any_first_hand();
+            if second_hand {
+                seq = self.next_seq();
+                if let Some(extras) = &self.extras {
+                    extras.remove(key);
+                }
+            }
+            second_hand
+        });
+        let Some((key, record)) = evicted else {
+            return Eviction::Raced;
+        };
+        self.release_second_hand(1);
+        self.counters.add(Counter::Evicted, 1);
+        self.publish(
+            key,
+            PeerEventKind::Removed {
+                cause: RemovalCause::Evicted,
+            },
+            seq,
+        );
+        drop(record);
+        Eviction::Evicted
+    }
+
+    /// Gives back `n` slots of the second-hand quota, if there is one.
+    fn release_second_hand(&self, n: usize) {
+        if let Some(quota) = &self.second_hand {
+            quota.release_many(n);
+        }
+    }
+
+    /// Whether a record counts under the second-hand quota: there is one, and no method that
+    /// heard the peer was first-hand.
+    fn in_second_hand_quota(&self, record: &Record) -> bool {
+        self.second_hand.is_some() && !record.peer.discovered_via.any_first_hand()
+    }
+
     /// An update of a known peer under an opt-in policy: the seed's merge of the fields, the
     /// resilient policy's choice of endpoint if it is on, the change told to the history.
     #[expect(clippy::too_many_arguments, reason = "update's state, passed through")]
@@ -730,7 +1007,7 @@ impl Inner {
                     method.clone(),
                     reported.at,
                     reported.wall,
-                    policy.max_candidates,
+                    &self.context(policy, now),
                     in_use,
                 );
             }
@@ -857,11 +1134,16 @@ impl Inner {
     }
 
     fn publish(&self, key: PublicKey, kind: PeerEventKind, seq: u64) {
-        let delivery = self.subscribers.publish(PeerEvent {
+        self.publish_event(PeerEvent {
             public_key: key,
             kind,
             seq,
+            readmitted: false,
         });
+    }
+
+    fn publish_event(&self, event: PeerEvent) {
+        let delivery = self.subscribers.publish(event);
         self.counters.add(Counter::EventsSent, delivery.sent);
         self.counters.add(Counter::EventsDropped, delivery.dropped);
     }
@@ -921,6 +1203,9 @@ pub struct PeerStoreBuilder {
     shards: Option<usize>,
     endpoint_policy: EndpointPolicy,
     endpoint_history: usize,
+    tombstone_expired: Duration,
+    when_full: FullPolicy,
+    max_second_hand: Option<usize>,
 }
 
 impl Default for PeerStoreBuilder {
@@ -934,6 +1219,9 @@ impl Default for PeerStoreBuilder {
             shards: None,
             endpoint_policy: EndpointPolicy::seed(),
             endpoint_history: 0,
+            tombstone_expired: Duration::ZERO,
+            when_full: FullPolicy::Refuse,
+            max_second_hand: None,
         }
     }
 }
@@ -946,6 +1234,10 @@ impl fmt::Debug for PeerStoreBuilder {
             .field("remove_after", &self.remove_after)
             .field("event_buffer", &self.event_buffer)
             .field("endpoint_policy", &self.endpoint_policy)
+            .field("endpoint_history", &self.endpoint_history)
+            .field("tombstone_expired", &self.tombstone_expired)
+            .field("when_full", &self.when_full)
+            .field("max_second_hand", &self.max_second_hand)
             .finish_non_exhaustive()
     }
 }
@@ -995,6 +1287,67 @@ impl PeerStoreBuilder {
     /// costs nothing; at most [`MAX_ENDPOINT_HISTORY`].
     pub fn endpoint_history(mut self, entries: usize) -> Self {
         self.endpoint_history = entries;
+        self
+    }
+
+    /// Keeps a tombstone for `span` for every peer the cleanup removes as expired, as
+    /// [`PeerStore::remove_for`] does for one: a peer only ever mentioned second-hand then
+    /// expires once and stays out, instead of being re-added and expiring again forever,
+    /// while a first-hand method still brings it back at once. Zero, the default, keeps none.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use peerstore::{DiscoveryMethod, ManualClock, PeerInfo, PeerStore, PublicKey};
+    ///
+    /// let clock = ManualClock::new();
+    /// let store = PeerStore::builder()
+    ///     .clock(clock.clone())
+    ///     .tombstone_expired(Duration::from_secs(3600))
+    ///     .build()?;
+    /// let ghost = PublicKey::from_bytes([6; 32]);
+    /// store.update(PeerInfo::new(ghost), DiscoveryMethod::GossipTransitive)?;
+    /// clock.advance(Duration::from_secs(601));
+    /// assert_eq!(store.cleanup_stale(), [ghost]);
+    /// assert!(store.update(PeerInfo::new(ghost), DiscoveryMethod::GossipTransitive).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn tombstone_expired(mut self, span: Duration) -> Self {
+        self.tombstone_expired = span;
+        self
+    }
+
+    /// What a full store does with a new peer (default [`FullPolicy::Refuse`], the seed's).
+    /// [`FullPolicy::EvictSecondHand`] lets a peer heard first-hand take the place of the least
+    /// recently heard peer never heard first-hand, so that a flood of invented second-hand
+    /// peers cannot lock real ones out.
+    ///
+    /// ```
+    /// use peerstore::{DiscoveryMethod, FullPolicy, PeerInfo, PeerStore, PublicKey, UpdateOutcome};
+    ///
+    /// let store = PeerStore::builder()
+    ///     .max_peers(2)
+    ///     .when_full(FullPolicy::EvictSecondHand)
+    ///     .build()?;
+    /// for n in 1..=2 {
+    ///     let fake = PeerInfo::new(PublicKey::from_bytes([n; 32]));
+    ///     store.update(fake, DiscoveryMethod::GossipTransitive)?;
+    /// }
+    /// let real = PeerInfo::new(PublicKey::from_bytes([9; 32]));
+    /// assert_eq!(store.update(real, DiscoveryMethod::Lan)?, UpdateOutcome::Inserted);
+    /// assert_eq!(store.len(), 2, "one fake made room");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn when_full(mut self, policy: FullPolicy) -> Self {
+        self.when_full = policy;
+        self
+    }
+
+    /// Peers never heard first-hand (only by the cache or second-hand methods) may fill at
+    /// most `n` of the store's slots; a second-hand newcomer past it is refused with
+    /// [`UpdateError::StoreFull`], and a peer heard first-hand leaves the quota. Unlimited by
+    /// default (up to the cap).
+    pub fn max_second_hand(mut self, n: usize) -> Self {
+        self.max_second_hand = Some(n);
         self
     }
 
@@ -1083,6 +1436,10 @@ impl PeerStoreBuilder {
                 resilient: self.endpoint_policy.resilient,
                 history_entries: self.endpoint_history,
                 extras,
+                tombstones: Tombstones::new(self.shards),
+                tombstone_expired: self.tombstone_expired,
+                when_full: self.when_full,
+                second_hand: self.max_second_hand.map(Capacity::new),
             }),
         }
     }

@@ -240,3 +240,38 @@ fn the_cleanup_thread_never_keeps_the_store_alive() {
         finishes_promptly("drop after the store is gone", move || drop(handle));
     });
 }
+
+/// The model found it: a cleanup that moved some endpoints (the resilient policy) and expired
+/// other peers sent every `Updated` before every `Removed`, though it took their seqs in the
+/// map's order, so a subscriber saw `seq` go back.
+#[test]
+fn one_cleanup_sends_its_events_in_seq_order() {
+    support::each_shards(|shards| {
+        let clock = clock();
+        let store = support::builder(shards)
+            .clock(clock.clone())
+            .endpoint_policy(peerstore::EndpointPolicy::resilient())
+            .event_buffer(256)
+            .build()
+            .unwrap();
+        // Twenty peers that will expire, then twenty whose LAN endpoint will go stale.
+        for n in 0..20 {
+            store.update(at(n, "198.51.100.1:1"), M::Dht).unwrap();
+        }
+        clock.advance(secs(590));
+        for n in 100..120 {
+            store.update(at(n, "192.168.1.1:1"), M::Lan).unwrap();
+            store.update(at(n, "198.51.100.2:1"), M::Dht).unwrap();
+        }
+        let events = store.subscribe();
+        clock.advance(secs(31));
+        assert_eq!(store.cleanup_stale().len(), 20);
+        let got: Vec<PeerEvent> = events.try_iter().collect();
+        assert_eq!(got.len(), 40, "20 removed, 20 moved");
+        assert!(
+            got.windows(2).all(|w| w[0].seq < w[1].seq),
+            "seq order: {:?}",
+            got.iter().map(|e| (e.seq, e.kind)).collect::<Vec<_>>()
+        );
+    });
+}

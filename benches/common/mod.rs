@@ -219,6 +219,7 @@ impl Reference {
             public_key: key,
             kind,
             seq: 0,
+            readmitted: false,
         };
         for subscriber in &subscribers {
             // Go's `select { case ch <- ev: default: }`.

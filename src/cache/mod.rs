@@ -81,6 +81,9 @@ pub struct RestoreReport {
     pub invalid: Vec<InvalidEntry>,
     /// Entries for new peers refused because the store was full.
     pub rejected_full: usize,
+    /// Entries for peers removed with a tombstone that still stands
+    /// ([`PeerStore::remove_for`](crate::PeerStore::remove_for)): the cache cannot bring them back.
+    pub rejected_tombstoned: usize,
 }
 
 impl RestoreReport {
@@ -352,6 +355,7 @@ pub fn restore(store: &PeerStore, path: &Path) -> Result<RestoreReport, CacheErr
         match store.update(info, DiscoveryMethod::Cache) {
             Ok(_) => report.restored += 1,
             Err(UpdateError::StoreFull { .. }) => report.rejected_full += 1,
+            Err(UpdateError::Tombstoned { .. }) => report.rejected_tombstoned += 1,
             Err(UpdateError::Invalid(why)) => report.skip_invalid(index, EntryError::Refused(why)),
         }
     })

@@ -1,0 +1,406 @@
+//! Issue 14: who may come (back) in. Each failure of the seed's policy is measured on it
+//! first: a removed peer resurrected by gossip (C), a second-hand ghost that expires and is
+//! re-added forever (D), and a flood of invented second-hand peers that locks real ones out (E).
+
+mod support;
+
+use std::time::{Duration, SystemTime};
+
+use peerstore::{
+    DiscoveryMethod as M, FullPolicy, ManualClock, PeerEvent, PeerEventKind, PeerInfo, PeerStore,
+    PeerStoreBuilder, RemovalCause, Subscription, UpdateError, UpdateOutcome,
+};
+use support::{key, secs};
+
+fn new(readmitted: bool) -> (PeerEventKind, bool) {
+    (PeerEventKind::New, readmitted)
+}
+
+fn removed(cause: RemovalCause) -> (PeerEventKind, bool) {
+    (PeerEventKind::Removed { cause }, false)
+}
+
+fn kinds(events: &Subscription) -> Vec<(PeerEventKind, bool)> {
+    events
+        .try_iter()
+        .map(|e: PeerEvent| (e.kind, e.readmitted))
+        .collect()
+}
+
+fn on_clock(builder: PeerStoreBuilder) -> (PeerStore, ManualClock) {
+    let clock = support::clock();
+    (builder.clock(clock.clone()).build().unwrap(), clock)
+}
+
+/// (C) The health monitor removes a peer; gossip mentions it second-hand 2 s later.
+#[test]
+fn a_removed_peer_stays_removed_against_second_hand_word_until_heard_first_hand() {
+    support::each_shards(|shards| {
+        // The seed's `remove`: the mention brings it back.
+        let (seed, clock) = on_clock(support::builder(shards));
+        let events = seed.subscribe();
+        seed.update(PeerInfo::new(key(1)), M::Dht).unwrap();
+        seed.remove(&key(1));
+        clock.advance(secs(2));
+        let back = seed.update(PeerInfo::new(key(1)), M::GossipTransitive);
+        assert_eq!(back, Ok(UpdateOutcome::Inserted), "resurrected");
+        assert_eq!(
+            kinds(&events),
+            [new(false), removed(RemovalCause::Explicit), new(false)]
+        );
+
+        let (store, clock) = on_clock(support::builder(shards));
+        let events = store.subscribe();
+        store.update(PeerInfo::new(key(1)), M::Dht).unwrap();
+        let removed_at = SystemTime::UNIX_EPOCH + support::START;
+        assert!(store.remove_for(&key(1), secs(30)).is_some());
+        clock.advance(secs(2));
+        for method in [M::GossipTransitive, M::DhtTransitive, M::Cache] {
+            let refused = store.update(PeerInfo::new(key(1)), method.clone());
+            assert_eq!(
+                refused,
+                Err(UpdateError::Tombstoned {
+                    until: removed_at + secs(30)
+                }),
+                "{method}"
+            );
+        }
+        let err = store
+            .update(PeerInfo::new(key(1)), M::GossipTransitive)
+            .unwrap_err();
+        assert!(err.to_string().contains("first-hand"), "{err}");
+        assert!(store.get(&key(1)).is_none(), "nothing went in");
+        let stones = store.tombstones();
+        assert_eq!(stones.len(), 1);
+        assert_eq!(
+            (stones[0].public_key, stones[0].since, stones[0].cause),
+            (key(1), removed_at, RemovalCause::Explicit)
+        );
+        // The peer itself, on the DHT: back at once, and the event says so.
+        clock.advance(secs(3));
+        let back = store.update(PeerInfo::new(key(1)), M::Dht);
+        assert_eq!(back, Ok(UpdateOutcome::Inserted));
+        assert!(store.tombstones().is_empty(), "cleared");
+        assert_eq!(
+            kinds(&events),
+            [new(false), removed(RemovalCause::Explicit), new(true)]
+        );
+        let stats = store.stats();
+        assert_eq!((stats.rejected_tombstoned, stats.readmitted), (4, 1));
+        assert_eq!((stats.removed, stats.inserts), (1, 2));
+    });
+}
+
+#[test]
+fn a_tombstone_falls_when_its_time_is_up_and_a_zero_span_keeps_none() {
+    support::each_shards(|shards| {
+        let (store, clock) = on_clock(support::builder(shards));
+        store.update(PeerInfo::new(key(1)), M::Dht).unwrap();
+        store.remove_for(&key(1), secs(30));
+        clock.advance(secs(29));
+        assert!(
+            store
+                .update(PeerInfo::new(key(1)), M::GossipTransitive)
+                .is_err()
+        );
+        clock.advance(secs(1));
+        assert!(store.tombstones().is_empty(), "fallen at 30 s");
+        let events = store.subscribe();
+        let back = store.update(PeerInfo::new(key(1)), M::GossipTransitive);
+        assert_eq!(back, Ok(UpdateOutcome::Inserted));
+        assert_eq!(kinds(&events), [new(false)], "not a readmission");
+
+        store.remove_for(&key(1), Duration::ZERO);
+        assert!(store.tombstones().is_empty());
+        assert!(
+            store
+                .update(PeerInfo::new(key(1)), M::GossipTransitive)
+                .is_ok()
+        );
+        // A tombstone for a peer that is not there (it expired a moment ago) still stands,
+        // and one past the wall clock's range is capped, not a panic.
+        assert!(store.remove_for(&key(2), Duration::MAX).is_none());
+        assert!(store.update(PeerInfo::new(key(2)), M::Cache).is_err());
+        // The cleanup drops fallen tombstones.
+        store.remove_for(&key(3), secs(10));
+        clock.advance(secs(11));
+        store.cleanup_stale();
+        assert_eq!(store.tombstones().len(), 1, "only key 2's");
+    });
+}
+
+/// What an hour of scene (D) shows, minute by minute.
+struct Hour {
+    /// The minutes the ghost is in the store.
+    present: Vec<u64>,
+    /// The minutes it is active (in `get_active`).
+    active: Vec<u64>,
+    events: Vec<(PeerEventKind, bool)>,
+}
+
+/// (D) A peer only ever mentioned second-hand, every minute, with no time of its own; the
+/// cleanup runs every minute, after the mentions.
+fn ghost(store: &PeerStore, clock: &ManualClock) -> Hour {
+    let events = store.subscribe();
+    let (mut present, mut active) = (Vec::new(), Vec::new());
+    for minute in 0..60 {
+        let _ = store.update(PeerInfo::new(key(7)), M::GossipTransitive);
+        store.cleanup_stale();
+        if store.get(&key(7)).is_some() {
+            present.push(minute);
+        }
+        if store.get_active().iter().any(|p| p.public_key == key(7)) {
+            active.push(minute);
+        }
+        clock.advance(secs(60));
+    }
+    Hour {
+        present,
+        active,
+        events: kinds(&events),
+    }
+}
+
+#[test]
+fn an_expired_second_hand_ghost_stops_cycling_with_tombstone_expired() {
+    support::each_shards(|shards| {
+        let (seed, clock) = on_clock(support::builder(shards));
+        let hour = ghost(&seed, &clock);
+        let news = hour.events.iter().filter(|e| **e == new(false)).count();
+        let expiries = hour
+            .events
+            .iter()
+            .filter(|e| **e == removed(RemovalCause::Expired))
+            .count();
+        assert_eq!((news, expiries), (5, 5), "New at 0, 12, 24, 36, 48 minutes");
+        assert_eq!(hour.present.len(), 55, "gone only at 11, 23, 35, 47, 59");
+        assert_eq!(hour.active.len(), 30, "active half the time, forever");
+
+        let (store, clock) = on_clock(support::builder(shards).tombstone_expired(secs(3600)));
+        let hour = ghost(&store, &clock);
+        assert_eq!(
+            hour.events,
+            [new(false), removed(RemovalCause::Expired)],
+            "once, then refused"
+        );
+        assert_eq!(
+            hour.present,
+            (0..11).collect::<Vec<_>>(),
+            "11 of 60 minutes"
+        );
+        assert_eq!(hour.active, (0..6).collect::<Vec<_>>());
+        assert_eq!(store.stats().rejected_tombstoned, 48, "minutes 12 to 59");
+        let stones = store.tombstones();
+        assert_eq!(stones.len(), 1);
+        assert_eq!(stones[0].cause, RemovalCause::Expired);
+        // Heard first-hand, it is back at once.
+        assert_eq!(
+            store.update(PeerInfo::new(key(7)), M::Lan),
+            Ok(UpdateOutcome::Inserted)
+        );
+    });
+}
+
+/// The flood of scene (E): `fakes` invented peers by gossip-transitive; how many went in.
+fn flood(store: &PeerStore, fakes: u32) -> usize {
+    (1000..1000 + fakes)
+        .filter(|&n| {
+            store.update(PeerInfo::new(key(n)), M::GossipTransitive) == Ok(UpdateOutcome::Inserted)
+        })
+        .count()
+}
+
+/// (E) 1000 fakes by gossip-transitive fill the store; then a new peer is heard on the LAN.
+#[test]
+fn a_flood_of_second_hand_peers_cannot_lock_a_first_hand_one_out() {
+    support::each_shards(|shards| {
+        // The seed: refused until the cleanup drops the fakes.
+        let (seed, _clock) = on_clock(support::builder(shards));
+        assert_eq!(flood(&seed, 1000), 1000);
+        assert!(matches!(
+            seed.update(PeerInfo::new(key(1)), M::Lan),
+            Err(UpdateError::StoreFull { capacity: 1000 })
+        ));
+
+        let (store, clock) =
+            on_clock(support::builder(shards).when_full(FullPolicy::EvictSecondHand));
+        // A real peer heard first-hand before the flood is never evicted.
+        store.update(PeerInfo::new(key(2)), M::Dht).unwrap();
+        clock.advance(secs(1));
+        assert_eq!(flood(&store, 1000), 999);
+        let events = store.subscribe();
+        assert_eq!(
+            store.update(PeerInfo::new(key(1)), M::Lan),
+            Ok(UpdateOutcome::Inserted)
+        );
+        assert_eq!(store.len(), 1000);
+        let got = kinds(&events);
+        assert_eq!(got, [removed(RemovalCause::Evicted), new(false)]);
+        assert!(store.get(&key(2)).is_some(), "the first-hand peer stays");
+        assert_eq!(store.stats().evicted, 1);
+        // A second-hand newcomer is still refused.
+        assert!(matches!(
+            store.update(PeerInfo::new(key(3)), M::DhtTransitive),
+            Err(UpdateError::StoreFull { .. })
+        ));
+    });
+}
+
+#[test]
+fn the_least_recently_heard_second_hand_peer_goes_and_never_a_first_hand_one() {
+    support::each_shards(|shards| {
+        let builder = support::builder(shards)
+            .max_peers(3)
+            .when_full(FullPolicy::EvictSecondHand);
+        let (store, clock) = on_clock(builder);
+        store
+            .update(PeerInfo::new(key(1)), M::GossipTransitive)
+            .unwrap();
+        clock.advance(secs(1));
+        store.update(PeerInfo::new(key(2)), M::Cache).unwrap();
+        clock.advance(secs(1));
+        store
+            .update(PeerInfo::new(key(3)), M::GossipTransitive)
+            .unwrap();
+        // Key 1 was heard first-hand since: key 2 is now the least recently heard second-hand.
+        store.update(PeerInfo::new(key(1)), M::Gossip).unwrap();
+        let events = store.subscribe();
+        store
+            .update(PeerInfo::new(key(4)), M::DhtRendezvous)
+            .unwrap();
+        assert!(store.get(&key(2)).is_none());
+        let evicted: Vec<_> = events.try_iter().map(|e| (e.public_key, e.kind)).collect();
+        assert_eq!(
+            evicted[0],
+            (
+                key(2),
+                PeerEventKind::Removed {
+                    cause: RemovalCause::Evicted
+                }
+            )
+        );
+        store.update(PeerInfo::new(key(5)), M::Lan).unwrap();
+        assert!(store.get(&key(3)).is_none(), "the last second-hand one");
+        // Every peer is first-hand now: a newcomer is refused, nobody evicted.
+        assert!(matches!(
+            store.update(PeerInfo::new(key(6)), M::Lan),
+            Err(UpdateError::StoreFull { capacity: 3 })
+        ));
+        assert_eq!(store.len(), 3);
+        assert_eq!(store.stats().evicted, 2);
+    });
+}
+
+#[test]
+fn max_second_hand_caps_the_flood_and_leaves_room_for_first_hand_peers() {
+    support::each_shards(|shards| {
+        let (store, _clock) = on_clock(support::builder(shards).max_second_hand(500));
+        assert_eq!(flood(&store, 900), 500, "the flood stops at 500");
+        let events = store.subscribe();
+        assert_eq!(
+            store.update(PeerInfo::new(key(1)), M::Lan),
+            Ok(UpdateOutcome::Inserted)
+        );
+        assert_eq!(kinds(&events), [new(false)], "no eviction");
+        assert_eq!(store.len(), 501);
+        // A second-hand peer heard first-hand leaves the quota: one more fits.
+        store.update(PeerInfo::new(key(1000)), M::Dht).unwrap();
+        assert_eq!(flood(&store, 901), 1, "only the 901st, new, fits");
+        // Removals and expiry give quota back.
+        store.remove(&key(1001));
+        assert!(store.update(PeerInfo::new(key(5000)), M::Cache).is_ok());
+        assert!(
+            store.update(PeerInfo::new(key(5001)), M::Cache).is_err(),
+            "full again"
+        );
+        let (zero, _clock) = on_clock(support::builder(shards).max_second_hand(0));
+        assert_eq!(flood(&zero, 10), 0);
+        assert!(
+            zero.update(PeerInfo::new(key(1)), M::other("x").unwrap())
+                .is_ok()
+        );
+    });
+}
+
+/// Inserts by first- and second-hand methods, evictions, removals with tombstones and
+/// cleanups, racing on 8 threads at the cap: the cap holds at every step, and at the end the
+/// books balance (the map, `len`, the stats and the events replayed).
+#[test]
+fn racing_admissions_evictions_and_removals_keep_the_cap_and_the_books() {
+    for (cap, quota) in [(64, None), (64, Some(16))] {
+        let clock = support::clock();
+        let mut builder = support::builder(2)
+            .clock(clock.clone())
+            .max_peers(cap)
+            .when_full(FullPolicy::EvictSecondHand)
+            .tombstone_expired(secs(5))
+            .event_buffer(1 << 20);
+        if let Some(quota) = quota {
+            builder = builder.max_second_hand(quota);
+        }
+        let store = builder.build().unwrap();
+        let events = store.subscribe();
+        let rounds = support::rounds(3000);
+        let shared = store.clone();
+        let shared_clock = clock.clone();
+        support::race(move |t| {
+            let t = u32::try_from(t).unwrap();
+            for i in 0..u32::try_from(rounds).unwrap() {
+                let n = (i * 7 + t * 13) % 200;
+                let method = match (i + t) % 4 {
+                    0 => M::Lan,
+                    1 => M::Dht,
+                    2 => M::GossipTransitive,
+                    _ => M::Cache,
+                };
+                let _ = shared.update(PeerInfo::new(key(n)), method);
+                match i % 50 {
+                    10 => drop(shared.remove_for(&key(n), secs(2))),
+                    20 => drop(shared.remove(&key((n + 1) % 200))),
+                    30 if t == 0 => {
+                        shared_clock.advance(secs(1));
+                        shared.cleanup_stale();
+                    }
+                    _ => {}
+                }
+                assert!(shared.len() <= cap, "over the cap");
+            }
+        });
+        clock.advance(secs(700));
+        store.cleanup_stale();
+        // Replay the events in the store's order: every key's record comes and goes in turn.
+        let mut all: Vec<PeerEvent> = events.try_iter().collect();
+        all.sort_by_key(|e| e.seq);
+        let mut inside = std::collections::HashSet::new();
+        for event in all {
+            match event.kind {
+                PeerEventKind::New => assert!(inside.insert(event.public_key), "New twice"),
+                PeerEventKind::Removed { .. } => {
+                    assert!(inside.remove(&event.public_key), "Removed while out");
+                }
+                _ => assert!(inside.contains(&event.public_key), "Updated while out"),
+            }
+        }
+        assert_eq!(events.dropped(), 0);
+        assert!(inside.is_empty(), "everyone expired at the end");
+        assert_eq!(store.len(), 0);
+        assert!(store.get_all().is_empty());
+        let s = store.stats();
+        assert_eq!(s.inserts, s.removed + s.expired + s.evicted, "{s:?}");
+        assert!(
+            s.evicted > 0 && s.rejected_tombstoned > 0 && s.readmitted > 0 && s.rejected_full > 0,
+            "the race went through every path: {s:?}"
+        );
+        // The quota came back whole: it admits `quota` second-hand peers again.
+        if let Some(quota) = quota {
+            let admitted = (0..100)
+                .filter(|&n| {
+                    store
+                        .update(PeerInfo::new(key(10_000 + n)), M::Cache)
+                        .is_ok()
+                })
+                .count();
+            assert_eq!(admitted, quota);
+        }
+    }
+}

@@ -519,6 +519,36 @@ impl PeerStore {
         self.inner.tombstones.list(self.inner.timeline.now())
     }
 
+    /// Places a tombstone read from a cache file, standing until `until` on the wall clock,
+    /// unless the store holds the peer (then it was heard since) or the time has passed;
+    /// whether it was placed.
+    #[cfg(feature = "serde")]
+    pub(crate) fn restore_tombstone(
+        &self,
+        key: PublicKey,
+        since: SystemTime,
+        until: SystemTime,
+        cause: RemovalCause,
+    ) -> bool {
+        let inner = &*self.inner;
+        let (now, wall) = inner.timeline.now_and_wall();
+        let Ok(span) = until.duration_since(wall) else {
+            return false;
+        };
+        // Placed when the file says, so that the oldest still goes first.
+        let age = wall.duration_since(since).unwrap_or_default();
+        match inner.peers.entry(key) {
+            Entry::Vacant(entry) => {
+                let placed = now.saturating_sub(nanos_of(age));
+                let span = span.saturating_add(age);
+                let placed = inner.tombstones.place(key, span, placed, since, cause);
+                drop(entry);
+                placed
+            }
+            Entry::Occupied(_) => false,
+        }
+    }
+
     fn remove_with(&self, key: &PublicKey, tombstone: Duration) -> Option<Arc<Peer>> {
         let inner = &*self.inner;
         let (now, wall) = if tombstone.is_zero() {

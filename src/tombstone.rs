@@ -76,6 +76,7 @@ impl Tombstones {
 
     /// Places a tombstone for `key`, standing for `span` from `now` (`wall` on the wall
     /// clock); a zero span places none. Past [`MAX_TOMBSTONES`] the oldest other one goes.
+    /// Whether `key` had none before.
     pub(crate) fn place(
         &self,
         key: PublicKey,
@@ -83,9 +84,9 @@ impl Tombstones {
         now: Nanos,
         wall: SystemTime,
         cause: RemovalCause,
-    ) {
+    ) -> bool {
         if span.is_zero() {
-            return;
+            return false;
         }
         let span_nanos = nanos_of(span);
         let stone = Stone {
@@ -99,11 +100,12 @@ impl Tombstones {
             cause,
         };
         if self.map.insert(key, stone).is_some() {
-            return;
+            return false;
         }
         if self.count.fetch_add(1, Ordering::AcqRel) >= MAX_TOMBSTONES {
             self.drop_oldest(&key);
         }
+        true
     }
 
     /// Drops the oldest tombstones but `keep`'s, [`DROPPED_AT_ONCE`] of them: the bound's O(n)

@@ -421,3 +421,131 @@ fn a_file_too_large_to_be_a_cache_is_refused_before_it_is_read() {
     assert!(matches!(err, CacheError::TooLarge { .. }), "{err:?}");
     assert!(err.to_string().contains("peers.json"), "{err}");
 }
+
+/// Issue 14: tombstones go to the file under a key of this crate's own and come back, so a
+/// restart does not resurrect a removed peer from the cache or from gossip.
+#[test]
+fn tombstones_survive_a_restart_and_the_file_stays_the_references() {
+    let dir = Scratch::new("tombstones");
+    let path = dir.file("peers.json");
+    let clock = clock();
+    let store = PeerStore::builder()
+        .clock(clock.clone())
+        .tombstone_expired(secs(3600))
+        .build()
+        .unwrap();
+    store
+        .update(at(1, "198.51.100.1:1"), DiscoveryMethod::Dht)
+        .unwrap();
+    store
+        .update(at(2, "198.51.100.2:1"), DiscoveryMethod::Dht)
+        .unwrap();
+    store.remove_for(&key(2), secs(1800));
+    clock.advance(secs(601));
+    assert_eq!(store.cleanup_stale(), [key(1)]);
+    store
+        .update(at(3, "198.51.100.3:1"), DiscoveryMethod::Lan)
+        .unwrap();
+    assert_eq!(cache::save(&store, &path).unwrap(), 1);
+
+    // The reference reads `peers` and `updated_at`, and ignores the rest: the entries have
+    // exactly the fixture's fields.
+    let saved: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    let fixture: Value = serde_json::from_slice(&fs::read(FIXTURE).unwrap()).unwrap();
+    let known: std::collections::HashSet<&str> = fixture["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p.as_object().unwrap().keys().map(String::as_str))
+        .collect();
+    for entry in saved["peers"].as_array().unwrap() {
+        for field in entry.as_object().unwrap().keys() {
+            assert!(
+                known.contains(field.as_str()),
+                "{field} is not the reference's"
+            );
+        }
+    }
+    assert!(saved["updated_at"].is_u64());
+    let stones = saved["tombstones"].as_array().unwrap();
+    assert_eq!(stones.len(), 2, "{saved}");
+
+    // A restart a minute later: both stand, until the same second.
+    let restarted_clock = support::clock();
+    restarted_clock.advance(secs(660));
+    let restarted = PeerStore::builder().clock(restarted_clock).build().unwrap();
+    let report = cache::restore(&restarted, &path).unwrap();
+    assert_eq!((report.restored, report.tombstones), (1, 2), "{report:?}");
+    let mut before: Vec<_> = store
+        .tombstones()
+        .iter()
+        .map(|t| (t.public_key, t.until, t.cause))
+        .collect();
+    let mut after: Vec<_> = restarted
+        .tombstones()
+        .iter()
+        .map(|t| (t.public_key, t.until, t.cause))
+        .collect();
+    before.sort_by_key(|t| (t.0, t.1));
+    after.sort_by_key(|t| (t.0, t.1));
+    assert_eq!(after, before, "whole seconds, as the file keeps them");
+    let refused = restarted.update(PeerInfo::new(key(2)), DiscoveryMethod::GossipTransitive);
+    assert!(refused.is_err(), "still removed after the restart");
+
+    // A store without tombstones writes no such key: the reference's file, byte for byte.
+    let plain = PeerStore::builder().clock(clock).build().unwrap();
+    plain
+        .update(at(4, "198.51.100.4:1"), DiscoveryMethod::Dht)
+        .unwrap();
+    cache::save(&plain, &path).unwrap();
+    let saved: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    assert_eq!(saved.as_object().unwrap().len(), 2, "{saved}");
+}
+
+#[test]
+fn bad_tombstones_in_a_file_are_skipped_and_the_peers_still_restore() {
+    let dir = Scratch::new("bad-tombstones");
+    let path = dir.file("peers.json");
+    let now = START.as_secs();
+    let entry = |n: u32| {
+        format!(
+            r#"{{"wg_pubkey": "{}", "mesh_ip": "10.42.0.{n}", "endpoint": "198.51.100.{n}:1", "last_seen": {now}}}"#,
+            key(n)
+        )
+    };
+    let stone = |n: u32, until: u64, cause: &str| {
+        format!(
+            r#"{{"wg_pubkey": "{}", "since": {now}, "until": {until}, "cause": "{cause}"}}"#,
+            key(n)
+        )
+    };
+    for tombstones in ["7", "null", "{\"a\": [1, 2]}", "\"x\"", "[[]]", "true"] {
+        let text = format!(r#"{{"tombstones": {tombstones}, "peers": [{}]}}"#, entry(1));
+        fs::write(&path, text).unwrap();
+        let report = cache::restore(&store_at(secs(0)), &path).unwrap();
+        assert_eq!((report.restored, report.tombstones), (1, 0), "{tombstones}");
+    }
+    let text = format!(
+        r#"{{"peers": [{}, {}], "tombstones": [{}, {}, {}, {}, {{"wg_pubkey": 5}}]}}"#,
+        entry(1),
+        entry(2),
+        stone(2, now + 60, "explicit"),
+        stone(3, now - 1, "expired"),
+        stone(4, now + 60, "forgotten"),
+        stone(1, now + 60, "expired"),
+    );
+    fs::write(&path, text).unwrap();
+    let store = store_at(secs(0));
+    let report = cache::restore(&store, &path).unwrap();
+    // Key 2's stands (read before the peers, wherever the file puts it) and refuses its
+    // entry; key 3's has fallen, key 4's cause and the last entry are not a tombstone's.
+    assert_eq!(report.tombstones, 2, "{report:?}");
+    assert_eq!(
+        (report.restored, report.rejected_tombstoned),
+        (0, 2),
+        "{report:?}"
+    );
+    let standing: Vec<_> = store.tombstones().iter().map(|t| t.public_key).collect();
+    assert_eq!(standing.len(), 2);
+    assert!(standing.contains(&key(1)) && standing.contains(&key(2)));
+}

@@ -53,8 +53,11 @@ fuzz_target!(|data: &[u8]| {
             let counted = report.restored
                 + report.skipped_too_old
                 + report.skipped_invalid
-                + report.rejected_full;
+                + report.rejected_full
+                + report.rejected_tombstoned;
             assert_eq!(counted, n, "every entry is accounted for: {report:?}");
+            assert!(report.tombstones <= peerstore::MAX_TOMBSTONES);
+            assert_eq!(store.tombstones().len(), report.tombstones);
             assert!(report.invalid.len() <= cache::MAX_REPORTED_REASONS);
             assert!(store.len() <= report.restored);
         }

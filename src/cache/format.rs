@@ -7,6 +7,14 @@
 //!  "updated_at": 1763800000}
 //! ```
 //!
+//! A store that keeps tombstones ([`PeerStore::remove_for`](crate::PeerStore::remove_for))
+//! writes them under a key of this crate's own, which the reference reader ignores:
+//!
+//! ```json
+//!  "tombstones": [{"wg_pubkey": "<base64>", "since": 1763800000, "until": 1763800030,
+//!                  "cause": "explicit"}]
+//! ```
+//!
 //! Times are Unix seconds. `hostname`, `mesh_ipv6`, `introducer`, `routable_networks` and
 //! `nat_type` may be absent; an empty string or `null` counts as absent everywhere (the
 //! reference writes `""` for a peer with no endpoint and `null` for no peers); unknown fields
@@ -28,7 +36,9 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::EntryError;
-use crate::{Hostname, NatType, Peer, PeerInfo, PublicKey, RoutableNetworks};
+use crate::{
+    Hostname, NatType, Peer, PeerInfo, PublicKey, RemovalCause, RoutableNetworks, Tombstone,
+};
 
 /// The longest entry read, in bytes of JSON: a peer with the most routable networks takes
 /// about 12 KB, so a longer entry is not a peer, and parsing it would only cost memory.
@@ -38,10 +48,15 @@ pub const MAX_ENTRY_LEN: usize = 32 * 1024;
 
 /// The file as written: the peers in a stable order, so that saves of the same peers are the
 /// same bytes.
-pub(super) fn write(peers: &[std::sync::Arc<Peer>], now: SystemTime) -> Vec<u8> {
+pub(super) fn write(
+    peers: &[std::sync::Arc<Peer>],
+    tombstones: &[Tombstone],
+    now: SystemTime,
+) -> Vec<u8> {
     let file = CacheFile {
         peers: peers.iter().map(|peer| CacheEntry::of(peer)).collect(),
         updated_at: unix_seconds(now),
+        tombstones: tombstones.iter().map(TombstoneEntry::of).collect(),
     };
     let mut json = serde_json::to_vec_pretty(&file).unwrap_or_default();
     json.push(b'\n');
@@ -53,6 +68,46 @@ pub(super) fn write(peers: &[std::sync::Arc<Peer>], now: SystemTime) -> Vec<u8> 
 struct CacheFile<'a> {
     peers: Vec<CacheEntry<'a>>,
     updated_at: u64,
+    /// Left out when there are none, so that such a file is the reference's byte for byte.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tombstones: Vec<TombstoneEntry>,
+}
+
+/// One tombstone as written and read.
+#[derive(Serialize, serde::Deserialize)]
+pub(super) struct TombstoneEntry {
+    pub wg_pubkey: PublicKey,
+    pub since: u64,
+    pub until: u64,
+    pub cause: String,
+}
+
+impl TombstoneEntry {
+    fn of(tombstone: &Tombstone) -> Self {
+        TombstoneEntry {
+            wg_pubkey: tombstone.public_key,
+            since: unix_seconds(tombstone.since),
+            until: unix_seconds(tombstone.until),
+            cause: tombstone.cause.as_str().to_owned(),
+        }
+    }
+
+    /// The tombstone this entry describes, or why it is not one.
+    pub(super) fn tombstone(
+        raw: &str,
+    ) -> Option<(PublicKey, SystemTime, SystemTime, RemovalCause)> {
+        if raw.len() > MAX_ENTRY_LEN {
+            return None;
+        }
+        let entry: TombstoneEntry = serde_json::from_str(raw).ok()?;
+        let cause = match entry.cause.as_str() {
+            "explicit" => RemovalCause::Explicit,
+            "expired" => RemovalCause::Expired,
+            _ => return None,
+        };
+        let at = |secs: u64| UNIX_EPOCH.checked_add(Duration::from_secs(secs));
+        Some((entry.wg_pubkey, at(entry.since)?, at(entry.until)?, cause))
+    }
 }
 
 /// One peer as written: the reference's field names; optional fields left out when empty.
@@ -143,11 +198,20 @@ impl Text {
 /// every entry whole JSON, and bytes that are not UTF-8 only inside entries (one elsewhere,
 /// in a key say, breaks the file's structure). The message says what was found instead, with
 /// the line and column.
-pub(super) fn check(text: &Text) -> Result<(), String> {
-    let mut inside = 0;
-    visit_entries(&text.text, |_, raw| {
-        inside += text.replaced_within(raw.get());
-    })?;
+pub(super) fn check(text: &Text, mut tombstone: impl FnMut(&str)) -> Result<(), String> {
+    let inside = std::cell::Cell::new(0);
+    visit_entries(
+        &text.text,
+        |_, raw| inside.set(inside.get() + text.replaced_within(raw.get())),
+        |raw| {
+            // A tombstone with a byte that is not UTF-8 in it is not one.
+            match text.replaced_within(raw.get()) {
+                0 => tombstone(raw.get()),
+                n => inside.set(inside.get() + n),
+            }
+        },
+    )?;
+    let inside = inside.get();
     let total: u32 = text.replaced.iter().map(|word| word.count_ones()).sum();
     if usize::try_from(total).is_ok_and(|total| total > inside) {
         return Err("bytes that are not UTF-8 outside the entries".into());
@@ -161,22 +225,27 @@ pub(super) fn for_each_entry(
     text: &Text,
     mut each: impl FnMut(usize, Result<PeerInfo, EntryError>),
 ) -> Result<(), String> {
-    visit_entries(&text.text, |index, raw| {
-        let json = raw.get();
-        let entry = if text.replaced_within(json) > 0 {
-            Err(EntryError::NotUtf8)
-        } else if json.len() > MAX_ENTRY_LEN {
-            Err(EntryError::TooLong { len: json.len() })
-        } else {
-            match serde_json::from_str::<Value>(json) {
-                Ok(value) => parse_entry(&value),
-                Err(_) => Err(EntryError::NotAnObject {
-                    found: excerpt(&Value::String(json.to_owned())),
-                }),
-            }
-        };
-        each(index, entry);
-    })
+    let ignore = |_: &RawValue| {};
+    visit_entries(
+        &text.text,
+        |index, raw| {
+            let json = raw.get();
+            let entry = if text.replaced_within(json) > 0 {
+                Err(EntryError::NotUtf8)
+            } else if json.len() > MAX_ENTRY_LEN {
+                Err(EntryError::TooLong { len: json.len() })
+            } else {
+                match serde_json::from_str::<Value>(json) {
+                    Ok(value) => parse_entry(&value),
+                    Err(_) => Err(EntryError::NotAnObject {
+                        found: excerpt(&Value::String(json.to_owned())),
+                    }),
+                }
+            };
+            each(index, entry);
+        },
+        ignore,
+    )
 }
 
 /// Walks the top level and the `peers` array, handing each entry over as raw JSON borrowed from
@@ -184,19 +253,23 @@ pub(super) fn for_each_entry(
 fn visit_entries<'de>(
     text: &'de str,
     each: impl FnMut(usize, &'de RawValue),
+    tombstone: impl FnMut(&'de RawValue),
 ) -> Result<(), String> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     deserializer
-        .deserialize_map(FileVisitor { each })
+        .deserialize_map(FileVisitor { each, tombstone })
         .and_then(|()| deserializer.end())
         .map_err(|e| e.to_string())
 }
 
-struct FileVisitor<F> {
+struct FileVisitor<F, T> {
     each: F,
+    tombstone: T,
 }
 
-impl<'de, F: FnMut(usize, &'de RawValue)> Visitor<'de> for FileVisitor<F> {
+impl<'de, F: FnMut(usize, &'de RawValue), T: FnMut(&'de RawValue)> Visitor<'de>
+    for FileVisitor<F, T>
+{
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -206,7 +279,11 @@ impl<'de, F: FnMut(usize, &'de RawValue)> Visitor<'de> for FileVisitor<F> {
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         let mut seen = false;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key != "peers" {
+            if key == "tombstones" {
+                map.next_value_seed(TombstonesSeed {
+                    each: &mut self.tombstone,
+                })?;
+            } else if key != "peers" {
                 map.next_value::<IgnoredAny>()?;
             } else if seen {
                 return Err(de::Error::duplicate_field("peers"));
@@ -218,6 +295,64 @@ impl<'de, F: FnMut(usize, &'de RawValue)> Visitor<'de> for FileVisitor<F> {
             }
         }
         // No `peers` at all is no peers, as the reference reads it.
+        Ok(())
+    }
+}
+
+/// This crate's own `tombstones` value, streamed like `peers`: an array of entries, each
+/// handed over raw; any other value says nothing and is skipped.
+struct TombstonesSeed<'f, T> {
+    each: &'f mut T,
+}
+
+impl<'de, T: FnMut(&'de RawValue)> DeserializeSeed<'de> for TombstonesSeed<'_, T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, T: FnMut(&'de RawValue)> Visitor<'de> for TombstonesSeed<'_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"tombstones\" as an array of entries")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            (self.each)(raw);
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         Ok(())
     }
 }

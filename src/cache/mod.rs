@@ -84,6 +84,9 @@ pub struct RestoreReport {
     /// Entries for peers removed with a tombstone that still stands
     /// ([`PeerStore::remove_for`](crate::PeerStore::remove_for)): the cache cannot bring them back.
     pub rejected_tombstoned: usize,
+    /// Tombstones restored (standing, for peers the store does not hold); at most
+    /// [`MAX_TOMBSTONES`](crate::MAX_TOMBSTONES) are read.
+    pub tombstones: usize,
 }
 
 impl RestoreReport {
@@ -335,10 +338,20 @@ pub fn restore(store: &PeerStore, path: &Path) -> Result<RestoreReport, CacheErr
         path: path.to_owned(),
         reason,
     };
-    // The whole file's shape first, so that a file broken at its end restores nothing.
-    format::check(&text).map_err(parse_error)?;
+    // The whole file's shape first, so that a file broken at its end restores nothing; the
+    // tombstones with it, so that they stand before the first entry is fed.
+    let mut tombstones = Vec::new();
+    format::check(&text, |raw| {
+        if tombstones.len() < crate::MAX_TOMBSTONES {
+            tombstones.extend(format::TombstoneEntry::tombstone(raw));
+        }
+    })
+    .map_err(parse_error)?;
     let now = store.wall_now();
     let mut report = RestoreReport::default();
+    for (key, since, until, cause) in tombstones {
+        report.tombstones += usize::from(store.restore_tombstone(key, since, until, cause));
+    }
     format::for_each_entry(&text, |index, entry| {
         let info = match entry {
             Ok(info) => info,
@@ -373,7 +386,7 @@ fn save_with(
     let mut peers = store.get_all();
     // A stable order: files that differ only by the map's order would differ on every save.
     peers.sort_unstable_by_key(|peer| peer.public_key);
-    let contents = format::write(&peers, store.wall_now());
+    let contents = format::write(&peers, &store.tombstones(), store.wall_now());
     file::replace(path, &contents, before).map_err(|(step, error)| CacheError::Write {
         path: path.to_owned(),
         step,

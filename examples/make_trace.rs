@@ -29,6 +29,13 @@
 //!   handshakes come from the café from 8:00. The seed policy keeps the LAN endpoint forever.
 //! - **3:00 – 12:30** scene (B): the DHT hands out two records of `node-141` in turn, 20
 //!   times; only the first works. The seed policy changes the endpoint 19 times.
+//! - **1:00 on** a ghost, `far-41`: gossiped second-hand every minute with no time of its own,
+//!   never heard first-hand. The seed's store expires it and takes it back, every 12 minutes.
+//! - **11:30, 12:30** first-hand newcomers during the flood: `node-142` (DHT) and `lan-13`
+//!   (LAN). The seed refuses them as full until the fakes expire; under `evict-second-hand`
+//!   each takes a fake's place.
+//! - **14:00** the health monitor removes `node-105` (silent since 10:00) with a 30-minute
+//!   tombstone; gossip keeps mentioning it second-hand. The seed resurrects it at 14:02.
 //! - **0:05 – 8:05** the laptop `laptop-ana` is on the LAN; the DHT sees it through the NAT,
 //!   refused (LAN sticky). At 8:05 its lid closes: dead after 13:05, removed by the cleanup at
 //!   19:00. At 23:00 it wakes up on another network, found by the DHT and then punched.
@@ -94,6 +101,12 @@ impl Trace {
     fn remove(&mut self, at: u64, key: PublicKey) {
         self.lines
             .push((at, json!({"at": at, "remove": key.to_string()})));
+    }
+
+    /// The health monitor gives up on `key`: removed, with a tombstone for `secs`.
+    fn remove_for(&mut self, at: u64, key: PublicKey, secs: u64) {
+        let line = json!({"at": at, "remove": key.to_string(), "tombstone_secs": secs});
+        self.lines.push((at, line));
     }
 
     fn cleanup(&mut self, at: u64) {
@@ -433,6 +446,45 @@ fn main() {
         t.announce(at, "dht", peer(mirror, json!({"endpoint": good})));
     }
     t.handshakes(&mut rng, mirror, good, 183, END + 1);
+
+    // 11:30 and 12:30 — first-hand newcomers while the flood fills the store: `node-142`
+    // found by the DHT, `lan-13` on the LAN. The seed refuses both as full until the fakes
+    // expire; evict-second-hand lets each take a fake's place at once.
+    let newcomer = rng.key();
+    for at in (690..=END).step_by(240) {
+        let info = json!({"endpoint": "198.51.100.142:51820", "mesh_ip": "10.42.1.142",
+                          "hostname": "node-142"});
+        t.announce(at, "dht", peer(newcomer, info));
+    }
+    t.handshakes(&mut rng, newcomer, "198.51.100.142:51820", 693, END + 1);
+    let lan13 = rng.key();
+    for at in (750..=END).step_by(60) {
+        let info = json!({"endpoint": "192.168.7.23:51820", "mesh_ip": "10.42.0.13",
+                          "hostname": "lan-13"});
+        t.announce(at, "lan", peer(lan13, info));
+    }
+    for at in (752..=END).step_by(120) {
+        t.confirm(at, lan13, "192.168.7.23:51820", Some(1));
+    }
+
+    // 14:00 — resurrection: the health monitor gives up on `node-105` (silent since 10:00)
+    // and removes it with a 30-minute tombstone; the introducers go on gossiping it
+    // second-hand every two minutes, with the time they last heard of it.
+    let gone = &nodes[104];
+    t.remove_for(840, gone.key, 1800);
+    for at in (842..=END).step_by(120) {
+        let info = json!({"endpoint": gone.endpoint, "hostname": gone.name,
+                          "last_seen": seen(at, at - 600)});
+        t.announce(at, "gossip-transitive", peer(gone.key, info));
+    }
+
+    // 1:00 on — a ghost: `far-41`, mentioned second-hand every minute with no time of its
+    // own, never heard first-hand. The seed lets it expire and re-adds it, every 12 minutes.
+    let ghost = rng.key();
+    for at in (60..=END).step_by(60) {
+        let info = json!({"endpoint": "192.0.2.141:41641", "hostname": "far-41"});
+        t.announce(at, "gossip-transitive", peer(ghost, info));
+    }
 
     t.lines.sort_by_key(|(at, _)| *at);
     for (_, line) in t.lines {

@@ -121,26 +121,26 @@ fn compare_runs_both_policies_and_its_json_carries_the_figures() {
     let out = replay(&["--compare"], b"");
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.contains("SEED") && text.contains("RESILIENT"),
-        "{text}"
-    );
+    assert!(text.contains("SEED") && text.contains("OPT-IN"), "{text}");
     assert!(text.contains("active on a stale endpoint"), "{text}");
 
     let out = replay(&["-", "--compare", "--json"], GOOD.as_bytes());
     assert!(out.status.success());
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    for policy in ["seed", "resilient"] {
-        let summary = &json[policy]["summary"];
+    for (run, policy) in [("seed", "seed"), ("opt_in", "resilient")] {
+        let summary = &json[run]["summary"];
         assert_eq!(summary["policy"], policy);
         for field in ["endpoint_changes", "flaps", "endpoint_stale"] {
             assert!(summary[field].is_number(), "{policy} {field}: {summary}");
         }
-        let peer = &json[policy]["peers"][0];
-        for field in ["endpoint_changes", "endpoint_flaps", "endpoint_stale"] {
-            assert!(peer[field].is_number(), "{policy} {field}: {peer}");
+        for field in ["resurrections", "ghost_cycles", "refused_full_first_hand"] {
+            assert!(summary[field].is_number(), "{run} {field}: {summary}");
         }
-        assert!(json["peers"][0][policy]["endpoint_stale"].is_number());
+        let peer = &json[run]["peers"][0];
+        for field in ["endpoint_changes", "endpoint_flaps", "endpoint_stale"] {
+            assert!(peer[field].is_number(), "{run} {field}: {peer}");
+        }
+        assert!(json["peers"][0][run]["endpoint_stale"].is_number());
     }
     let out = replay(&["--compare", "--policy", "seed"], b"");
     assert_eq!(out.status.code(), Some(2));

@@ -45,9 +45,9 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use peerstore::{
-    DiscoveryMethod, EndpointChange, EndpointPolicy, EndpointRule, Evidence, ManualClock, Peer,
-    PeerEventKind, PeerInfo, PeerStore, PublicKey, RemovalCause, Subscription, UpdateError,
-    UpdateOutcome, decide_endpoint,
+    DiscoveryMethod, EndpointChange, EndpointPolicy, EndpointRule, Evidence, FullPolicy,
+    ManualClock, Peer, PeerEventKind, PeerInfo, PeerStore, PublicKey, RemovalCause, Subscription,
+    UpdateError, UpdateOutcome, decide_endpoint,
 };
 use serde_json::{Value, json};
 
@@ -62,11 +62,13 @@ const MAX_REPORTED_LINES: usize = 20;
 /// The latest `at` a trace line may have, in seconds (about 31,700 years).
 const MAX_AT_SECS: f64 = 1e12;
 
-const USAGE: &str = "usage: replay [TRACE.jsonl | -] [--explain KEY | --compare] [--json] [--policy seed|resilient] [--keep-going]";
+const USAGE: &str = "usage: replay [TRACE.jsonl | -] [--explain KEY | --compare] [--json] [--policy seed|resilient]\n              [--tombstone-expired SECS] [--when-full refuse|evict-second-hand] [--max-second-hand N] [--keep-going]";
 
 const HELP: &str = r#"Replays a trace of discovery announcements into a peer store and shows what it decided.
 
-usage: replay [TRACE.jsonl | -] [--explain KEY | --compare] [--json] [--policy seed|resilient] [--keep-going]
+usage: replay [TRACE.jsonl | -] [--explain KEY | --compare] [--json] [--policy seed|resilient]
+              [--tombstone-expired SECS] [--when-full refuse|evict-second-hand] [--max-second-hand N]
+              [--keep-going]
 
   TRACE.jsonl     the trace to replay; - reads standard input; none replays the built-in
                   trace (thirty minutes of a mesh of about 200 peers)
@@ -74,15 +76,25 @@ usage: replay [TRACE.jsonl | -] [--explain KEY | --compare] [--json] [--policy s
                   KEY is a public key (base64), a prefix of one, or a host name
   --json          print everything as one JSON object instead of tables
   --policy P      the endpoint policy: seed (the default) or resilient
-  --compare       replay under both policies and show, side by side, in total and per peer,
-                  the endpoint changes, the flaps and the time active on a stale endpoint
+  --tombstone-expired SECS
+                  keep a tombstone for SECS for every peer the cleanup expires: second-hand
+                  mentions cannot bring it back (default 0: none)
+  --when-full P   what a full store does with a new peer: refuse (the default) or
+                  evict-second-hand (one heard first-hand takes a second-hand peer's place)
+  --max-second-hand N
+                  peers never heard first-hand may fill at most N slots (default: no limit)
+  --compare       replay under the seed's defaults and under the settings the options above
+                  give (with none, every opt-in policy: resilient, --tombstone-expired 3600,
+                  evict-second-hand) and show them side by side: endpoint changes, flaps, time
+                  active on a stale endpoint, resurrections, ghost cycles, first-hand peers
+                  refused as full and evictions, in total and (the endpoint figures) per peer
   --keep-going    exit 0 even when some lines could not be used (they are still reported)
   -h, --help      print this
 
 A trace is one JSON object per line, "at" in seconds from its start, never going back:
 
   {"at": 12, "method": "dht", "peer": {"public_key": "<base64>", "endpoint": "198.51.100.7:51820", "last_seen": 1793491200}}
-  {"at": 720, "remove": "<base64 key>"}
+  {"at": 720, "remove": "<base64 key>"}   (with "tombstone_secs": 30, remove_for)
   {"at": 780, "cleanup": true}
 
 and, for the endpoint policies, {"at": 90, "confirm": "<key>", "endpoint": "203.0.113.9:40001",
@@ -102,30 +114,160 @@ struct Args {
     json: bool,
     keep_going: bool,
     help: bool,
-    /// `--policy resilient`; the seed's otherwise.
-    resilient: bool,
-    /// Whether `--policy` was given.
-    policy_given: bool,
-    /// `--compare`: both policies, side by side.
+    /// The store's settings the options give.
+    settings: Settings,
+    /// Whether any option of the settings was given.
+    settings_given: bool,
+    /// `--compare`: the seed's defaults and the settings, side by side.
     compare: bool,
 }
 
+/// The store settings a replay runs under: the seed's defaults, or opt-in policies.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Settings {
+    /// The resilient endpoint policy; the seed's otherwise.
+    resilient: bool,
+    /// `tombstone_expired`, if on.
+    tombstone_expired: Option<Duration>,
+    /// `when_full(FullPolicy::EvictSecondHand)`; `Refuse` otherwise.
+    evict_second_hand: bool,
+    max_second_hand: Option<usize>,
+    /// Whether a `remove` line's `tombstone_secs` is kept (`remove_for`). Off only for the
+    /// seed's side of `--compare`: the seed's store has no tombstones, so a daemon on it
+    /// could only remove.
+    tombstones: bool,
+}
+
+impl Settings {
+    /// The seed's store: no opt-in policy, and no tombstones.
+    fn seed() -> Self {
+        Settings::default()
+    }
+
+    /// The defaults of a replay: the seed's policies, with tombstones where the trace asks.
+    fn defaults() -> Self {
+        Settings {
+            tombstones: true,
+            ..Settings::seed()
+        }
+    }
+
+    /// Every opt-in policy: what `--compare` sets against the seed when told nothing else.
+    fn opt_in() -> Self {
+        Settings {
+            resilient: true,
+            tombstone_expired: Some(Duration::from_secs(3600)),
+            evict_second_hand: true,
+            max_second_hand: None,
+            tombstones: true,
+        }
+    }
+
+    /// The settings in words, as the options spell them; `seed` for the defaults.
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.resilient {
+            parts.push("resilient".to_string());
+        }
+        if let Some(span) = self.tombstone_expired {
+            parts.push(format!("tombstone-expired {}", span.as_secs()));
+        }
+        if self.evict_second_hand {
+            parts.push("evict-second-hand".to_string());
+        }
+        if let Some(n) = self.max_second_hand {
+            parts.push(format!("max-second-hand {n}"));
+        }
+        if self.tombstones {
+            parts.push("tombstones on remove".to_string());
+        }
+        if parts.is_empty() {
+            "seed".to_string()
+        } else {
+            parts.join(", ")
+        }
+    }
+
+    fn apply(&self, builder: peerstore::PeerStoreBuilder) -> peerstore::PeerStoreBuilder {
+        let policy = if self.resilient {
+            EndpointPolicy::resilient()
+        } else {
+            EndpointPolicy::seed()
+        };
+        let full = if self.evict_second_hand {
+            FullPolicy::EvictSecondHand
+        } else {
+            FullPolicy::Refuse
+        };
+        let mut builder = builder
+            .endpoint_policy(policy)
+            .when_full(full)
+            .tombstone_expired(self.tombstone_expired.unwrap_or_default());
+        if let Some(n) = self.max_second_hand {
+            builder = builder.max_second_hand(n);
+        }
+        builder
+    }
+}
+
+/// A number of seconds on the command line.
+fn seconds_arg(flag: &str, value: Option<&str>) -> Result<Duration, String> {
+    value
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s < MAX_AT_SECS)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            format!("{flag} takes seconds, from 0 to below {MAX_AT_SECS:e}, not {value:?}")
+        })
+}
+
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
-    let mut parsed = Args::default();
+    let mut parsed = Args {
+        settings: Settings::defaults(),
+        ..Args::default()
+    };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--json" => parsed.json = true,
             "--keep-going" => parsed.keep_going = true,
             "--policy" => {
-                parsed.policy_given = true;
+                parsed.settings_given = true;
                 match args.next().as_deref() {
-                    Some("seed") => parsed.resilient = false,
-                    Some("resilient") => parsed.resilient = true,
+                    Some("seed") => parsed.settings.resilient = false,
+                    Some("resilient") => parsed.settings.resilient = true,
                     other => {
                         return Err(format!("--policy takes seed or resilient, not {other:?}"));
                     }
                 }
+            }
+            "--tombstone-expired" => {
+                parsed.settings_given = true;
+                let span = seconds_arg("--tombstone-expired", args.next().as_deref())?;
+                parsed.settings.tombstone_expired = (!span.is_zero()).then_some(span);
+            }
+            "--when-full" => {
+                parsed.settings_given = true;
+                parsed.settings.evict_second_hand = match args.next().as_deref() {
+                    Some("refuse") => false,
+                    Some("evict-second-hand") => true,
+                    other => {
+                        return Err(format!(
+                            "--when-full takes refuse or evict-second-hand, not {other:?}"
+                        ));
+                    }
+                };
+            }
+            "--max-second-hand" => {
+                parsed.settings_given = true;
+                let value = args.next();
+                let n = value
+                    .as_deref()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| {
+                        format!("--max-second-hand takes a number of peers, not {value:?}")
+                    })?;
+                parsed.settings.max_second_hand = Some(n);
             }
             "--compare" => parsed.compare = true,
             "--explain" => {
@@ -147,8 +289,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             }
         }
     }
-    if parsed.compare && parsed.policy_given {
-        return Err("--compare replays under both policies: leave out --policy".into());
+    if parsed.compare && parsed.settings_given && parsed.settings == Settings::defaults() {
+        return Err(
+            "--compare sets the seed's defaults against the settings the options give, and \
+             these are the defaults: give an opt-in one, or none for all of them"
+                .into(),
+        );
     }
     if parsed.compare && parsed.explain.is_some() {
         return Err("--explain follows one policy: leave out --compare".into());
@@ -163,7 +309,11 @@ enum Step {
         method: DiscoveryMethod,
         info: PeerInfo,
     },
-    Remove(PublicKey),
+    /// A removal, with a tombstone for that long (`remove_for`) if given.
+    Remove {
+        key: PublicKey,
+        tombstone: Option<Duration>,
+    },
     Cleanup,
     /// Evidence that an endpoint works (a handshake, or a probe's round trip).
     Confirm {
@@ -257,10 +407,23 @@ fn parse_line(raw: &str) -> Result<(Duration, Step), String> {
         let key = key
             .as_str()
             .ok_or_else(|| format!("\"remove\" = {key}: expected a key"))?;
-        Step::Remove(
-            key.parse()
+        let tombstone = match fields.get("tombstone_secs") {
+            None => None,
+            Some(secs) => Some(
+                secs.as_f64()
+                    .filter(|s| s.is_finite() && *s >= 0.0 && *s < MAX_AT_SECS)
+                    .map(Duration::from_secs_f64)
+                    .ok_or_else(|| {
+                        format!("\"tombstone_secs\" = {secs}: expected seconds, >= 0")
+                    })?,
+            ),
+        };
+        Step::Remove {
+            key: key
+                .parse()
                 .map_err(|e| format!("\"remove\" = {key:?}: {e}"))?,
-        )
+            tombstone,
+        }
     } else if fields.get("cleanup") == Some(&Value::Bool(true)) {
         Step::Cleanup
     } else if let Some(key) = fields.get("confirm") {
@@ -370,8 +533,10 @@ enum Decision {
 
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Summary {
-    /// `seed` or `resilient`.
+    /// The endpoint policy: `seed` or `resilient`.
     policy: &'static str,
+    /// Every setting, as [`Settings::describe`] spells it.
+    settings: String,
     lines: usize,
     bad_lines: usize,
     duration: Duration,
@@ -399,6 +564,18 @@ struct Summary {
     /// Removals for a cause this tool does not know (from a newer crate).
     removed_other: usize,
     events_dropped: u64,
+    /// Refused by a tombstone.
+    refused_tombstoned: usize,
+    /// New peers heard first-hand refused as full.
+    refused_full_first_hand: usize,
+    /// Second-hand inserts of a peer removed explicitly before.
+    resurrections: usize,
+    /// Second-hand inserts of a peer that expired before: a ghost's new cycle.
+    ghost_cycles: usize,
+    /// `Removed { cause: Evicted }` events.
+    removed_evicted: usize,
+    /// `New` events of readmitted peers.
+    readmitted: usize,
 }
 
 /// How many things said of one peer the stale yardstick keeps: the latest of each kind, for
@@ -568,25 +745,31 @@ struct Replay {
     yardstick: Yardstick,
     /// Per peer, what the replay saw of it.
     tracks: HashMap<PublicKey, Track>,
+    /// The peers removed so far, and how (at most [`MAX_TRACKED`]): a second-hand insert of
+    /// one is a resurrection or a ghost's new cycle.
+    removed_keys: HashMap<PublicKey, RemovalCause>,
+    /// Whether `remove` lines keep their tombstones ([`Settings::tombstones`]).
+    tombstones: bool,
 }
 
 impl Replay {
-    fn new(explain: Option<PublicKey>, policy: EndpointPolicy) -> Self {
-        let policy_name = if policy.is_seed() {
-            "seed"
-        } else {
+    fn new(explain: Option<PublicKey>, settings: &Settings) -> Self {
+        let policy_name = if settings.resilient {
             "resilient"
+        } else {
+            "seed"
         };
         let clock = ManualClock::starting_at(UNIX_EPOCH + Duration::from_secs(TRACE_START_UNIX));
         let max_peers = peerstore::DEFAULT_MAX_PEERS;
         // One step emits at most one event per stored peer (a cleanup that drops them all),
         // and the replay drains after every step: with this buffer nothing is dropped, and
         // `dropped` would say so if it were.
-        let store = PeerStore::builder()
+        let builder = PeerStore::builder()
             .clock(clock.clone())
             .max_peers(max_peers)
-            .event_buffer(max_peers + 1)
-            .endpoint_policy(policy)
+            .event_buffer(max_peers + 1);
+        let store = settings
+            .apply(builder)
             // For the flap count; a few changes a peer are all a trace shows.
             .endpoint_history(16)
             .build()
@@ -601,8 +784,11 @@ impl Replay {
             decisions: Vec::new(),
             yardstick: Yardstick::new(),
             tracks: HashMap::new(),
+            removed_keys: HashMap::new(),
+            tombstones: settings.tombstones,
             summary: Summary {
                 policy: policy_name,
+                settings: settings.describe(),
                 ..Summary::default()
             },
         }
@@ -649,13 +835,29 @@ impl Replay {
                     .then(|| self.store.get(&info.public_key))
                     .flatten();
                 match self.store.update(info.clone(), method.clone()) {
-                    Ok(UpdateOutcome::Inserted) => self.summary.inserted += 1,
+                    Ok(UpdateOutcome::Inserted) => {
+                        self.summary.inserted += 1;
+                        if !method.refreshes_last_seen() {
+                            match self.removed_keys.get(&info.public_key) {
+                                Some(RemovalCause::Expired) => self.summary.ghost_cycles += 1,
+                                Some(RemovalCause::Explicit) => self.summary.resurrections += 1,
+                                // Evicted: making room is not a verdict on the peer.
+                                _ => {}
+                            }
+                        }
+                    }
                     Ok(UpdateOutcome::Updated) => self.summary.updated += 1,
                     Ok(UpdateOutcome::Unchanged) => self.summary.unchanged += 1,
                     Err(err) => {
                         match err {
-                            UpdateError::StoreFull { .. } => self.summary.refused_full += 1,
+                            UpdateError::StoreFull { .. } => {
+                                self.summary.refused_full += 1;
+                                if method.refreshes_last_seen() {
+                                    self.summary.refused_full_first_hand += 1;
+                                }
+                            }
                             UpdateError::Invalid(_) => self.summary.refused_invalid += 1,
+                            UpdateError::Tombstoned { .. } => self.summary.refused_tombstoned += 1,
                             _ => self.summary.refused_other += 1,
                         }
                         if explained {
@@ -702,9 +904,12 @@ impl Replay {
                     },
                 ))
             }
-            Step::Remove(key) => {
+            Step::Remove { key, tombstone } => {
                 self.summary.removes += 1;
-                self.store.remove(key);
+                match tombstone.filter(|_| self.tombstones) {
+                    Some(span) => self.store.remove_for(key, span),
+                    None => self.store.remove(key),
+                };
                 None
             }
             Step::Cleanup => {
@@ -732,7 +937,9 @@ impl Replay {
     fn touched(&self, step: &Step) -> Vec<PublicKey> {
         match step {
             Step::Announce { info, .. } => vec![info.public_key],
-            Step::Remove(key) | Step::Confirm { key, .. } | Step::Fail { key, .. } => vec![*key],
+            Step::Remove { key, .. } | Step::Confirm { key, .. } | Step::Fail { key, .. } => {
+                vec![*key]
+            }
             Step::Cleanup => self
                 .tracks
                 .iter()
@@ -811,13 +1018,22 @@ impl Replay {
     fn drain(&mut self) {
         for event in self.events.try_iter() {
             match event.kind {
-                PeerEventKind::New => self.summary.events_new += 1,
+                PeerEventKind::New => {
+                    self.summary.events_new += 1;
+                    self.summary.readmitted += usize::from(event.readmitted);
+                }
                 PeerEventKind::Updated => self.summary.events_updated += 1,
                 PeerEventKind::Removed { cause } => {
                     match cause {
                         RemovalCause::Explicit => self.summary.removed_explicit += 1,
                         RemovalCause::Expired => self.summary.removed_expired += 1,
+                        RemovalCause::Evicted => self.summary.removed_evicted += 1,
                         _ => self.summary.removed_other += 1,
+                    }
+                    if self.removed_keys.len() < MAX_TRACKED
+                        || self.removed_keys.contains_key(&event.public_key)
+                    {
+                        self.removed_keys.insert(event.public_key, cause);
                     }
                     if self.explain == Some(event.public_key) {
                         self.decisions.push(Decision::Removed {
@@ -931,12 +1147,24 @@ fn render_text(replay: &Replay, source: &str, explained: Option<&PublicKey>) -> 
     );
     let _ = writeln!(
         out,
-        "events: {} new, {} updated, {} removed ({} explicit, {} expired), {} dropped",
+        "admission ({}): {} resurrections, {} ghost cycles, {} first-hand peers refused as full, {} evictions, {} refused by tombstones, {} readmitted",
+        s.settings,
+        s.resurrections,
+        s.ghost_cycles,
+        s.refused_full_first_hand,
+        s.removed_evicted,
+        s.refused_tombstoned,
+        s.readmitted
+    );
+    let _ = writeln!(
+        out,
+        "events: {} new, {} updated, {} removed ({} explicit, {} expired, {} evicted), {} dropped",
         s.events_new,
         s.events_updated,
-        s.removed_explicit + s.removed_expired + s.removed_other,
+        s.removed_explicit + s.removed_expired + s.removed_evicted + s.removed_other,
         s.removed_explicit,
         s.removed_expired,
+        s.removed_evicted,
         s.events_dropped
     );
     let _ = writeln!(
@@ -1104,13 +1332,16 @@ fn render_json(replay: &Replay, source: &str, bad: &[(usize, String)]) -> Value 
             "unchanged": s.unchanged, "refused_invalid": s.refused_invalid,
             "refused_full": s.refused_full, "refused_other": s.refused_other,
             "removes": s.removes, "cleanups": s.cleanups,
-            "policy": s.policy, "confirms": s.confirms, "failures": s.failures,
+            "policy": s.policy, "settings": s.settings, "confirms": s.confirms, "failures": s.failures,
+            "resurrections": s.resurrections, "ghost_cycles": s.ghost_cycles,
+            "refused_full_first_hand": s.refused_full_first_hand,
+            "refused_tombstoned": s.refused_tombstoned, "readmitted": s.readmitted,
             "endpoint_changes": s.endpoint_changes, "flaps": s.flaps,
             "endpoint_stale": s.stale.as_secs_f64(),
             "events": {
                 "new": s.events_new, "updated": s.events_updated,
                 "removed_explicit": s.removed_explicit, "removed_expired": s.removed_expired,
-                "removed_other": s.removed_other,
+                "removed_evicted": s.removed_evicted, "removed_other": s.removed_other,
                 "dropped": s.events_dropped,
             },
         },
@@ -1133,7 +1364,7 @@ fn pretty(json: &Value) -> String {
 struct Compared<'a> {
     key: PublicKey,
     seed: Option<&'a Track>,
-    resilient: Option<&'a Track>,
+    opt_in: Option<&'a Track>,
 }
 
 impl Compared<'_> {
@@ -1142,20 +1373,20 @@ impl Compared<'_> {
     }
 
     fn name(&self) -> Option<&str> {
-        self.seed.or(self.resilient).and_then(|t| t.name.as_deref())
+        self.seed.or(self.opt_in).and_then(|t| t.name.as_deref())
     }
 
     fn differs(&self) -> bool {
-        Self::figures(self.seed) != Self::figures(self.resilient)
+        Self::figures(self.seed) != Self::figures(self.opt_in)
     }
 }
 
 /// Every peer either replay saw, by host name and then key, with its figures under each.
-fn compared<'a>(seed: &'a Replay, resilient: &'a Replay) -> Vec<Compared<'a>> {
+fn compared<'a>(seed: &'a Replay, opt_in: &'a Replay) -> Vec<Compared<'a>> {
     let mut keys: Vec<PublicKey> = seed
         .tracks
         .keys()
-        .chain(resilient.tracks.keys())
+        .chain(opt_in.tracks.keys())
         .copied()
         .collect();
     keys.sort();
@@ -1165,7 +1396,7 @@ fn compared<'a>(seed: &'a Replay, resilient: &'a Replay) -> Vec<Compared<'a>> {
         .map(|key| Compared {
             key,
             seed: seed.tracks.get(&key),
-            resilient: resilient.tracks.get(&key),
+            opt_in: opt_in.tracks.get(&key),
         })
         .collect();
     peers.sort_by(|a, b| {
@@ -1175,19 +1406,20 @@ fn compared<'a>(seed: &'a Replay, resilient: &'a Replay) -> Vec<Compared<'a>> {
     peers
 }
 
-fn compare_text(seed: &Replay, resilient: &Replay, source: &str) -> String {
-    let (a, b) = (&seed.summary, &resilient.summary);
+fn compare_text(seed: &Replay, opt_in: &Replay, source: &str) -> String {
+    let (a, b) = (&seed.summary, &opt_in.summary);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "replayed {source} under both endpoint policies: {} lines over {}, {} bad; {} confirmations, {} failures\n",
+        "replayed {source} twice: {} lines over {}, {} bad; {} confirmations, {} failures",
         a.lines,
         clock_time(a.duration),
         a.bad_lines,
         a.confirms,
         a.failures
     );
-    let _ = writeln!(out, "{:<30}  {:>10}  {:>10}", "", "SEED", "RESILIENT");
+    let _ = writeln!(out, "SEED: the seed's defaults; OPT-IN: {}\n", b.settings);
+    let _ = writeln!(out, "{:<36}  {:>10}  {:>10}", "", "SEED", "OPT-IN");
     let rows = [
         (
             "endpoint changes",
@@ -1206,25 +1438,47 @@ fn compare_text(seed: &Replay, resilient: &Replay, source: &str) -> String {
             b.events_updated.to_string(),
         ),
         (
+            "resurrections (after a removal)",
+            a.resurrections.to_string(),
+            b.resurrections.to_string(),
+        ),
+        (
+            "ghost cycles (after an expiry)",
+            a.ghost_cycles.to_string(),
+            b.ghost_cycles.to_string(),
+        ),
+        (
+            "first-hand peers refused as full",
+            a.refused_full_first_hand.to_string(),
+            b.refused_full_first_hand.to_string(),
+        ),
+        (
+            "evictions",
+            a.removed_evicted.to_string(),
+            b.removed_evicted.to_string(),
+        ),
+        (
             "peers at the end",
             seed.table().len().to_string(),
-            resilient.table().len().to_string(),
+            opt_in.table().len().to_string(),
         ),
     ];
     for (what, x, y) in rows {
-        let _ = writeln!(out, "{what:<30}  {x:>10}  {y:>10}");
+        let _ = writeln!(out, "{what:<36}  {x:>10}  {y:>10}");
     }
     let _ = writeln!(
         out,
-        "\nstale: no report within the resilient policy's window for its method, no confirmation\nwithin its trust window, or a failure since; counted while the peer is active."
+        "\nstale: no report within the resilient policy's window for its method, no confirmation\n\
+         within its trust window, or a failure since; counted while the peer is active.\n\
+         resurrections and ghost cycles: a second-hand insert of a peer removed, or expired, before."
     );
-    let differ: Vec<Compared<'_>> = compared(seed, resilient)
+    let differ: Vec<Compared<'_>> = compared(seed, opt_in)
         .into_iter()
         .filter(Compared::differs)
         .collect();
     let _ = writeln!(
         out,
-        "\npeers whose figures differ: {} (changes, flaps, stale time; seed / resilient)\n",
+        "\npeers whose endpoint figures differ: {} (changes, flaps, stale time; seed / opt-in)\n",
         differ.len()
     );
     if !differ.is_empty() {
@@ -1236,7 +1490,7 @@ fn compare_text(seed: &Replay, resilient: &Replay, source: &str) -> String {
     }
     for peer in differ.iter().take(MAX_COMPARED_PEERS) {
         let (c0, f0, s0) = Compared::figures(peer.seed);
-        let (c1, f1, s1) = Compared::figures(peer.resilient);
+        let (c1, f1, s1) = Compared::figures(peer.opt_in);
         let _ = writeln!(
             out,
             "{:<8}  {:<12}  {:>9}  {:>7}  {:>17}",
@@ -1257,26 +1511,26 @@ fn compare_text(seed: &Replay, resilient: &Replay, source: &str) -> String {
     out
 }
 
-fn compare_json(seed: &Replay, resilient: &Replay, source: &str, bad: &[(usize, String)]) -> Value {
+fn compare_json(seed: &Replay, opt_in: &Replay, source: &str, bad: &[(usize, String)]) -> Value {
     let figures = |track: Option<&Track>| {
         let (changes, flaps, stale) = Compared::figures(track);
         json!({"endpoint_changes": changes, "endpoint_flaps": flaps, "endpoint_stale": stale.as_secs_f64()})
     };
-    let peers: Vec<Value> = compared(seed, resilient)
+    let peers: Vec<Value> = compared(seed, opt_in)
         .iter()
         .map(|peer| {
             json!({
                 "public_key": peer.key.to_string(),
                 "hostname": peer.name(),
                 "seed": figures(peer.seed),
-                "resilient": figures(peer.resilient),
+                "opt_in": figures(peer.opt_in),
             })
         })
         .collect();
     json!({
         "trace": source,
         "seed": render_json(seed, source, bad),
-        "resilient": render_json(resilient, source, bad),
+        "opt_in": render_json(opt_in, source, bad),
         "peers": peers,
     })
 }
@@ -1322,26 +1576,26 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let run = |resilient: bool| {
-        let policy = if resilient {
-            EndpointPolicy::resilient()
-        } else {
-            EndpointPolicy::seed()
-        };
-        let mut replay = Replay::new(explain, policy);
+    let run = |settings: &Settings| {
+        let mut replay = Replay::new(explain, settings);
         replay.summary.bad_lines = bad.len();
         replay.run(&lines);
         replay
     };
     let output = if args.compare {
-        let (seed, resilient) = (run(false), run(true));
-        if args.json {
-            pretty(&compare_json(&seed, &resilient, &source, &bad))
+        let opt_in = if args.settings_given {
+            args.settings.clone()
         } else {
-            compare_text(&seed, &resilient, &source)
+            Settings::opt_in()
+        };
+        let (seed, opt_in) = (run(&Settings::seed()), run(&opt_in));
+        if args.json {
+            pretty(&compare_json(&seed, &opt_in, &source, &bad))
+        } else {
+            compare_text(&seed, &opt_in, &source)
         }
     } else {
-        let replay = run(args.resilient);
+        let replay = run(&args.settings);
         if args.json {
             pretty(&render_json(&replay, &source, &bad))
         } else {
@@ -1385,10 +1639,18 @@ fn read_trace(path: Option<&std::path::Path>) -> Result<(Vec<u8>, String), Strin
 mod tests {
     use super::*;
 
+    /// The resilient endpoint policy alone.
+    fn resilient() -> Settings {
+        Settings {
+            resilient: true,
+            ..Settings::defaults()
+        }
+    }
+
     fn replay(text: &str, explain: Option<&str>) -> (Replay, Vec<(usize, String)>) {
         let (lines, bad) = parse_trace(text.as_bytes());
         let key = explain.map(|k| resolve(k, &lines).unwrap());
-        let mut replay = Replay::new(key, EndpointPolicy::seed());
+        let mut replay = Replay::new(key, &Settings::seed());
         replay.summary.bad_lines = bad.len();
         replay.run(&lines);
         (replay, bad)
@@ -1440,7 +1702,11 @@ mod tests {
     #[test]
     fn arguments() {
         let args = |a: &[&str]| parse_args(a.iter().map(std::string::ToString::to_string));
-        assert_eq!(args(&[]).unwrap(), Args::default());
+        let none = args(&[]).unwrap();
+        assert_eq!(
+            (none.settings, none.settings_given),
+            (Settings::defaults(), false)
+        );
         let all = args(&["t.jsonl", "--explain", "abc", "--json"]).unwrap();
         assert_eq!(all.trace, Some("t.jsonl".into()));
         assert_eq!(all.explain.as_deref(), Some("abc"));
@@ -1458,7 +1724,38 @@ mod tests {
         assert!(args(&["--json", "--help", "--frobnicate"]).unwrap().help);
         assert!(args(&["--compare", "--json"]).unwrap().compare);
         let both = args(&["--compare", "--policy", "seed"]).unwrap_err();
-        assert!(both.contains("--policy"), "{both}");
+        assert!(both.contains("defaults"), "{both}");
+        let opt = args(&[
+            "--compare",
+            "--tombstone-expired",
+            "60",
+            "--when-full",
+            "evict-second-hand",
+            "--max-second-hand",
+            "500",
+        ])
+        .unwrap();
+        assert_eq!(
+            opt.settings.tombstone_expired,
+            Some(Duration::from_secs(60))
+        );
+        assert!(opt.settings.evict_second_hand);
+        assert_eq!(opt.settings.max_second_hand, Some(500));
+        assert!(
+            args(&["--when-full", "panic"])
+                .unwrap_err()
+                .contains("evict-second-hand")
+        );
+        assert!(
+            args(&["--tombstone-expired", "-1"])
+                .unwrap_err()
+                .contains("seconds")
+        );
+        assert!(
+            args(&["--max-second-hand", "many"])
+                .unwrap_err()
+                .contains("number")
+        );
         let explain = args(&["--explain", "x", "--compare"]).unwrap_err();
         assert!(explain.contains("--explain"), "{explain}");
         assert!(args(&["-x"]).is_err());
@@ -1473,7 +1770,7 @@ mod tests {
         assert_eq!(s.duration, Duration::from_secs(30 * 60));
         assert_eq!(s.refused_invalid, 2, "port 0 and multicast");
         assert!(s.refused_full > 0, "the flood passes the cap: {s:?}");
-        assert_eq!(s.removed_explicit, 1, "the revoked key");
+        assert_eq!(s.removed_explicit, 2, "the revoked key, and node-105");
         assert_eq!(s.events_dropped, 0);
         assert!(
             s.removed_expired >= 900 - s.refused_full,
@@ -1555,11 +1852,11 @@ mod tests {
         assert_eq!(rules[removed + 2], "higher rank", "{rules:?}");
     }
 
-    fn run_under(policy: EndpointPolicy, text: &str, explain: Option<&str>) -> Replay {
+    fn run_under(settings: &Settings, text: &str, explain: Option<&str>) -> Replay {
         let (lines, bad) = parse_trace(text.as_bytes());
         assert!(bad.is_empty(), "{bad:?}");
         let key = explain.map(|k| resolve(k, &lines).unwrap());
-        let mut replay = Replay::new(key, policy);
+        let mut replay = Replay::new(key, settings);
         replay.run(&lines);
         replay
     }
@@ -1575,12 +1872,8 @@ mod tests {
     /// Issue 13's scenes in the built-in story, as `--compare` shows them.
     #[test]
     fn the_default_trace_shows_what_the_resilient_policy_answers() {
-        let seed = run_under(EndpointPolicy::seed(), DEFAULT_TRACE, None);
-        let resilient = run_under(
-            EndpointPolicy::resilient(),
-            DEFAULT_TRACE,
-            Some("laptop-ben"),
-        );
+        let seed = run_under(&Settings::seed(), DEFAULT_TRACE, None);
+        let resilient = run_under(&resilient(), DEFAULT_TRACE, Some("laptop-ben"));
         for replay in [&seed, &resilient] {
             let s = &replay.summary;
             assert!(s.confirms > 1000 && s.failures == 1, "{s:?}");
@@ -1629,7 +1922,7 @@ mod tests {
         let json = compare_json(&seed, &resilient, "test", &[]);
         assert_eq!(json["seed"]["summary"]["flaps"], a.flaps);
         assert_eq!(
-            json["resilient"]["summary"]["endpoint_changes"],
+            json["opt_in"]["summary"]["endpoint_changes"],
             b.endpoint_changes
         );
         let peers = json["peers"].as_array().unwrap();
@@ -1641,7 +1934,71 @@ mod tests {
             ben["seed"]["endpoint_stale"].as_f64().unwrap() >= 1200.0,
             "{ben}"
         );
-        assert_eq!(ben["resilient"]["endpoint_stale"], 0.0, "{ben}");
+        assert_eq!(ben["opt_in"]["endpoint_stale"], 0.0, "{ben}");
+    }
+
+    /// Issue 14's scenes in the built-in story: the resurrection of node-105, the ghost far-41,
+    /// and the first-hand newcomers locked out by the flood.
+    #[test]
+    fn the_default_trace_shows_what_tombstones_and_eviction_answer() {
+        let seed = run_under(&Settings::seed(), DEFAULT_TRACE, None);
+        let opt_in = run_under(&Settings::opt_in(), DEFAULT_TRACE, Some("far-41"));
+        let (a, b) = (&seed.summary, &opt_in.summary);
+        assert!(a.resurrections >= 1, "node-105 is back at 14:02: {a:?}");
+        assert!(
+            a.ghost_cycles >= 2,
+            "far-41 comes back every 12 minutes: {a:?}"
+        );
+        assert!(
+            a.refused_full_first_hand >= 1,
+            "locked out by the flood: {a:?}"
+        );
+        assert_eq!(a.removed_evicted, 0);
+        assert_eq!(
+            (b.resurrections, b.ghost_cycles, b.refused_full_first_hand),
+            (0, 0, 0),
+            "{b:?}"
+        );
+        assert!(
+            b.removed_evicted >= 2,
+            "each newcomer took a fake's place: {b:?}"
+        );
+        assert!(
+            b.refused_tombstoned > 0 && b.readmitted >= 1,
+            "laptop-ana: {b:?}"
+        );
+        for name in ["node-142", "lan-13"] {
+            assert!(
+                opt_in
+                    .table()
+                    .iter()
+                    .any(|r| r.peer.hostname.as_deref() == Some(name))
+            );
+        }
+        // far-41, the least recently heard second-hand peer, is the first evicted and comes
+        // back; then it expires once and is refused to the end.
+        let rules: Vec<&str> = opt_in
+            .decisions
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Removed { cause, .. } => Some(cause.as_str()),
+                Decision::Refused { .. } => Some("refused"),
+                _ => None,
+            })
+            .collect();
+        let expired = rules.iter().position(|r| *r == "expired").expect("expired");
+        assert_eq!(rules[..expired], ["evicted"], "{rules:?}");
+        assert!(rules.len() > expired + 5, "{rules:?}");
+        assert!(
+            rules[expired + 1..].iter().all(|r| *r == "refused"),
+            "{rules:?}"
+        );
+        let text = compare_text(&seed, &opt_in, "test");
+        assert!(
+            text.contains("ghost cycles") && text.contains("evictions"),
+            "{text}"
+        );
+        assert!(text.contains(&opt_in.summary.settings), "{text}");
     }
 
     /// The stale yardstick, case by case: each method's window, the cache until the peer is
@@ -1767,13 +2124,13 @@ mod tests {
         let text = lines.join("\n");
         let (parsed, bad) = parse_trace(text.as_bytes());
         assert!(bad.is_empty(), "{bad:?}");
-        let run = |policy| {
-            let mut replay = Replay::new(None, policy);
+        let run = |settings: Settings| {
+            let mut replay = Replay::new(None, &settings);
             replay.run(&parsed);
             let endpoint = replay.store.get(&key).and_then(|p| p.endpoint);
             (replay.summary, endpoint)
         };
-        let (seed, seed_end) = run(EndpointPolicy::seed());
+        let (seed, seed_end) = run(Settings::seed());
         assert_eq!((seed.endpoint_changes, seed.flaps), (19, 18), "{seed:?}");
         assert_eq!((seed.confirms, seed.failures), (1, 1));
         assert_eq!(
@@ -1781,7 +2138,7 @@ mod tests {
             Some(b.parse().unwrap()),
             "the newest, whatever the evidence"
         );
-        let (resilient, resilient_end) = run(EndpointPolicy::resilient());
+        let (resilient, resilient_end) = run(resilient());
         assert_eq!(resilient.policy, "resilient");
         assert_eq!(
             resilient.endpoint_changes, 1,

@@ -219,6 +219,10 @@ fn main() {
     let policies = Policies::measure(&w);
     policies.print();
 
+    // The full policies (issue 14): the cap and a flood, under each.
+    let admission = Admission::measure();
+    admission.print();
+
     // flat per-peer cost: 1,000 against 1,000,000 peers (ours and the floor).
     let scaling = Scaling::measure(&w);
     scaling.print();
@@ -491,6 +495,110 @@ impl Memory {
         println!("|---|---|---:|---:|");
         for (store, shape, peers, bytes) in &self.figures {
             println!("| {store} | {shape} | {peers} | {bytes:.0} |");
+        }
+    }
+}
+
+/// What a full store costs under each full policy (issue 14), in one run: `insert_to_cap`
+/// (2000 new peers by the DHT into a fresh store of 1000) and a flood (1000 new second-hand
+/// peers, then 1000 new first-hand ones: each first-hand newcomer evicts a fake under
+/// `EvictSecondHand`, and finds room under the quota).
+struct Admission {
+    /// Per workload: its name, then per configuration the time per call and the peers taken.
+    rows: Vec<(&'static str, [(f64, usize); 3])>,
+}
+
+impl Admission {
+    const CONFIGS: [&'static str; 3] = ["Refuse", "EvictSecondHand", "max_second_hand(500)"];
+
+    fn store(config: usize) -> PeerStore {
+        use peerstore::FullPolicy;
+        let builder = PeerStore::builder().max_peers(common::PEERS);
+        match config {
+            0 => builder,
+            1 => builder.when_full(FullPolicy::EvictSecondHand),
+            _ => builder.max_second_hand(common::PEERS / 2),
+        }
+        .build()
+        .expect("valid store settings")
+    }
+
+    /// Feeds `input` to a fresh store of `config`; the time per call, and the peers held.
+    fn run(
+        config: usize,
+        input: &[(peerstore::PeerInfo, peerstore::DiscoveryMethod)],
+    ) -> (f64, usize) {
+        let store = Admission::store(config);
+        let input = input.to_vec();
+        let calls = input.len() as f64;
+        let start = Instant::now();
+        for (info, method) in input {
+            let _ = std::hint::black_box(store.update(info, method));
+        }
+        let ns = start.elapsed().as_nanos() as f64 / calls;
+        (ns, store.len())
+    }
+
+    fn measure() -> Self {
+        use peerstore::DiscoveryMethod as M;
+        let peers = common::PEERS;
+        let to_cap: Vec<_> = common::insert_to_cap_input()
+            .into_iter()
+            .map(|info| (info, M::Dht))
+            .collect();
+        let flood: Vec<_> = (0..2 * peers)
+            .map(|i| {
+                let method = if i < peers {
+                    M::GossipTransitive
+                } else {
+                    M::Dht
+                };
+                (common::info(i, i), method)
+            })
+            .collect();
+        let mut rows = Vec::new();
+        for (name, input) in [
+            ("insert_to_cap", &to_cap),
+            ("flood_then_first_hand", &flood),
+        ] {
+            let mut held = [0; 3];
+            let row = row_of(name, None, 3, |config| {
+                let (ns, len) = Admission::run(config, input);
+                held[config] = len;
+                ns
+            });
+            rows.push((
+                name,
+                [
+                    (row.ours, held[0]),
+                    (row.reference, held[1]),
+                    (row.floor, held[2]),
+                ],
+            ));
+        }
+        Admission { rows }
+    }
+
+    fn print(&self) {
+        println!();
+        println!(
+            "Full policies (issue 14): median of {ROUNDS} interleaved rounds, a fresh store of 1000 each; per call, and the peers it then holds"
+        );
+        println!(
+            "| workload | {} | {} | {} |",
+            Self::CONFIGS[0],
+            Self::CONFIGS[1],
+            Self::CONFIGS[2]
+        );
+        println!("|---|---:|---:|---:|");
+        for (name, figures) in &self.rows {
+            let cell = |(ns, held): (f64, usize)| format!("{} ({held})", fmt_ns(ns));
+            println!(
+                "| {name} | {} | {} | {} |",
+                cell(figures[0]),
+                cell(figures[1]),
+                cell(figures[2])
+            );
         }
     }
 }

@@ -205,7 +205,9 @@ struct Inner {
     tombstone_expired: Duration,
     /// What a full store does with a new peer.
     when_full: FullPolicy,
-    /// The slots peers never heard first-hand may fill, when limited.
+    /// How many peers never heard first-hand the store holds, against `max_second_hand`
+    /// (unlimited if not set); kept when that is set or when the full policy evicts them,
+    /// so that an eviction with no victim to find costs no visit of the map.
     second_hand: Option<Capacity>,
 }
 
@@ -945,6 +947,15 @@ impl Inner {
     /// shard in turn, the eviction the victim's.
     #[inline(never)]
     fn evict_second_hand(&self) -> Eviction {
+        // Every peer heard first-hand: nothing to look for (a flood of first-hand newcomers
+        // into such a store costs no visit each).
+        if self
+            .second_hand
+            .as_ref()
+            .is_some_and(|count| count.held() == 0)
+        {
+            return Eviction::NoVictim;
+        }
         let mut victim: Option<(Nanos, PublicKey)> = None;
         for record in self.peers.iter() {
             let second_hand = !record.peer.discovered_via.any_first_hand();
@@ -990,8 +1001,8 @@ impl Inner {
         }
     }
 
-    /// Whether a record counts under the second-hand quota: there is one, and no method that
-    /// heard the peer was first-hand.
+    /// Whether a record counts as second-hand ([`Inner::second_hand`]): they are counted, and
+    /// no method that heard the peer was first-hand.
     fn in_second_hand_quota(&self, record: &Record) -> bool {
         self.second_hand.is_some() && !record.peer.discovered_via.any_first_hand()
     }
@@ -1469,7 +1480,9 @@ impl PeerStoreBuilder {
                 tombstones: Tombstones::new(self.shards),
                 tombstone_expired: self.tombstone_expired,
                 when_full: self.when_full,
-                second_hand: self.max_second_hand.map(Capacity::new),
+                second_hand: (self.max_second_hand.is_some()
+                    || self.when_full == FullPolicy::EvictSecondHand)
+                    .then(|| Capacity::new(self.max_second_hand.unwrap_or(usize::MAX))),
             }),
         }
     }

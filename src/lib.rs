@@ -20,7 +20,12 @@
 //!   known one, when it is later than the stored one;
 //! - a peer silent for 5 minutes is dead, and after 10 minutes it is removed; a dead peer heard
 //!   again is [`Updated`](UpdateOutcome::Updated), like a change;
-//! - at most 1000 peers are held, so a flood of fake peers cannot exhaust memory;
+//! - at most 1000 peers are held, so a flood of fake peers cannot exhaust memory; a full store
+//!   refuses a new peer, unless [`FullPolicy::EvictSecondHand`] lets one heard first-hand take
+//!   the place of a peer never heard first-hand;
+//! - a removed peer is forgotten at once, unless removed with a tombstone
+//!   ([`PeerStore::remove_for`], [`PeerStoreBuilder::tombstone_expired`]), which refuses the
+//!   cache and the second-hand methods a new record until it falls;
 //! - subscribers are told of new, changed and removed peers over bounded channels, and a slow
 //!   subscriber never slows the store.
 //!

@@ -7,7 +7,8 @@ mod support;
 use std::net::SocketAddr;
 
 use peerstore::{
-    DiscoveryMethod as M, EndpointPolicy, Evidence, ManualClock, PeerEventKind, PeerInfo, PeerStore,
+    Clock, DiscoveryMethod as M, EndpointPolicy, Evidence, ManualClock, PeerEventKind, PeerInfo,
+    PeerStore,
 };
 use support::{addr, clock, key, secs};
 
@@ -430,4 +431,172 @@ fn evidence_for_an_endpoint_counts_in_either_spelling() {
         assert!(store.confirm(&key(1), mapped, Evidence::Handshake));
         assert!(store.note_failure(&key(1), mapped));
     }
+}
+
+/// The endpoints of key(1)'s candidates, in the store's order.
+fn candidate_endpoints(store: &PeerStore) -> Vec<SocketAddr> {
+    store
+        .candidates(&key(1))
+        .iter()
+        .map(|c| c.endpoint)
+        .collect()
+}
+
+/// Found by the model: a peer trusted one endpoint at a time, so confirming a second one ended
+/// the first one's trust, and when the second failed the first (confirmed a moment ago, never
+/// failed) was displaced by an unconfirmed endpoint of the same rank.
+#[test]
+fn confirming_a_second_endpoint_keeps_the_first_trusted() {
+    support::each_shards(|shards| {
+        let (store, clock) = store(EndpointPolicy::resilient(), shards);
+        announce(&store, DHT, M::Dht);
+        announce(&store, DHT_B, M::Dht);
+        assert!(store.confirm(&key(1), addr(DHT), Evidence::Handshake));
+        assert!(store.confirm(&key(1), addr(DHT_B), Evidence::Handshake));
+        let trusted: Vec<bool> = store
+            .candidates(&key(1))
+            .iter()
+            .map(|c| c.trusted)
+            .collect();
+        assert_eq!(trusted, [true, true], "each candidate's trust is its own");
+        assert_eq!(
+            endpoint(&store),
+            Some(addr(DHT_B)),
+            "the most recent confirmation"
+        );
+        assert!(store.note_failure(&key(1), addr(DHT_B)));
+        assert_eq!(
+            endpoint(&store),
+            Some(addr(DHT)),
+            "still trusted: it takes over"
+        );
+        clock.advance(secs(1));
+        announce(&store, "198.51.100.77:4000", M::Dht);
+        assert_eq!(
+            endpoint(&store),
+            Some(addr(DHT)),
+            "an unconfirmed endpoint of the same rank does not displace a trusted one"
+        );
+    });
+}
+
+/// Of several trusted endpoints the one chosen is the seed's order among them: the rank of the
+/// best method that ever reported it, then IPv6, then the most recent confirmation.
+#[test]
+fn of_several_trusted_endpoints_the_seed_order_chooses() {
+    const V6: &str = "[2001:db8::1]:51820";
+    support::each_shards(|shards| {
+        let (store, clock) = store(EndpointPolicy::resilient(), shards);
+        announce(&store, LAN, M::Lan);
+        announce(&store, DHT, M::Dht);
+        announce(&store, V6, M::Dht);
+        announce(&store, DHT_B, M::Dht);
+        for endpoint in [DHT, LAN, V6, DHT_B] {
+            assert!(store.confirm(&key(1), addr(endpoint), Evidence::Handshake));
+            clock.advance(secs(1));
+        }
+        assert!(store.candidates(&key(1)).iter().all(|c| c.trusted));
+        // Past the LAN's 30 s window: trust vouches for it on its own, by the LAN's rank.
+        clock.advance(secs(40));
+        assert!(store.cleanup_stale().is_empty());
+        let peer = store.get(&key(1)).unwrap();
+        assert_eq!(
+            peer.endpoint,
+            Some(addr(LAN)),
+            "the best rank ever reported"
+        );
+        assert_eq!(peer.endpoint_method, Some(M::Lan));
+        assert!(store.note_failure(&key(1), addr(LAN)));
+        assert_eq!(endpoint(&store), Some(addr(V6)), "then IPv6");
+        assert!(store.note_failure(&key(1), addr(V6)));
+        assert_eq!(
+            endpoint(&store),
+            Some(addr(DHT_B)),
+            "then the most recent confirmation"
+        );
+        assert!(store.confirm(&key(1), addr(DHT), Evidence::Handshake));
+        assert_eq!(
+            endpoint(&store),
+            Some(addr(DHT)),
+            "confirmed again: the most recent"
+        );
+    });
+}
+
+/// Found by the model: a candidate whose trust had run out was still kept from eviction as
+/// "trusted", so a new endpoint replaced a candidate reported more recently.
+#[test]
+fn a_candidate_whose_trust_ran_out_can_be_replaced() {
+    const OLD: &str = "198.51.100.1:51820";
+    support::each_shards(|shards| {
+        let (store, clock) = store(EndpointPolicy::resilient(), shards);
+        announce(&store, OLD, M::Dht);
+        assert!(store.confirm(&key(1), addr(OLD), Evidence::Handshake));
+        clock.advance(secs(200));
+        announce(&store, LAN, M::Lan);
+        announce(&store, DHT, M::Dht);
+        announce(&store, DHT_B, M::Dht);
+        assert_eq!(endpoint(&store), Some(addr(LAN)));
+        let old = store.candidates(&key(1))[0].clone();
+        assert_eq!(
+            (old.endpoint, old.trusted),
+            (addr(OLD), false),
+            "trust_for is 180 s"
+        );
+        clock.advance(secs(1));
+        announce(&store, "[2001:db8::1]:51820", M::Dht);
+        let kept = candidate_endpoints(&store);
+        assert_eq!(
+            kept,
+            [LAN, DHT, DHT_B, "[2001:db8::1]:51820"].map(addr),
+            "the one reported least recently goes, its trust having run out"
+        );
+    });
+}
+
+/// Found by the model: a report left a candidate's `failures` as they were, though they count
+/// the failures "since it was last confirmed or reported".
+#[test]
+fn a_report_resets_the_failures_of_its_candidate() {
+    support::each_shards(|shards| {
+        let (store, clock) = store(EndpointPolicy::resilient(), shards);
+        announce(&store, DHT, M::Dht);
+        assert!(store.note_failure(&key(1), addr(DHT)));
+        assert_eq!(store.candidates(&key(1))[0].failures, 1);
+        clock.advance(secs(1));
+        announce(&store, DHT, M::Dht);
+        let c = store.candidates(&key(1))[0].clone();
+        assert_eq!((c.failures, c.fresh), (0, true), "{c:?}");
+    });
+}
+
+/// Found by the model: a report made after a failure but within the same tick of the store's
+/// clock was taken for one made before it, and did not vouch. "So far" is by order; a report
+/// that carries a time from before the failure is still older news than the failure.
+#[test]
+fn a_report_made_right_after_a_failure_vouches() {
+    support::each_shards(|shards| {
+        let (store, clock) = store(EndpointPolicy::resilient(), shards);
+        announce(&store, DHT, M::Dht);
+        clock.advance(secs(1));
+        announce(&store, DHT_B, M::Dht);
+        assert_eq!(endpoint(&store), Some(addr(DHT_B)), "the newest");
+        assert!(store.note_failure(&key(1), addr(DHT_B)));
+        assert_eq!(endpoint(&store), Some(addr(DHT)));
+        // The same instant: no clock step.
+        announce(&store, DHT_B, M::Dht);
+        let b = store.candidates(&key(1))[1].clone();
+        assert_eq!((b.endpoint, b.fresh), (addr(DHT_B), true), "{b:?}");
+        assert_eq!(endpoint(&store), Some(addr(DHT_B)), "the newest again");
+
+        // Second-hand news made after a failure, but dated before it, does not vouch.
+        clock.advance(secs(10));
+        assert!(store.note_failure(&key(1), addr(DHT_B)));
+        let mut info = PeerInfo::new(key(1));
+        info.endpoint = Some(addr(DHT_B));
+        info.last_seen = Some(clock.wall_now() - secs(5));
+        store.update(info, M::GossipTransitive).unwrap();
+        assert!(!store.candidates(&key(1))[1].fresh);
+        assert_eq!(endpoint(&store), Some(addr(DHT)));
+    });
 }

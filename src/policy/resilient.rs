@@ -8,6 +8,18 @@
 //! the chosen one is the seed's order (rank, then IPv6, then newest) over the *fresh*
 //! candidates only, and a confirmed endpoint (a handshake seen, a probe answered) is trusted
 //! for a while against equal-rank challengers, until it fails.
+//!
+//! Trust is each candidate's own: confirming one endpoint trusts it for `trust_for` and
+//! leaves the trust of the others as it was; a failure ends that endpoint's trust only. When
+//! several candidates are trusted at once, the chosen one is the seed's order among them: the
+//! rank of the best method that ever reported it, then IPv6, then the most recent
+//! confirmation. An untrusted challenger never displaces a trusted candidate, unless it
+//! outranks it and the policy lets rank override trust.
+//!
+//! A failure voids the reports made so far, judged by the order in which they came, not by
+//! their times: a report made after the failure vouches again even within the same tick of the
+//! store's clock, unless it carries a time from before the failure (second-hand news older than
+//! the failure). A confirmation makes the voided reports vouch again.
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
@@ -118,7 +130,9 @@ impl EndpointPolicy {
 
     /// How many endpoints a peer keeps as candidates (1 to [`MAX_CANDIDATES`]; the builder
     /// refuses others). A new one past it replaces the candidate reported least recently
-    /// that is neither chosen nor trusted. Tuning the seed policy makes it the resilient one.
+    /// that is neither chosen nor trusted now (its trust not yet run out); if every candidate
+    /// is one of those, the new one is not kept. Tuning the seed policy makes it the resilient
+    /// one.
     #[must_use]
     pub fn max_candidates(self, max: usize) -> Self {
         self.tune(|r| r.max_candidates = max)
@@ -133,7 +147,8 @@ impl EndpointPolicy {
         })
     }
 
-    /// How long a confirmed endpoint is trusted against equal-rank challengers.
+    /// How long a confirmed endpoint is trusted against equal-rank challengers. Each
+    /// candidate's trust is its own: confirming one does not end another's.
     #[must_use]
     pub fn trust_for(self, trust_for: Duration) -> Self {
         self.tune(|r| r.trust_for = trust_for)
@@ -225,6 +240,8 @@ struct Report {
     method: DiscoveryMethod,
     at: Nanos,
     wall: SystemTime,
+    /// Made before the candidate's last failure: it no longer vouches (until a confirmation).
+    void: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,16 +251,17 @@ struct CandidateState {
     confirmed: Option<(Nanos, SystemTime)>,
     rtt: Option<Duration>,
     failures: u32,
-    /// Reports up to this instant were made before the last failure and no longer vouch.
+    /// When it last failed, if it was not confirmed since: a report that carries a time from
+    /// before then is older news than the failure and does not vouch.
     failed_at: Option<Nanos>,
+    /// Until when its last confirmation trusts it (`None`: never confirmed, or failed since).
+    trusted_until: Option<Nanos>,
 }
 
-/// A peer's candidates and the trust one of them holds.
+/// A peer's candidates, each with its own trust.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Candidates {
     list: Vec<CandidateState>,
-    /// The trusted endpoint and until when.
-    trusted: Option<(SocketAddr, Nanos)>,
 }
 
 /// The endpoint the policy chose, the method it counts as set by, and why.
@@ -306,15 +324,15 @@ impl Context<'_> {
 }
 
 impl CandidateState {
-    /// The reports that still vouch for it now: within their method's window and made after
-    /// its last failure. `cache_counts` says whether cache reports still do.
+    /// The reports that still vouch for it now: within their method's window, made after its
+    /// last failure and not dated before it. `cache_counts` says whether cache reports still do.
     fn fresh_reports<'a>(
         &'a self,
         cx: &'a Context<'_>,
         cache_counts: bool,
     ) -> impl Iterator<Item = &'a Report> + 'a {
         self.reports.iter().filter(move |r| {
-            let after_failure = self.failed_at.is_none_or(|failed| r.at > failed);
+            let after_failure = !r.void && self.failed_at.is_none_or(|failed| r.at >= failed);
             let within = match cx.window(&r.method) {
                 Some(window) => cx.now.saturating_sub(r.at) <= window,
                 None => cache_counts,
@@ -323,7 +341,19 @@ impl CandidateState {
         })
     }
 
-    fn to_public(&self, cx: &Context<'_>, cache_counts: bool, trusted: bool) -> Candidate {
+    /// Whether its trust has not run out at `now`.
+    fn trusted_at(&self, now: Nanos) -> bool {
+        self.trusted_until.is_some_and(|until| now < until)
+    }
+
+    /// The report it counts as set by when its trust vouches for it: the best method that ever
+    /// reported it (the newest report of that rank).
+    fn best_ever(&self) -> Option<&Report> {
+        self.reports.iter().max_by_key(|r| (r.method.rank(), r.at))
+    }
+
+    fn to_public(&self, cx: &Context<'_>, cache_counts: bool) -> Candidate {
+        let trusted = self.trusted_at(cx.now);
         Candidate {
             endpoint: self.endpoint,
             reports: self
@@ -348,38 +378,45 @@ impl Candidates {
         at: Nanos,
         wall: SystemTime,
     ) -> Self {
-        let mut candidates = Candidates::default();
-        candidates.report(endpoint, method, at, wall, usize::MAX, None);
-        candidates
+        Candidates {
+            list: vec![CandidateState::new(endpoint, method, at, wall)],
+        }
     }
 
-    /// Records that `method` reported `endpoint` at `at`. A new endpoint past `max` replaces
-    /// the candidate reported least recently that is not `keep` (the chosen one) and not
-    /// trusted.
+    /// Records that `method` reported `endpoint`, dated `at` (a second-hand method's carried
+    /// time may be older than `cx.now`); the report resets the candidate's failures. A new
+    /// endpoint past `max_candidates` replaces the candidate reported least recently that is
+    /// not `keep` (the chosen one) and not trusted at `cx.now`; if there is none, it is not
+    /// kept.
     pub(crate) fn report(
         &mut self,
         endpoint: SocketAddr,
         method: DiscoveryMethod,
         at: Nanos,
         wall: SystemTime,
-        max: usize,
+        cx: &Context<'_>,
         keep: Option<SocketAddr>,
     ) {
-        let report = Report { method, at, wall };
         if let Some(c) = self.list.iter_mut().find(|c| c.endpoint == endpoint) {
+            let report = Report {
+                method,
+                at,
+                wall,
+                void: false,
+            };
             match c.reports.iter_mut().find(|r| r.method == report.method) {
                 Some(old) => *old = report,
                 None => c.reports.push(report),
             }
+            c.failures = 0;
             return;
         }
-        if self.list.len() >= max {
-            let trusted = self.trusted.map(|(addr, _)| addr);
+        if self.list.len() >= cx.policy.max_candidates {
             let evict = self
                 .list
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| Some(c.endpoint) != keep && Some(c.endpoint) != trusted)
+                .filter(|(_, c)| Some(c.endpoint) != keep && !c.trusted_at(cx.now))
                 .min_by_key(|(_, c)| c.reports.iter().map(|r| r.at).max())
                 .map(|(i, _)| i);
             match evict {
@@ -390,14 +427,8 @@ impl Candidates {
                 None => return,
             }
         }
-        self.list.push(CandidateState {
-            endpoint,
-            reports: vec![report],
-            confirmed: None,
-            rtt: None,
-            failures: 0,
-            failed_at: None,
-        });
+        self.list
+            .push(CandidateState::new(endpoint, method, at, wall));
     }
 
     /// Evidence that `endpoint` works, at `at`: it is confirmed and trusted for `trust_for`.
@@ -415,39 +446,38 @@ impl Candidates {
         };
         c.confirmed = Some((at, wall));
         c.failures = 0;
+        // Evidence that it works: what was reported of it before it failed vouches again.
         c.failed_at = None;
+        for r in &mut c.reports {
+            r.void = false;
+        }
         if let crate::Evidence::Probe { rtt } = evidence {
             c.rtt = Some(rtt);
         }
-        self.trusted = Some((endpoint, at.saturating_add(nanos_of(trust_for))));
+        c.trusted_until = Some(at.saturating_add(nanos_of(trust_for)));
         true
     }
 
-    /// `endpoint` stopped answering at `at`: its trust ends at once and the reports made so
-    /// far no longer vouch for it. `false` if it is not a candidate.
+    /// `endpoint` stopped answering at `at`: its trust ends at once (the other candidates'
+    /// stays) and the reports made so far no longer vouch for it; one made later does, unless
+    /// it carries a time from before `at`. `false` if it is not a candidate.
     pub(crate) fn fail(&mut self, endpoint: SocketAddr, at: Nanos) -> bool {
         let Some(c) = self.list.iter_mut().find(|c| c.endpoint == endpoint) else {
             return false;
         };
         c.failures = c.failures.saturating_add(1);
         c.failed_at = Some(at);
-        if self.trusted.is_some_and(|(addr, _)| addr == endpoint) {
-            self.trusted = None;
+        for r in &mut c.reports {
+            r.void = true;
         }
+        c.trusted_until = None;
         true
-    }
-
-    /// The trusted endpoint now, if its trust has not run out.
-    fn trusted_now(&self, now: Nanos) -> Option<SocketAddr> {
-        self.trusted
-            .filter(|&(_, until)| now < until)
-            .map(|(addr, _)| addr)
     }
 
     /// Whether cache reports still vouch: until any candidate has a fresh report by another
     /// method (or trust).
     fn cache_counts(&self, cx: &Context<'_>) -> bool {
-        let trusted = self.trusted_now(cx.now).is_some();
+        let trusted = self.list.iter().any(|c| c.trusted_at(cx.now));
         !trusted
             && !self.list.iter().any(|c| {
                 c.fresh_reports(cx, false)
@@ -459,9 +489,15 @@ impl Candidates {
     /// IPv6, then newest) over the fresh candidates, a trusted one kept against any but a
     /// higher rank (and that only if the policy lets rank override trust), and the current one
     /// kept, marked stale, when no candidate is fresh.
+    ///
+    /// When several candidates are trusted, the one kept is the first in the seed's order
+    /// among them: the rank of the best method that ever reported it, then IPv6, then the most
+    /// recent confirmation (then the later candidate in the list), and it counts as set by
+    /// that best method. An untrusted candidate displaces it only by outranking it (the rank
+    /// of its best fresh report above that method's) while the policy lets rank override
+    /// trust.
     pub(crate) fn choose(&self, cx: &Context<'_>, current: Option<&Choice>) -> Option<Choice> {
         let cache_counts = self.cache_counts(cx);
-        let trusted = self.trusted_now(cx.now);
         // Each fresh candidate with its best fresh report: (rank, IPv6, newest).
         let scored = self.list.iter().filter_map(|c| {
             let best = c
@@ -474,21 +510,23 @@ impl Candidates {
             (best.method.rank(), is_ipv6(c.endpoint), *newest)
         };
         let best = scored.max_by_key(key);
-        let trusted_choice = trusted.and_then(|addr| {
-            let c = self.list.iter().find(|c| c.endpoint == addr)?;
-            // Trust vouches on its own; the method is the best that ever reported it.
-            let method = c
-                .reports
-                .iter()
-                .max_by_key(|r| (r.method.rank(), r.at))
-                .map(|r| r.method.clone())?;
-            Some(Choice {
-                endpoint: addr,
-                method,
+        // Trust vouches on its own; a trusted candidate counts as set by the best method that
+        // ever reported it. Among several: (that rank, IPv6, most recent confirmation).
+        let trusted_choice = self
+            .list
+            .iter()
+            .filter(|c| c.trusted_at(cx.now))
+            .filter_map(|c| Some((c, c.best_ever()?)))
+            .max_by_key(|(c, best)| {
+                let confirmed = c.confirmed.map(|(at, _)| at);
+                (best.method.rank(), is_ipv6(c.endpoint), confirmed)
+            })
+            .map(|(c, best)| Choice {
+                endpoint: c.endpoint,
+                method: best.method.clone(),
                 stale: false,
                 rule: crate::EndpointRule::Trusted,
-            })
-        });
+            });
         // Why the best fresh candidate replaces the one in use, if it does.
         let why = |c: &CandidateState, report: &Report| {
             let Some(current) = current else {
@@ -548,11 +586,30 @@ impl Candidates {
     /// The candidates as callers see them.
     pub(crate) fn to_public(&self, cx: &Context<'_>) -> Vec<Candidate> {
         let cache_counts = self.cache_counts(cx);
-        let trusted = self.trusted_now(cx.now);
         self.list
             .iter()
-            .map(|c| c.to_public(cx, cache_counts, trusted == Some(c.endpoint)))
+            .map(|c| c.to_public(cx, cache_counts))
             .collect()
+    }
+}
+
+impl CandidateState {
+    /// A new candidate, with its first report.
+    fn new(endpoint: SocketAddr, method: DiscoveryMethod, at: Nanos, wall: SystemTime) -> Self {
+        CandidateState {
+            endpoint,
+            reports: vec![Report {
+                method,
+                at,
+                wall,
+                void: false,
+            }],
+            confirmed: None,
+            rtt: None,
+            failures: 0,
+            failed_at: None,
+            trusted_until: None,
+        }
     }
 }
 

@@ -270,8 +270,13 @@ struct Cand {
     confirmed: Option<SystemTime>,
     rtt: Option<Duration>,
     failures: u32,
-    /// When it last failed: the reports made up to then no longer vouch.
+    /// When it last failed, unless confirmed since: a report dated before then (a carried
+    /// time) does not vouch.
     failed_at: Option<i128>,
+    /// When it was last confirmed.
+    confirmed_at: Option<i128>,
+    /// Until when its own trust lasts: set by `confirm`, ended by `note_failure`.
+    trusted_until: Option<i128>,
 }
 
 /// A candidate as `PeerStore::candidates` shows it, comparable field by field.
@@ -310,19 +315,24 @@ impl From<&Candidate> for CandidateView {
 /// 3. A report vouches while it is no older than its method's window (LAN 30 s, rendezvous
 ///    2 min, the cache: while no candidate has a vouching report by another method and none
 ///    is trusted; every other method: `dead_after`), and only if it was made after the
-///    candidate's last failure.
+///    candidate's last failure (by order: one made in the same tick of the clock counts) and
+///    is not dated before it (a carried time older than the failure).
 /// 4. A candidate is fresh when a report vouches for it, or it is trusted.
-/// 5. `confirm` trusts its endpoint for [`TRUST_FOR`] (until then, not at it), resets its
-///    failures, makes its voided reports vouch again, and takes the trust from whichever
-///    endpoint held it: a peer trusts one endpoint at a time, the last one confirmed (see
-///    [`KnownBugs::one_trust_per_peer`]). `note_failure` voids its reports so far, counts a
-///    failure and, if it held the trust, ends it at once.
-/// 6. The chosen endpoint: the trusted one (rank does not override trust), set by the best
-///    method that ever reported it; else the best fresh candidate in the seed's order (the
-///    rank of its best vouching report, then IPv6, then its newest vouching report), set by
-///    that best report's method; else the endpoint in use stays (stale).
+/// 5. Trust is each candidate's own. `confirm` trusts its endpoint for [`TRUST_FOR`] (until
+///    then, not at it), resets its failures and makes its voided reports vouch again; the
+///    other candidates' trust stays as it was. `note_failure` voids its reports so far,
+///    counts a failure and ends its trust at once (only its own). A report resets the
+///    candidate's failures (they count "since it was last confirmed or reported").
+/// 6. The chosen endpoint: if any candidate is trusted, the first of the trusted ones in the
+///    seed's order among them (the rank of the best method that ever reported it, then IPv6,
+///    then the most recent confirmation), set by that best method (rank does not override
+///    trust); else the best fresh candidate in the seed's order (the rank of its best vouching
+///    report, then IPv6, then its newest vouching report), set by that best report's method;
+///    else the endpoint in use stays (stale).
 /// 7. A new endpoint past the limit replaces the candidate reported least recently (its newest
-///    report of any method) that is neither the endpoint in use nor trusted.
+///    report of any method) that is neither the endpoint in use nor trusted now (its trust not
+///    run out at the store's now, whatever the report is dated); if every candidate is one of
+///    those, the new endpoint is not kept.
 /// 8. The choice is made again after every accepted update of a known peer, every `confirm` and
 ///    `note_failure` that named a candidate, and for every peer the cleanup keeps. It changes
 ///    the peer when it names another address, or the same address by a method of a higher
@@ -331,14 +341,11 @@ impl From<&Candidate> for CandidateView {
 ///
 /// Ties the documentation leaves open are broken the way the crate breaks them (any other
 /// choice would show as a difference): between equal reports of one candidate, and between
-/// equal candidates, the later in its list wins; between candidates reported equally long
-/// ago, the one that became a candidate first is replaced.
-#[derive(Debug, Clone)]
+/// equal candidates (trusted or fresh), the later in its list wins; between candidates
+/// reported equally long ago, the one that became a candidate first is replaced.
+#[derive(Debug, Clone, Default)]
 struct Candidates {
     list: Vec<Cand>,
-    /// The endpoint that holds the trust, and when its trust runs out.
-    trust: Option<(SocketAddr, i128)>,
-    bugs: KnownBugs,
 }
 
 /// Where the crate is known to differ from its own documentation (reported; `src/` is not
@@ -347,43 +354,19 @@ struct Candidates {
 /// documentation alone, and `tests/properties.rs` pins each bug's shortest case against it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KnownBugs {
-    /// A candidate whose trust ran out is still kept from eviction as "trusted" (until it
-    /// fails or another is confirmed), though `candidates()` shows `trusted: false`.
-    pub expired_trust_blocks_eviction: bool,
     /// `cleanup_stale` sends every `Updated` (an endpoint that moved) before every `Removed`,
     /// though it took their seqs in the map's order: `seq` goes backwards.
     pub cleanup_events_out_of_seq_order: bool,
-    /// A report of a candidate leaves its `failures` as they were, though they count the
-    /// failures "since it was last confirmed or reported".
-    pub report_keeps_failures: bool,
-    /// A report made after `note_failure` but on the same instant of the store's clock (the
-    /// coarse monotonic clock's tick is milliseconds) is taken for one made before it, and does
-    /// not vouch: "its reports so far" are voided, and this one too.
-    pub report_in_the_failure_tick_is_void: bool,
-    /// A peer trusts one endpoint at a time: confirming another ends the first one's trust,
-    /// though `Candidate::trusted` says "confirmed within `trust_for`, not failed since", and
-    /// the property says such an endpoint is not displaced by an unconfirmed one.
-    /// (The model follows the crate here whatever this says: the documentation does not say
-    /// which of two trusted endpoints is chosen. The trust property reads it.)
-    pub one_trust_per_peer: bool,
 }
 
 impl KnownBugs {
     /// The crate as it is.
     pub const CRATE: KnownBugs = KnownBugs {
-        expired_trust_blocks_eviction: true,
-        cleanup_events_out_of_seq_order: true,
-        report_keeps_failures: true,
-        report_in_the_failure_tick_is_void: true,
-        one_trust_per_peer: true,
+        cleanup_events_out_of_seq_order: false,
     };
     /// The documentation.
     pub const NONE: KnownBugs = KnownBugs {
-        expired_trust_blocks_eviction: false,
         cleanup_events_out_of_seq_order: false,
-        report_keeps_failures: false,
-        report_in_the_failure_tick_is_void: false,
-        one_trust_per_peer: false,
     };
 }
 
@@ -434,34 +417,20 @@ fn best_report<'a>(reports: impl Iterator<Item = &'a Report>) -> Option<&'a Repo
 }
 
 impl Candidates {
-    fn new(bugs: KnownBugs) -> Self {
-        Candidates {
-            list: Vec::new(),
-            trust: None,
-            bugs,
-        }
+    /// Whether `c`'s own trust lasts at `now`.
+    fn trusted_at(c: &Cand, now: i128) -> bool {
+        c.trusted_until.is_some_and(|until| now < until)
     }
 
-    fn find(&self, endpoint: SocketAddr) -> Option<&Cand> {
-        self.list.iter().find(|c| c.endpoint == endpoint)
-    }
-
-    /// The endpoint trusted at `now`.
-    fn trusted_at(&self, now: i128) -> Option<SocketAddr> {
-        match self.trust {
-            Some((endpoint, until)) if now < until => Some(endpoint),
-            _ => None,
-        }
+    /// Whether any candidate is trusted at `now`.
+    fn any_trusted(&self, now: i128) -> bool {
+        self.list.iter().any(|c| Candidates::trusted_at(c, now))
     }
 
     /// Whether a report by `r.method` of `c` vouches at `now`, given whether the cache's do.
-    fn vouches(&self, c: &Cand, r: &Report, now: i128, cache_vouches: bool) -> bool {
-        let voided = if self.bugs.report_in_the_failure_tick_is_void {
-            c.failed_at.is_some_and(|failed| r.at <= failed)
-        } else {
-            // Made before the failure, or made after it but dated before it (a carried time).
-            r.void || c.failed_at.is_some_and(|failed| r.at < failed)
-        };
+    fn vouches(c: &Cand, r: &Report, now: i128, cache_vouches: bool) -> bool {
+        // Made before the failure, or made after it but dated before it (a carried time).
+        let voided = r.void || c.failed_at.is_some_and(|failed| r.at < failed);
         if voided {
             return false;
         }
@@ -473,13 +442,13 @@ impl Candidates {
 
     /// Whether the cache's reports still vouch at `now`.
     fn cache_vouches(&self, now: i128) -> bool {
-        if self.trusted_at(now).is_some() {
+        if self.any_trusted(now) {
             return false;
         }
         let live = self.list.iter().any(|c| {
-            c.reports
-                .iter()
-                .any(|r| r.method != DiscoveryMethod::Cache && self.vouches(c, r, now, false))
+            c.reports.iter().any(|r| {
+                r.method != DiscoveryMethod::Cache && Candidates::vouches(c, r, now, false)
+            })
         });
         !live
     }
@@ -488,23 +457,32 @@ impl Candidates {
         let cache = self.cache_vouches(now);
         c.reports
             .iter()
-            .filter(|r| self.vouches(c, r, now, cache))
+            .filter(|r| Candidates::vouches(c, r, now, cache))
             .collect()
     }
 
     fn is_fresh(&self, c: &Cand, now: i128) -> bool {
-        self.trusted_at(now) == Some(c.endpoint) || !self.vouching(c, now).is_empty()
+        Candidates::trusted_at(c, now) || !self.vouching(c, now).is_empty()
     }
 
     /// Rule 6: the endpoint to use at `now` and the method it counts as set by; `None` keeps
     /// the one in use.
     fn choose(&self, now: i128) -> Option<(SocketAddr, DiscoveryMethod)> {
-        if let Some(trusted) = self.trusted_at(now) {
-            let c = self
-                .find(trusted)
-                .expect("the trusted endpoint is a candidate");
+        // The trusted ones first, in the seed's order: (best rank ever, IPv6, confirmed last).
+        let mut trusted: Option<((u8, bool, i128), SocketAddr, DiscoveryMethod)> = None;
+        for c in self.list.iter().filter(|c| Candidates::trusted_at(c, now)) {
             let by = best_report(c.reports.iter()).expect("a candidate has a report");
-            return Some((trusted, by.method.clone()));
+            let confirmed = c.confirmed_at.expect("a trusted candidate was confirmed");
+            let order = (by.method.rank(), c.endpoint.is_ipv6(), confirmed);
+            if trusted
+                .as_ref()
+                .is_none_or(|(b, _, _)| seed_order_at_least(order, *b))
+            {
+                trusted = Some((order, c.endpoint, by.method.clone()));
+            }
+        }
+        if let Some((_, endpoint, method)) = trusted {
+            return Some((endpoint, method));
         }
         let mut best: Option<((u8, bool, i128), SocketAddr, DiscoveryMethod)> = None;
         for c in &self.list {
@@ -524,8 +502,8 @@ impl Candidates {
         best.map(|(_, endpoint, method)| (endpoint, method))
     }
 
-    /// Rules 1 and 7: `method` reported `endpoint`, dated `at`/`wall`, while `in_use` is the
-    /// peer's endpoint.
+    /// Rules 1, 5 and 7: `method` reported `endpoint`, dated `at`/`wall`, while `in_use` is the
+    /// peer's endpoint and `now` the store's time.
     fn report(
         &mut self,
         endpoint: SocketAddr,
@@ -546,20 +524,13 @@ impl Candidates {
                 Some(i) => c.reports[i] = report,
                 None => c.reports.push(report),
             }
-            if !self.bugs.report_keeps_failures {
-                c.failures = 0;
-            }
+            c.failures = 0;
             return;
         }
         if self.list.len() >= MAX_CANDIDATES {
-            let trusted = if self.bugs.expired_trust_blocks_eviction {
-                self.trust.map(|(endpoint, _)| endpoint)
-            } else {
-                self.trusted_at(now)
-            };
             let mut victim: Option<(usize, i128)> = None;
             for (i, c) in self.list.iter().enumerate() {
-                if Some(c.endpoint) == in_use || Some(c.endpoint) == trusted {
+                if Some(c.endpoint) == in_use || Candidates::trusted_at(c, now) {
                     continue;
                 }
                 let last = c.reports.iter().map(|r| r.at).max().expect("a report");
@@ -567,7 +538,10 @@ impl Candidates {
                     victim = Some((i, last));
                 }
             }
-            let (i, _) = victim.expect("at most two of four candidates are protected");
+            // Every candidate in use or trusted: the new one is not kept.
+            let Some((i, _)) = victim else {
+                return;
+            };
             self.list.remove(i);
         }
         self.list.push(Cand {
@@ -577,6 +551,8 @@ impl Candidates {
             rtt: None,
             failures: 0,
             failed_at: None,
+            confirmed_at: None,
+            trusted_until: None,
         });
     }
 
@@ -592,6 +568,7 @@ impl Candidates {
             return false;
         };
         c.confirmed = Some(wall);
+        c.confirmed_at = Some(now);
         c.failures = 0;
         // Evidence that it works: what was reported of it before it failed vouches again.
         c.failed_at = None;
@@ -601,7 +578,7 @@ impl Candidates {
         if rtt.is_some() {
             c.rtt = rtt;
         }
-        self.trust = Some((endpoint, now + nanos(TRUST_FOR)));
+        c.trusted_until = Some(now + nanos(TRUST_FOR));
         true
     }
 
@@ -615,14 +592,11 @@ impl Candidates {
         for r in &mut c.reports {
             r.void = true;
         }
-        if self.trust.is_some_and(|(trusted, _)| trusted == endpoint) {
-            self.trust = None;
-        }
+        c.trusted_until = None;
         true
     }
 
     fn view(&self, now: i128) -> Vec<CandidateView> {
-        let trusted = self.trusted_at(now);
         self.list
             .iter()
             .map(|c| CandidateView {
@@ -636,7 +610,7 @@ impl Candidates {
                 rtt: c.rtt,
                 failures: c.failures,
                 fresh: self.is_fresh(c, now),
-                trusted: trusted == Some(c.endpoint),
+                trusted: Candidates::trusted_at(c, now),
             })
             .collect()
     }
@@ -770,7 +744,7 @@ impl Model {
                 .filter(|_| !method.refreshes_last_seen())
                 .unwrap_or((wall, 0));
             let mut peer = Peer::new(info.public_key, last_seen);
-            let mut candidates = Candidates::new(self.bugs);
+            let mut candidates = Candidates::default();
             if let (Config::Resilient, Some(endpoint)) = (self.config, info.endpoint) {
                 candidates.report(endpoint, method.clone(), now - age, last_seen, None, now);
             }

@@ -274,8 +274,11 @@ impl PeerStore {
     /// # Errors
     ///
     /// [`UpdateError::Invalid`] for a value the store will not keep (see
-    /// [`PeerInfo::validate`]), [`UpdateError::StoreFull`] for a new peer when the store holds
-    /// its cap. Either way nothing in the store changed.
+    /// [`PeerInfo::validate`]); [`UpdateError::StoreFull`] for a new peer when the store holds
+    /// its cap (and, under [`FullPolicy::EvictSecondHand`], the peer is second-hand or no peer
+    /// is) or the second-hand quota is full; [`UpdateError::Tombstoned`] for a new record by
+    /// the cache or a second-hand method while the peer's tombstone stands. Whatever the error,
+    /// nothing in the store changed.
     pub fn update(
         &self,
         mut info: PeerInfo,

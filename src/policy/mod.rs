@@ -107,9 +107,10 @@ impl EndpointDecision {
 /// assert!(again.accepted && !again.changes());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-// Inlined by request: every update asks it, and once the resilient policy called it too the
-// compiler stopped inlining it into the merge (callgrind: some 50 instructions an update).
-#[inline]
+// Inlined always: every update asks it, and with each new caller (the resilient policy, the
+// store's history) the compiler stopped inlining a mere `#[inline]` into the merge again
+// (callgrind: some 50 instructions an update, 4% of the seed's update).
+#[inline(always)]
 pub fn decide_endpoint<M: Borrow<DiscoveryMethod>>(
     current: Option<(SocketAddr, M)>,
     new: SocketAddr,

@@ -5,7 +5,10 @@
 //! 2. start the cleanup thread;
 //! 3. discovery threads call `update` (here: a LAN neighbour set, and DHT results for peers
 //!    that stop answering halfway);
-//! 4. a reconciliation loop reads `get_active` and would configure WireGuard from it;
+//! 4. a reconciliation loop reads `get_active` and would configure WireGuard from it, and a
+//!    health monitor tells the store which endpoints complete handshakes (`confirm`) and
+//!    gives up on peers that stopped answering (`note_failure`, then `remove_for`, so that
+//!    gossip cannot bring them straight back);
 //! 5. a subscriber follows the events, and when it sees a gap in `seq` or its `dropped()`
 //!    count rise it resynchronises from `get_all` instead of trusting its own view;
 //! 6. the cache is saved periodically and once more at shutdown.
@@ -28,7 +31,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use peerstore::{DiscoveryMethod, PeerEventKind, PeerInfo, PeerStore, PublicKey, cache};
+use peerstore::{
+    DiscoveryMethod, EndpointPolicy, Evidence, FullPolicy, PeerEventKind, PeerInfo, PeerStore,
+    PublicKey, cache,
+};
 
 /// The daemon's timings, sped up from production's (5 min dead, 10 min removed, a cleanup each
 /// minute, a cache save every few minutes) so that peers die and go within the run.
@@ -84,6 +90,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Small on purpose, so that the start-up burst overflows it and the subscriber has
         // to resynchronise; see the module docs for how to choose it.
         .event_buffer(8)
+        // The opt-in policies a daemon in the field wants: endpoints that age and trust what
+        // handshakes confirm, peers that stay removed, and no lockout by a flood.
+        .endpoint_policy(EndpointPolicy::resilient().trust_for(3 * RECONCILE_EVERY))
+        .tombstone_expired(REMOVE_AFTER)
+        .when_full(FullPolicy::EvictSecondHand)
         .build()?;
 
     // 1. Known peers first: the cache, before any discovery runs.
@@ -99,6 +110,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cleanup = store.spawn_cleanup(CLEANUP_EVERY);
 
     let running = Arc::new(AtomicBool::new(true));
+    // Set by the DHT's thread when its peers stop answering.
+    let dht_silent = Arc::new(AtomicBool::new(false));
     let mut workers = Vec::new();
 
     // 3. Discovery: LAN neighbours announce themselves every round; DHT peers 20..30 answer
@@ -108,11 +121,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (DiscoveryMethod::Dht, 20..=29),
     ] {
         let (store, running) = (store.clone(), Arc::clone(&running));
+        let dht_silent = Arc::clone(&dht_silent);
         workers.push(thread::spawn(move || {
             let mut round = 0u32;
             while running.load(Ordering::Relaxed) {
                 for n in peers.clone() {
                     let silent = method == DiscoveryMethod::Dht && round > 10;
+                    if silent {
+                        dht_silent.store(true, Ordering::Relaxed);
+                    }
                     if !silent {
                         let endpoint = format!("192.0.2.{n}:51820");
                         if let Err(err) = store.update(info(n, &endpoint), method.clone()) {
@@ -125,6 +142,34 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }));
     }
+
+    // 4. The health monitor: handshakes seen (here: every LAN neighbour's) confirm their
+    //    endpoints; peers that stopped answering are given up on, with a tombstone.
+    let monitor = {
+        let (store, running) = (store.clone(), Arc::clone(&running));
+        let dht_silent = Arc::clone(&dht_silent);
+        thread::spawn(move || {
+            let (mut confirmed, mut given_up) = (0, 0);
+            while running.load(Ordering::Relaxed) {
+                for peer in store.get_active() {
+                    let Some(endpoint) = peer.endpoint else {
+                        continue;
+                    };
+                    let lan = peer.endpoint_method == Some(DiscoveryMethod::Lan);
+                    if lan && store.confirm(&peer.public_key, endpoint, Evidence::Handshake) {
+                        confirmed += 1;
+                    } else if !lan && dht_silent.load(Ordering::Relaxed) {
+                        store.note_failure(&peer.public_key, endpoint);
+                        if store.remove_for(&peer.public_key, RUN_FOR).is_some() {
+                            given_up += 1;
+                        }
+                    }
+                }
+                thread::sleep(RECONCILE_EVERY);
+            }
+            (confirmed, given_up)
+        })
+    };
 
     // 4. Reconciliation: what WireGuard would be configured with.
     let reconciler = {
@@ -184,6 +229,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         worker.join().map_err(|_| "a discovery thread panicked")?;
     }
     let (cycles, largest) = reconciler.join().map_err(|_| "the reconciler panicked")?;
+    let (confirmed, given_up) = monitor.join().map_err(|_| "the health monitor panicked")?;
     cleanup.stop();
     let written = cache::save(&store, &cache_file)?;
 
@@ -191,6 +237,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "reconciliation: {cycles} cycles, at most {largest} active peers; {} active at the end",
         store.get_active().len()
+    );
+    println!(
+        "health monitor: {confirmed} endpoints confirmed, {given_up} peers given up on; {} tombstones standing",
+        store.tombstones().len()
     );
     println!(
         "subscriber: {} events lost to its full channel, {} resynchronisations, it knows {} peers",

@@ -1535,7 +1535,7 @@ fn compare_json(seed: &Replay, opt_in: &Replay, source: &str, bad: &[(usize, Str
     })
 }
 
-fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {

@@ -25,7 +25,10 @@ pub enum FullPolicy {
     /// A new peer heard first-hand evicts the least recently heard peer that was never heard
     /// first-hand (subscribers hear [`Removed { cause: Evicted }`](crate::RemovalCause::Evicted));
     /// a second-hand newcomer is still refused, and a peer ever heard first-hand is never
-    /// evicted. When every peer was heard first-hand, the newcomer is refused.
+    /// evicted. When every peer was heard first-hand, the newcomer is refused. "Ever" is since
+    /// the peer's record was inserted (its `discovered_via`): a peer removed and brought back
+    /// second-hand starts again. Among peers heard equally long ago, which one goes is not
+    /// specified.
     EvictSecondHand,
 }
 

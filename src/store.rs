@@ -277,8 +277,8 @@ impl PeerStore {
     /// [`PeerInfo::validate`]); [`UpdateError::StoreFull`] for a new peer when the store holds
     /// its cap (and, under [`FullPolicy::EvictSecondHand`], the peer is second-hand or no peer
     /// is) or the second-hand quota is full; [`UpdateError::Tombstoned`] for a new record by
-    /// the cache or a second-hand method while the peer's tombstone stands. Whatever the error,
-    /// nothing in the store changed.
+    /// the cache or a second-hand method while the peer's tombstone stands (whether or not the
+    /// store is full). Whatever the error, nothing in the store changed.
     pub fn update(
         &self,
         mut info: PeerInfo,
@@ -488,9 +488,10 @@ impl PeerStore {
     /// and is refused with [`UpdateError::Tombstoned`]. A first-hand method can: the peer goes
     /// in again at once, the tombstone is cleared, and its `New` event says
     /// [`readmitted`](PeerEvent::readmitted). The tombstone is placed even if the peer is not
-    /// in the store (it may have expired a moment ago). Tombstones do not count toward the
-    /// cap; at most [`MAX_TOMBSTONES`](crate::MAX_TOMBSTONES) are kept, the oldest dropped
-    /// first ([`tombstones`](Self::tombstones)).
+    /// in the store (it may have expired a moment ago); placed again, it replaces the one
+    /// standing, shorter or longer, while a zero span leaves one standing as it is.
+    /// Tombstones do not count toward the cap; at most [`MAX_TOMBSTONES`](crate::MAX_TOMBSTONES)
+    /// are kept, the oldest dropped first ([`tombstones`](Self::tombstones)).
     ///
     /// ```
     /// use std::time::Duration;
@@ -517,8 +518,8 @@ impl PeerStore {
         self.remove_with(key, tombstone)
     }
 
-    /// The tombstones standing now, oldest first ([`remove_for`](Self::remove_for),
-    /// [`PeerStoreBuilder::tombstone_expired`]).
+    /// The tombstones standing now, oldest first, those placed at one instant by key
+    /// ([`remove_for`](Self::remove_for), [`PeerStoreBuilder::tombstone_expired`]).
     #[must_use]
     pub fn tombstones(&self) -> Vec<Tombstone> {
         self.inner.tombstones.list(self.inner.timeline.now())

@@ -1,13 +1,14 @@
 //! A model of the store: one thread, a `HashMap`, the merge rules written out plainly from the
 //! documentation. `run` drives the real store and the model with the same operations under the
-//! seed's endpoint policy, `run_with` under another [`Config`], and both report the first step
-//! where they disagree.
+//! seed's defaults, `run_with` under another [`Config`] (an endpoint policy, tombstones, a full
+//! policy, a second-hand quota), and both report the first step where they disagree.
 //!
 //! Shared by the property tests (`tests/properties.rs`) and the `ops` fuzz target, so it depends on
 //! nothing but the crate and std. Only `decide_endpoint` (the seed's endpoint rule table, itself
 //! pinned case by case in the crate's tests) is taken from the crate; the resilient policy's
 //! rules are written out here from its documentation (see [`Candidates`]), not taken from
-//! `src/policy/resilient.rs`.
+//! `src/policy/resilient.rs`, and so are the admission rules (tombstones, the full policies and
+//! the quota: see [`Model::update`]), not taken from `src/store.rs` or `src/tombstone.rs`.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -16,9 +17,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipnet::IpNet;
 use peerstore::{
-    Candidate, Clock, DiscoveryMethod, EndpointPolicy, Evidence, ManualClock, MethodSet, NatType,
-    Peer, PeerEventKind, PeerInfo, PeerStore, PublicKey, RemovalCause, Subscription, UpdateError,
-    UpdateOutcome, decide_endpoint,
+    Candidate, Clock, DiscoveryMethod, EndpointPolicy, Evidence, FullPolicy, ManualClock,
+    MethodSet, NatType, Peer, PeerEventKind, PeerInfo, PeerStore, PublicKey, RemovalCause, Stats,
+    Subscription, Tombstone, UpdateError, UpdateOutcome, decide_endpoint,
 };
 
 /// How many distinct peers the operations name: more than the cap, so the cap is hit.
@@ -38,9 +39,17 @@ pub const TRUST_FOR: Duration = Duration::from_secs(180);
 /// The round trip a `Probe` confirmation reports.
 pub const PROBE_RTT: Duration = Duration::from_millis(12);
 
+/// How long the tombstone of an expired peer stands under the configurations that keep one
+/// (`PeerStoreBuilder::tombstone_expired`): longer than most runs of clock steps between two
+/// cleanups, shorter than a long run's, so that tombstones both stand and fall.
+pub const TOMBSTONE_EXPIRED: Duration = Duration::from_secs(900);
+/// The second-hand quota (`PeerStoreBuilder::max_second_hand`) of the configurations that set
+/// one: half the cap, so the quota binds before the cap does.
+pub const MAX_SECOND_HAND: usize = 2;
+
 /// Which endpoint policy the store is built with and the model follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Config {
+pub enum Endpoints {
     /// `EndpointPolicy::seed()`, the default: one endpoint, the seed's rules, evidence ignored.
     #[default]
     Seed,
@@ -49,13 +58,112 @@ pub enum Config {
     Resilient,
 }
 
+/// How the store is built, and so which rules the model follows: an endpoint policy and the
+/// admission settings of issue 14. Every store has [`CAP`], [`DEAD_AFTER`] and
+/// [`REMOVE_AFTER`]; `remove_for` works under every configuration (the operations drawn for a
+/// configuration decide whether it is called).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// What a failure calls it (the name of its proptest, too).
+    pub name: &'static str,
+    pub endpoints: Endpoints,
+    /// `PeerStoreBuilder::tombstone_expired`; zero (the default) keeps none.
+    pub tombstone_expired: Duration,
+    /// `PeerStoreBuilder::when_full`.
+    pub when_full: FullPolicy,
+    /// `PeerStoreBuilder::max_second_hand`; `None`, the default, is no quota.
+    pub max_second_hand: Option<usize>,
+}
+
 impl Config {
-    pub const ALL: [Config; 2] = [Config::Seed, Config::Resilient];
+    /// The defaults: the seed's endpoint policy, no tombstones, `FullPolicy::Refuse`, no quota.
+    pub const SEED: Config = Config {
+        name: "seed",
+        endpoints: Endpoints::Seed,
+        tombstone_expired: Duration::ZERO,
+        when_full: FullPolicy::Refuse,
+        max_second_hand: None,
+    };
+    /// The resilient endpoint policy, the rest default.
+    pub const RESILIENT: Config = Config {
+        name: "resilient",
+        endpoints: Endpoints::Resilient,
+        ..Config::SEED
+    };
+    /// Expired peers tombstoned for [`TOMBSTONE_EXPIRED`] (and, in the operations drawn for it,
+    /// `remove_for`).
+    pub const TOMBSTONES: Config = Config {
+        name: "tombstones",
+        tombstone_expired: TOMBSTONE_EXPIRED,
+        ..Config::SEED
+    };
+    /// `FullPolicy::EvictSecondHand`, the rest default.
+    pub const EVICT_SECOND_HAND: Config = Config {
+        name: "evict_second_hand",
+        when_full: FullPolicy::EvictSecondHand,
+        ..Config::SEED
+    };
+    /// `max_second_hand(MAX_SECOND_HAND)`, the rest default.
+    pub const MAX_SECOND_HAND: Config = Config {
+        name: "max_second_hand",
+        max_second_hand: Some(MAX_SECOND_HAND),
+        ..Config::SEED
+    };
+    /// Every opt-in at once: the resilient policy, tombstones, eviction and the quota.
+    pub const ALL: Config = Config {
+        name: "all",
+        endpoints: Endpoints::Resilient,
+        tombstone_expired: TOMBSTONE_EXPIRED,
+        when_full: FullPolicy::EvictSecondHand,
+        max_second_hand: Some(MAX_SECOND_HAND),
+    };
+
+    /// Every configuration the properties and the fuzz target run under.
+    pub const EACH: [Config; 6] = [
+        Config::SEED,
+        Config::RESILIENT,
+        Config::TOMBSTONES,
+        Config::EVICT_SECOND_HAND,
+        Config::MAX_SECOND_HAND,
+        Config::ALL,
+    ];
 
     pub fn policy(self) -> EndpointPolicy {
-        match self {
-            Config::Seed => EndpointPolicy::seed(),
-            Config::Resilient => EndpointPolicy::resilient(),
+        match self.endpoints {
+            Endpoints::Seed => EndpointPolicy::seed(),
+            Endpoints::Resilient => EndpointPolicy::resilient(),
+        }
+    }
+
+    /// Whether expired peers leave tombstones.
+    pub fn tombstones(self) -> bool {
+        !self.tombstone_expired.is_zero()
+    }
+
+    /// Whether a first-hand newcomer to a full store evicts a second-hand peer.
+    pub fn evicts(self) -> bool {
+        self.when_full == FullPolicy::EvictSecondHand
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::SEED
+    }
+}
+
+/// Runs `test` once per configuration in [`Config::EACH`]; if it panics, panics again naming
+/// the configuration.
+pub fn each_config(test: impl Fn(Config)) {
+    for config in Config::EACH {
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| test(config)))
+        {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_default();
+            panic!("under the {} configuration: {message}", config.name);
         }
     }
 }
@@ -67,6 +175,11 @@ pub enum Op {
     Update(Announce),
     Remove {
         key: u8,
+    },
+    /// `remove_for` with a tombstone of `secs` seconds (zero keeps none).
+    RemoveFor {
+        key: u8,
+        secs: u16,
     },
     Cleanup,
     Advance {
@@ -250,6 +363,13 @@ struct Entry {
     candidates: Candidates,
 }
 
+impl Entry {
+    /// Whether any method that heard the peer (since it last went in) refreshes `last_seen`.
+    fn first_hand(&self) -> bool {
+        self.via.iter().any(DiscoveryMethod::refreshes_last_seen)
+    }
+}
+
 /// One method's latest report of a candidate.
 #[derive(Debug, Clone)]
 struct Report {
@@ -346,34 +466,6 @@ impl From<&Candidate> for CandidateView {
 #[derive(Debug, Clone, Default)]
 struct Candidates {
     list: Vec<Cand>,
-}
-
-/// Where the crate is known to differ from its own documentation (reported; `src/` is not
-/// this file's to change). While a bug is listed here the model follows the crate in that one
-/// place, so that the comparison keeps looking for other differences; `KnownBugs::NONE` is the
-/// documentation alone, and `tests/properties.rs` pins each bug's shortest case against it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KnownBugs {
-    /// `cleanup_stale` sends every `Updated` (an endpoint that moved) before every `Removed`,
-    /// though it took their seqs in the map's order: `seq` goes backwards.
-    pub cleanup_events_out_of_seq_order: bool,
-}
-
-impl KnownBugs {
-    /// The crate as it is.
-    pub const CRATE: KnownBugs = KnownBugs {
-        cleanup_events_out_of_seq_order: false,
-    };
-    /// The documentation.
-    pub const NONE: KnownBugs = KnownBugs {
-        cleanup_events_out_of_seq_order: false,
-    };
-}
-
-impl Default for KnownBugs {
-    fn default() -> Self {
-        KnownBugs::CRATE
-    }
 }
 
 /// How long a report by `method` vouches; `None` for the cache.
@@ -621,22 +713,150 @@ impl Candidates {
 pub enum Expected {
     Ok(UpdateOutcome),
     Full,
+    /// Refused by a tombstone that stands until then (on the wall clock, compared exactly).
+    Tombstoned {
+        until: SystemTime,
+    },
     /// Refused, naming this field.
     Invalid(&'static str),
     /// Refused in a way the model does not know.
     Unknown(String),
 }
 
+/// An event as a subscriber sees it, but its seq (checked on its own: it only grows).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    pub key: PublicKey,
+    pub kind: PeerEventKind,
+    /// `PeerEvent::readmitted`: a `New` over a tombstone.
+    pub readmitted: bool,
+}
+
+/// The number `key` was made from (see [`key`]), which failures print.
+pub fn number(key: &PublicKey) -> u8 {
+    key.as_bytes()[0]
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "peer {} {:?}", number(&self.key), self.kind)?;
+        if self.readmitted {
+            write!(f, " (readmitted)")?;
+        }
+        Ok(())
+    }
+}
+
+impl Event {
+    pub fn of(key: PublicKey, kind: PeerEventKind) -> Self {
+        Event {
+            key,
+            kind,
+            readmitted: false,
+        }
+    }
+}
+
+/// A tombstone as the model keeps it.
+#[derive(Debug, Clone, Copy)]
+struct Stone {
+    /// When it was placed, in nanoseconds since the start: the order `tombstones()` lists them.
+    placed: i128,
+    /// It stands while `now < until`.
+    until: i128,
+    since_wall: SystemTime,
+    until_wall: SystemTime,
+    cause: RemovalCause,
+}
+
+/// A tombstone as `PeerStore::tombstones` shows it, comparable field by field.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct TombstoneView {
+    pub key: PublicKey,
+    pub since: SystemTime,
+    pub until: SystemTime,
+    pub cause: RemovalCause,
+}
+
+impl std::fmt::Debug for TombstoneView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Times in seconds since the start, where the operations' clock steps count.
+        let secs = |t: SystemTime| {
+            t.duration_since(UNIX_EPOCH + START)
+                .map_or(-1.0, |d| d.as_secs_f64())
+        };
+        write!(
+            f,
+            "peer {} {:?} from {} s until {} s",
+            number(&self.key),
+            self.cause,
+            secs(self.since),
+            secs(self.until)
+        )
+    }
+}
+
+impl From<&Tombstone> for TombstoneView {
+    fn from(t: &Tombstone) -> Self {
+        TombstoneView {
+            key: t.public_key,
+            since: t.since,
+            until: t.until,
+            cause: t.cause,
+        }
+    }
+}
+
+/// The counters of `Stats` the model knows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub inserts: u64,
+    pub updates: u64,
+    pub unchanged: u64,
+    pub rejected_invalid: u64,
+    pub rejected_full: u64,
+    pub rejected_tombstoned: u64,
+    pub readmitted: u64,
+    pub evicted: u64,
+    pub removed: u64,
+    pub expired: u64,
+    /// How many times a peer's endpoint address changed.
+    pub endpoint_changes: u64,
+}
+
+impl From<&Stats> for Counts {
+    fn from(s: &Stats) -> Self {
+        Counts {
+            inserts: s.inserts,
+            updates: s.updates,
+            unchanged: s.unchanged,
+            rejected_invalid: s.rejected_invalid,
+            rejected_full: s.rejected_full,
+            rejected_tombstoned: s.rejected_tombstoned,
+            readmitted: s.readmitted,
+            evicted: s.evicted,
+            removed: s.removed,
+            expired: s.expired,
+            endpoint_changes: s.endpoint_changes,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Model {
     config: Config,
-    /// Where the model follows the crate rather than its documentation.
-    pub bugs: KnownBugs,
     peers: HashMap<PublicKey, Entry>,
+    /// Tombstones, standing or run out (one that ran out is never looked at again, and goes at
+    /// the next look or cleanup). The store keeps at most `MAX_TOMBSTONES` (4096), dropping
+    /// the oldest: the model has no such bound, since its [`KEYS`] keys can never hold more
+    /// than six.
+    tombstones: HashMap<PublicKey, Stone>,
     /// Nanoseconds since the start, on the monotonic clock.
     now: i128,
-    /// How many times a peer's endpoint address changed (`Stats::endpoint_changes`).
-    endpoint_changes: u64,
+    counts: Counts,
+    /// The victims the last update could have evicted (the least recently heard second-hand
+    /// peers, tied), for a failure's message.
+    tied: Vec<PublicKey>,
 }
 
 /// The spelling the store keeps: an IPv4-mapped address is its IPv4 address.
@@ -720,14 +940,44 @@ impl Model {
         }
     }
 
-    /// Applies an update; returns the expected result and the event it emits, if any.
-    pub fn update(
+    /// Applies an update; returns the expected result and the events it emits, in order.
+    pub fn update(&mut self, info: PeerInfo, method: DiscoveryMethod) -> (Expected, Vec<Event>) {
+        self.update_evicting(info, method, None)
+    }
+
+    /// Applies an update, where `victim` is the peer the store evicted for it, if any: when
+    /// the update must evict and several peers are the least recently heard second-hand ones,
+    /// the documentation does not say which goes (the store takes the first its map visits,
+    /// an order seeded per store), so the model takes the store's if it is one of them. Any
+    /// other victim, or none, is a difference (the model then takes the lowest key of the
+    /// tied, and the events tell the two apart).
+    ///
+    /// The admission rules of a new peer, in the order the store applies them (the
+    /// documentation lists the errors, not their precedence; this order is the store's):
+    ///
+    /// 1. An invalid announcement is refused (`Invalid`), whatever else holds.
+    /// 2. A tombstone standing (`now < until`) refuses a method that does not refresh
+    ///    `last_seen` (the cache, the transitive ones) with `Tombstoned { until }`, even when
+    ///    the store is also full; a first-hand method goes in over it (if there is room), the
+    ///    tombstone is cleared and its `New` is `readmitted`.
+    /// 3. Under `max_second_hand(n)`, a second-hand newcomer while `n` peers were never heard
+    ///    first-hand is refused `StoreFull`.
+    /// 4. At the cap: under `EvictSecondHand` a first-hand newcomer evicts the least recently
+    ///    heard peer never heard first-hand (`Removed { cause: Evicted }`, then its `New`);
+    ///    if there is none, and under `Refuse`, and for a second-hand newcomer, `StoreFull`.
+    ///
+    /// "Heard first-hand" is any method in `discovered_via` that refreshes `last_seen`; "least
+    /// recently heard" is the oldest `last_seen` on the store's clock (a carried time counts).
+    pub fn update_evicting(
         &mut self,
         info: PeerInfo,
         method: DiscoveryMethod,
-    ) -> (Expected, Option<PeerEventKind>) {
+        victim: Option<PublicKey>,
+    ) -> (Expected, Vec<Event>) {
+        self.tied.clear();
         if let Some(field) = Model::refused_field(&info) {
-            return (Expected::Invalid(field), None);
+            self.counts.rejected_invalid += 1;
+            return (Expected::Invalid(field), Vec::new());
         }
         // An IPv4-mapped endpoint is stored as the IPv4 address it maps.
         let mut info = info;
@@ -736,45 +986,12 @@ impl Model {
         let wall = self.wall();
         let carried = info.last_seen.map(|t| self.carried(t));
         let Some(entry) = self.peers.get_mut(&info.public_key) else {
-            if self.peers.len() >= CAP {
-                return (Expected::Full, None);
-            }
-            // First-hand means heard now; only the other methods' carried times count.
-            let (last_seen, age) = carried
-                .filter(|_| !method.refreshes_last_seen())
-                .unwrap_or((wall, 0));
-            let mut peer = Peer::new(info.public_key, last_seen);
-            let mut candidates = Candidates::default();
-            if let (Config::Resilient, Some(endpoint)) = (self.config, info.endpoint) {
-                candidates.report(endpoint, method.clone(), now - age, last_seen, None, now);
-            }
-            peer.endpoint = info.endpoint;
-            peer.endpoint_method = info.endpoint.map(|_| method.clone());
-            peer.mesh_ip = info.mesh_ip;
-            peer.mesh_ipv6 = info.mesh_ipv6;
-            peer.hostname = info.hostname.filter(|h| !h.is_empty());
-            peer.routable_networks = info.routable_networks;
-            peer.introducer = info.introducer;
-            peer.nat_type = info.nat_type;
-            peer.discovered_via = MethodSet::from(method.clone());
-            self.peers.insert(
-                peer.public_key,
-                Entry {
-                    peer,
-                    via: vec![method],
-                    seen_at: now - age,
-                    candidates,
-                },
-            );
-            return (
-                Expected::Ok(UpdateOutcome::Inserted),
-                Some(PeerEventKind::New),
-            );
+            return self.admit(info, method, carried, victim);
         };
         let was_dead = now - entry.seen_at > nanos(DEAD_AFTER);
         let old = entry.peer.clone();
-        match (self.config, info.endpoint) {
-            (Config::Seed, Some(new)) => {
+        match (self.config.endpoints, info.endpoint) {
+            (Endpoints::Seed, Some(new)) => {
                 let p = &mut entry.peer;
                 let current = p.endpoint.zip(p.endpoint_method.as_ref());
                 if decide_endpoint(current, new, &method).accepted {
@@ -782,8 +999,8 @@ impl Model {
                     p.endpoint_method = Some(method.clone());
                 }
             }
-            (Config::Seed, None) => {}
-            (Config::Resilient, reported) => {
+            (Endpoints::Seed, None) => {}
+            (Endpoints::Resilient, reported) => {
                 if let Some(new) = reported {
                     // Dated as `last_seen` would be for a new peer (rule 2).
                     let (at, at_wall) = match carried {
@@ -799,7 +1016,7 @@ impl Model {
             }
         }
         if old.endpoint != entry.peer.endpoint {
-            self.endpoint_changes += 1;
+            self.counts.endpoint_changes += 1;
         }
         let p = &mut entry.peer;
         if info.mesh_ip.is_some() {
@@ -836,13 +1053,174 @@ impl Model {
         let changed = comparable != old;
         let revived = was_dead && now - entry.seen_at <= nanos(DEAD_AFTER);
         if changed || revived {
-            (
-                Expected::Ok(UpdateOutcome::Updated),
-                Some(PeerEventKind::Updated),
-            )
+            self.counts.updates += 1;
+            let event = Event::of(info.public_key, PeerEventKind::Updated);
+            (Expected::Ok(UpdateOutcome::Updated), vec![event])
         } else {
-            (Expected::Ok(UpdateOutcome::Unchanged), None)
+            self.counts.unchanged += 1;
+            (Expected::Ok(UpdateOutcome::Unchanged), Vec::new())
         }
+    }
+
+    /// A new peer (rules 2 to 4 of [`Model::update_evicting`]).
+    fn admit(
+        &mut self,
+        info: PeerInfo,
+        method: DiscoveryMethod,
+        carried: Option<(SystemTime, i128)>,
+        victim: Option<PublicKey>,
+    ) -> (Expected, Vec<Event>) {
+        let key = info.public_key;
+        let first_hand = method.refreshes_last_seen();
+        let stone = self.standing(&key);
+        if let Some(stone) = stone
+            && !first_hand
+        {
+            self.counts.rejected_tombstoned += 1;
+            let until = stone.until_wall;
+            return (Expected::Tombstoned { until }, Vec::new());
+        }
+        if !first_hand
+            && self
+                .config
+                .max_second_hand
+                .is_some_and(|n| self.second_hand() >= n)
+        {
+            self.counts.rejected_full += 1;
+            return (Expected::Full, Vec::new());
+        }
+        let mut events = Vec::new();
+        if self.peers.len() >= CAP {
+            if first_hand && self.config.evicts() {
+                self.tied = self.least_recently_heard_second_hand();
+            }
+            let Some(&lowest) = self.tied.first() else {
+                self.counts.rejected_full += 1;
+                return (Expected::Full, Vec::new());
+            };
+            let out = victim.filter(|v| self.tied.contains(v)).unwrap_or(lowest);
+            self.peers.remove(&out);
+            self.counts.evicted += 1;
+            let evicted = PeerEventKind::Removed {
+                cause: RemovalCause::Evicted,
+            };
+            events.push(Event::of(out, evicted));
+        }
+        let readmitted = stone.is_some();
+        if readmitted {
+            self.tombstones.remove(&key);
+            self.counts.readmitted += 1;
+        }
+        let (now, wall) = (self.now, self.wall());
+        // First-hand means heard now; only the other methods' carried times count.
+        let (last_seen, age) = carried.filter(|_| !first_hand).unwrap_or((wall, 0));
+        let mut peer = Peer::new(key, last_seen);
+        let mut candidates = Candidates::default();
+        if let (Endpoints::Resilient, Some(endpoint)) = (self.config.endpoints, info.endpoint) {
+            candidates.report(endpoint, method.clone(), now - age, last_seen, None, now);
+        }
+        peer.endpoint = info.endpoint;
+        peer.endpoint_method = info.endpoint.map(|_| method.clone());
+        peer.mesh_ip = info.mesh_ip;
+        peer.mesh_ipv6 = info.mesh_ipv6;
+        peer.hostname = info.hostname.filter(|h| !h.is_empty());
+        peer.routable_networks = info.routable_networks;
+        peer.introducer = info.introducer;
+        peer.nat_type = info.nat_type;
+        peer.discovered_via = MethodSet::from(method.clone());
+        self.peers.insert(
+            key,
+            Entry {
+                peer,
+                via: vec![method],
+                seen_at: now - age,
+                candidates,
+            },
+        );
+        self.counts.inserts += 1;
+        events.push(Event {
+            key,
+            kind: PeerEventKind::New,
+            readmitted,
+        });
+        (Expected::Ok(UpdateOutcome::Inserted), events)
+    }
+
+    /// `key`'s tombstone, if one stands now; one that ran out is dropped.
+    fn standing(&mut self, key: &PublicKey) -> Option<Stone> {
+        let stone = *self.tombstones.get(key)?;
+        if self.now < stone.until {
+            return Some(stone);
+        }
+        self.tombstones.remove(key);
+        None
+    }
+
+    /// Places a tombstone for `key` standing for `span` from now, replacing any it had; a zero
+    /// span places none (and leaves one standing as it was).
+    fn place(&mut self, key: PublicKey, span: Duration, cause: RemovalCause) {
+        if span.is_zero() {
+            return;
+        }
+        let stone = Stone {
+            placed: self.now,
+            until: self.now + nanos(span),
+            since_wall: self.wall(),
+            until_wall: self.wall() + span,
+            cause,
+        };
+        self.tombstones.insert(key, stone);
+    }
+
+    /// How many peers were never heard first-hand.
+    pub fn second_hand(&self) -> usize {
+        self.peers.values().filter(|e| !e.first_hand()).count()
+    }
+
+    /// The peers never heard first-hand last heard longest ago, in key order: the victims an
+    /// eviction may take.
+    fn least_recently_heard_second_hand(&self) -> Vec<PublicKey> {
+        let second_hand = || self.peers.iter().filter(|(_, e)| !e.first_hand());
+        let Some(oldest) = second_hand().map(|(_, e)| e.seen_at).min() else {
+            return Vec::new();
+        };
+        let mut tied: Vec<PublicKey> = second_hand()
+            .filter(|(_, e)| e.seen_at == oldest)
+            .map(|(k, _)| *k)
+            .collect();
+        tied.sort();
+        tied
+    }
+
+    /// The victims the last update could have evicted, tied (empty if it evicted none).
+    pub fn tied(&self) -> &[PublicKey] {
+        &self.tied
+    }
+
+    /// `PeerStore::tombstones` as the model sees them now: the standing ones, oldest placed
+    /// first. The documentation says "oldest first"; tombstones placed at the same instant
+    /// (one cleanup's) come in key order, as the store sorts them.
+    pub fn tombstones(&self) -> Vec<TombstoneView> {
+        let mut standing: Vec<(i128, TombstoneView)> = self
+            .tombstones
+            .iter()
+            .filter(|(_, s)| self.now < s.until)
+            .map(|(k, s)| {
+                let view = TombstoneView {
+                    key: *k,
+                    since: s.since_wall,
+                    until: s.until_wall,
+                    cause: s.cause,
+                };
+                (s.placed, view)
+            })
+            .collect();
+        standing.sort_by_key(|(placed, t)| (*placed, t.key));
+        standing.into_iter().map(|(_, t)| t).collect()
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.counts
     }
 
     /// Rule 8: the endpoint chosen again; whether it changed. The caller counts a change of
@@ -874,20 +1252,35 @@ impl Model {
             return None;
         }
         if before != entry.peer.endpoint {
-            self.endpoint_changes += 1;
+            self.counts.endpoint_changes += 1;
         }
         Some(PeerEventKind::Updated)
     }
 
     pub fn endpoint_changes(&self) -> u64 {
-        self.endpoint_changes
+        self.counts.endpoint_changes
     }
 
     pub fn remove(&mut self, key: &PublicKey) -> Option<Peer> {
-        self.peers.remove(key).map(|e| e.peer)
+        self.remove_for(key, Duration::ZERO)
     }
 
+    /// `remove_for`: the peer goes (if it is there) and a tombstone stands for `span` (placed
+    /// even if the peer is not there; a zero span places none).
+    pub fn remove_for(&mut self, key: &PublicKey, span: Duration) -> Option<Peer> {
+        self.place(*key, span, RemovalCause::Explicit);
+        let gone = self.peers.remove(key).map(|e| e.peer);
+        if gone.is_some() {
+            self.counts.removed += 1;
+        }
+        gone
+    }
+
+    /// The peers the cleanup removes, in key order; each leaves a tombstone under
+    /// `tombstone_expired`.
     pub fn cleanup(&mut self) -> Vec<PublicKey> {
+        let now = self.now;
+        self.tombstones.retain(|_, s| now < s.until);
         let mut gone: Vec<PublicKey> = self
             .peers
             .iter()
@@ -896,7 +1289,9 @@ impl Model {
             .collect();
         for k in &gone {
             self.peers.remove(k);
+            self.place(*k, self.config.tombstone_expired, RemovalCause::Expired);
         }
+        self.counts.expired += gone.len() as u64;
         gone.sort();
         gone
     }
@@ -904,7 +1299,7 @@ impl Model {
     /// After a cleanup, under the resilient policy: the peers kept whose endpoint the cleanup
     /// changed (a candidate went stale, a trust ran out), in key order.
     pub fn cleanup_rechoose(&mut self) -> Vec<PublicKey> {
-        if self.config == Config::Seed {
+        if self.config.endpoints == Endpoints::Seed {
             return Vec::new();
         }
         let mut keys: Vec<PublicKey> = self.peers.keys().copied().collect();
@@ -934,7 +1329,7 @@ impl Model {
         endpoint: Option<SocketAddr>,
         rtt: Option<Duration>,
     ) -> (bool, Option<PeerEventKind>) {
-        if self.config == Config::Seed {
+        if self.config.endpoints == Endpoints::Seed {
             return (self.evidence(key, endpoint), None);
         }
         let (now, wall) = (self.now, self.wall());
@@ -956,7 +1351,7 @@ impl Model {
         key: &PublicKey,
         endpoint: Option<SocketAddr>,
     ) -> (bool, Option<PeerEventKind>) {
-        if self.config == Config::Seed {
+        if self.config.endpoints == Endpoints::Seed {
             return (self.evidence(key, endpoint), None);
         }
         let now = self.now;
@@ -1015,25 +1410,31 @@ pub struct Subject {
     pub events: Subscription,
     pub config: Config,
     last_seq: Option<u64>,
+    /// How many events the subscriber received (`Stats::events_sent`, one subscriber).
+    received: u64,
 }
 
 impl Subject {
-    /// Under the seed policy.
+    /// Under the seed's defaults.
     pub fn new() -> Self {
-        Subject::with(Config::Seed)
+        Subject::with(Config::SEED)
     }
 
     pub fn with(config: Config) -> Self {
         let clock = ManualClock::starting_at(UNIX_EPOCH + START);
-        let store = PeerStore::builder()
+        let mut builder = PeerStore::builder()
             .clock(clock.clone())
             .max_peers(CAP)
             .dead_after(DEAD_AFTER)
             .remove_after(REMOVE_AFTER)
             .event_buffer(64)
             .endpoint_policy(config.policy())
-            .build()
-            .unwrap();
+            .tombstone_expired(config.tombstone_expired)
+            .when_full(config.when_full);
+        if let Some(n) = config.max_second_hand {
+            builder = builder.max_second_hand(n);
+        }
+        let store = builder.build().unwrap();
         let events = store.subscribe();
         Subject {
             store,
@@ -1041,6 +1442,7 @@ impl Subject {
             events,
             config,
             last_seq: None,
+            received: 0,
         }
     }
 
@@ -1048,15 +1450,10 @@ impl Subject {
         self.clock.wall_now()
     }
 
-    /// The events since the last call, checking that `seq` only grows (after putting them in
-    /// `seq` order, when `reorder`).
-    fn drain(&mut self, reorder: bool) -> Result<Vec<(PublicKey, PeerEventKind)>, String> {
+    /// The events since the last call, in the order received, checking that `seq` only grows.
+    fn drain(&mut self) -> Result<Vec<Event>, String> {
         let mut out = Vec::new();
-        let mut events: Vec<_> = self.events.try_iter().collect();
-        if reorder {
-            events.sort_by_key(|e| e.seq);
-        }
-        for e in events {
+        for e in self.events.try_iter() {
             if self.last_seq.is_some_and(|last| e.seq <= last) {
                 return Err(format!(
                     "event seq went from {:?} to {}",
@@ -1064,7 +1461,12 @@ impl Subject {
                 ));
             }
             self.last_seq = Some(e.seq);
-            out.push((e.public_key, e.kind));
+            self.received += 1;
+            out.push(Event {
+                key: e.public_key,
+                kind: e.kind,
+                readmitted: e.readmitted,
+            });
         }
         Ok(out)
     }
@@ -1080,28 +1482,22 @@ fn expected_of(result: &Result<UpdateOutcome, UpdateError>) -> Expected {
     match result {
         Ok(outcome) => Expected::Ok(*outcome),
         Err(UpdateError::StoreFull { .. }) => Expected::Full,
+        Err(UpdateError::Tombstoned { until }) => Expected::Tombstoned { until: *until },
         Err(UpdateError::Invalid(why)) => Expected::Invalid(why.field()),
         Err(other) => Expected::Unknown(other.to_string()),
     }
 }
 
-/// Runs `ops` against the store and the model under the seed policy; `Err` says at which step
-/// and how they differ.
+/// Runs `ops` against the store and the model under the seed's defaults; `Err` says at which
+/// step and how they differ.
 pub fn run(ops: &[Op]) -> Result<(), String> {
-    run_with(Config::Seed, ops)
+    run_with(Config::SEED, ops)
 }
 
 /// Runs `ops` against the store and the model under `config`.
 pub fn run_with(config: Config, ops: &[Op]) -> Result<(), String> {
-    run_with_bugs(config, KnownBugs::CRATE, ops)
-}
-
-/// Runs `ops` with the model following the crate's known bugs as `bugs` says
-/// ([`KnownBugs::NONE`]: the documentation alone).
-pub fn run_with_bugs(config: Config, bugs: KnownBugs, ops: &[Op]) -> Result<(), String> {
     let mut subject = Subject::with(config);
     let mut model = Model::new(config);
-    model.bugs = bugs;
     for (i, op) in ops.iter().enumerate() {
         step(&mut subject, &mut model, op).map_err(|e| format!("step {i} ({op:?}): {e}"))?;
     }
@@ -1117,17 +1513,34 @@ pub fn evidence_of(probe: bool) -> Evidence {
     }
 }
 
+/// The expected events of a removal.
+fn removal(key: PublicKey, cause: RemovalCause) -> Event {
+    Event::of(key, PeerEventKind::Removed { cause })
+}
+
 /// One operation on both, then a comparison of everything observable.
 pub fn step(subject: &mut Subject, model: &mut Model, op: &Op) -> Result<(), String> {
-    assert_eq!(subject.config, model.config(), "one policy for both");
+    assert_eq!(subject.config, model.config(), "one configuration for both");
     let store = &subject.store;
-    let mut expected_events: Vec<(PublicKey, PeerEventKind)> = Vec::new();
+    let mut expected_events: Vec<Event> = Vec::new();
+    // The store's events, when the model needed them first (an eviction's victim).
+    let mut seen: Option<Vec<Event>> = None;
     match op {
         Op::Update(a) => {
             let info = a.info(subject.wall());
             let m = method(a.method);
             let got = store.update(info.clone(), m.clone());
-            let (want, event) = model.update(info.clone(), m);
+            let events = subject.drain()?;
+            let victim = events
+                .iter()
+                .find(|e| {
+                    e.kind
+                        == PeerEventKind::Removed {
+                            cause: RemovalCause::Evicted,
+                        }
+                })
+                .map(|e| e.key);
+            let (want, events_wanted) = model.update_evicting(info, m, victim);
             if expected_of(&got) != want {
                 return Err(format!("update returned {got:?}, the model says {want:?}"));
             }
@@ -1136,7 +1549,8 @@ pub fn step(subject: &mut Subject, model: &mut Model, op: &Op) -> Result<(), Str
             {
                 return Err(format!("StoreFull names capacity {capacity}"));
             }
-            expected_events.extend(event.map(|kind| (info.public_key, kind)));
+            expected_events = events_wanted;
+            seen = Some(events);
         }
         Op::Remove { key: k } => {
             let got = store.remove(&key(*k)).map(|p| (*p).clone());
@@ -1145,12 +1559,20 @@ pub fn step(subject: &mut Subject, model: &mut Model, op: &Op) -> Result<(), Str
                 return Err(format!("remove returned {got:?}, the model says {want:?}"));
             }
             if want.is_some() {
-                expected_events.push((
-                    key(*k),
-                    PeerEventKind::Removed {
-                        cause: RemovalCause::Explicit,
-                    },
+                expected_events.push(removal(key(*k), RemovalCause::Explicit));
+            }
+        }
+        Op::RemoveFor { key: k, secs } => {
+            let span = Duration::from_secs(u64::from(*secs));
+            let got = store.remove_for(&key(*k), span).map(|p| (*p).clone());
+            let want = model.remove_for(&key(*k), span);
+            if got != want {
+                return Err(format!(
+                    "remove_for returned {got:?}, the model says {want:?}"
                 ));
+            }
+            if want.is_some() {
+                expected_events.push(removal(key(*k), RemovalCause::Explicit));
             }
         }
         Op::Cleanup => {
@@ -1160,17 +1582,10 @@ pub fn step(subject: &mut Subject, model: &mut Model, op: &Op) -> Result<(), Str
             if got != want {
                 return Err(format!("cleanup removed {got:?}, the model says {want:?}"));
             }
-            expected_events.extend(want.iter().map(|k| {
-                (
-                    *k,
-                    PeerEventKind::Removed {
-                        cause: RemovalCause::Expired,
-                    },
-                )
-            }));
+            expected_events.extend(want.iter().map(|k| removal(*k, RemovalCause::Expired)));
             let moved = model.cleanup_rechoose();
-            expected_events.extend(moved.iter().map(|k| (*k, PeerEventKind::Updated)));
-            expected_events.sort_by_key(|(k, _)| *k);
+            expected_events.extend(moved.iter().map(|k| Event::of(*k, PeerEventKind::Updated)));
+            expected_events.sort_by_key(|e| e.key);
         }
         Op::Advance { secs } => {
             let by = Duration::from_secs(u64::from(*secs));
@@ -1189,7 +1604,7 @@ pub fn step(subject: &mut Subject, model: &mut Model, op: &Op) -> Result<(), Str
             if got != want {
                 return Err(format!("confirm returned {got}, the model says {want}"));
             }
-            expected_events.extend(event.map(|kind| (key(*k), kind)));
+            expected_events.extend(event.map(|kind| Event::of(key(*k), kind)));
         }
         Op::Fail {
             key: k,
@@ -1202,7 +1617,7 @@ pub fn step(subject: &mut Subject, model: &mut Model, op: &Op) -> Result<(), Str
                     "note_failure returned {got}, the model says {want}"
                 ));
             }
-            expected_events.extend(event.map(|kind| (key(*k), kind)));
+            expected_events.extend(event.map(|kind| Event::of(key(*k), kind)));
         }
         Op::SetLatency { key: k, ms } => {
             let latency = Duration::from_millis(u64::from(*ms));
@@ -1214,15 +1629,25 @@ pub fn step(subject: &mut Subject, model: &mut Model, op: &Op) -> Result<(), Str
         }
     }
 
-    let reorder = matches!(op, Op::Cleanup) && model.bugs.cleanup_events_out_of_seq_order;
-    let mut events = subject.drain(reorder)?;
+    let mut events = match seen {
+        Some(events) => events,
+        None => subject.drain()?,
+    };
     if matches!(op, Op::Cleanup) {
-        // One cleanup's removals come in the map's order.
-        events.sort_by_key(|(k, _)| *k);
+        // One cleanup's events come in the map's order (their seqs in the same order, which
+        // `drain` checked): compared as sets.
+        events.sort_by_key(|e| e.key);
     }
     if events != expected_events {
+        let tied = match model.tied() {
+            [] => String::new(),
+            tied => {
+                let tied: Vec<u8> = tied.iter().map(number).collect();
+                format!(" (the model would evict any of peers {tied:?})")
+            }
+        };
         return Err(format!(
-            "events {events:?}, the model says {expected_events:?}"
+            "events {events:?}, the model says {expected_events:?}{tied}"
         ));
     }
     let store = &subject.store;
@@ -1261,11 +1686,28 @@ pub fn step(subject: &mut Subject, model: &mut Model, op: &Op) -> Result<(), Str
             ));
         }
     }
-    let changes = store.stats().endpoint_changes;
-    if changes != model.endpoint_changes() {
+    let got: Vec<TombstoneView> = store.tombstones().iter().map(Into::into).collect();
+    let want = model.tombstones();
+    if got != want {
         return Err(format!(
-            "endpoint_changes {changes}, the model says {}",
-            model.endpoint_changes()
+            "tombstones differ:\n store {got:#?}\n model {want:#?}"
+        ));
+    }
+    let stats = store.stats();
+    let (got, want) = (Counts::from(&stats), model.counts());
+    if got != want {
+        return Err(format!("stats differ:\n store {got:?}\n model {want:?}"));
+    }
+    if (stats.peers, stats.events_sent, stats.events_dropped) != (model.len(), subject.received, 0)
+    {
+        return Err(format!(
+            "stats say {} peers, {} events sent and {} dropped; the model holds {} and the \
+             subscriber received {}",
+            stats.peers,
+            stats.events_sent,
+            stats.events_dropped,
+            model.len(),
+            subject.received
         ));
     }
     Ok(())

@@ -907,12 +907,12 @@ impl Inner {
         has_slot: bool,
     ) -> Result<bool, Refusal> {
         let first_hand = method.refreshes_last_seen();
+        // Only a first-hand newcomer evicts, and neither refusal of a second-hand one below
+        // applies to it: a slot an eviction handed over is never given back from here.
+        debug_assert!(first_hand || !has_slot, "a second-hand newcomer evicted");
         let readmitted = match self.tombstones.standing(key, now) {
             None => false,
             Some(until) if !first_hand => {
-                if has_slot {
-                    self.capacity.release();
-                }
                 self.counters.add(Counter::RejectedTombstoned, 1);
                 return Err(Refusal::Error(UpdateError::Tombstoned { until }));
             }
@@ -928,9 +928,6 @@ impl Inner {
         if let Some(quota) = quota
             && !quota.try_reserve()
         {
-            if has_slot {
-                self.capacity.release();
-            }
             return Err(full());
         }
         if !has_slot && !self.capacity.try_reserve() {

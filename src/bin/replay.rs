@@ -1420,50 +1420,34 @@ fn compare_text(seed: &Replay, opt_in: &Replay, source: &str) -> String {
     );
     let _ = writeln!(out, "SEED: the seed's defaults; OPT-IN: {}\n", b.settings);
     let _ = writeln!(out, "{:<36}  {:>10}  {:>10}", "", "SEED", "OPT-IN");
+    let both = |figure: fn(&Summary) -> String| (figure(a), figure(b));
     let rows = [
-        (
-            "endpoint changes",
-            a.endpoint_changes.to_string(),
-            b.endpoint_changes.to_string(),
-        ),
-        (
-            "flaps (A -> B -> A)",
-            a.flaps.to_string(),
-            b.flaps.to_string(),
-        ),
-        ("active on a stale endpoint", age(a.stale), age(b.stale)),
-        (
-            "updated events",
-            a.events_updated.to_string(),
-            b.events_updated.to_string(),
-        ),
+        ("endpoint changes", both(|s| s.endpoint_changes.to_string())),
+        ("flaps (A -> B -> A)", both(|s| s.flaps.to_string())),
+        ("active on a stale endpoint", both(|s| age(s.stale))),
+        ("updated events", both(|s| s.events_updated.to_string())),
         (
             "resurrections (after a removal)",
-            a.resurrections.to_string(),
-            b.resurrections.to_string(),
+            both(|s| s.resurrections.to_string()),
         ),
         (
             "ghost cycles (after an expiry)",
-            a.ghost_cycles.to_string(),
-            b.ghost_cycles.to_string(),
+            both(|s| s.ghost_cycles.to_string()),
         ),
         (
             "first-hand peers refused as full",
-            a.refused_full_first_hand.to_string(),
-            b.refused_full_first_hand.to_string(),
+            both(|s| s.refused_full_first_hand.to_string()),
         ),
-        (
-            "evictions",
-            a.removed_evicted.to_string(),
-            b.removed_evicted.to_string(),
-        ),
+        ("evictions", both(|s| s.removed_evicted.to_string())),
         (
             "peers at the end",
-            seed.table().len().to_string(),
-            opt_in.table().len().to_string(),
+            (
+                seed.table().len().to_string(),
+                opt_in.table().len().to_string(),
+            ),
         ),
     ];
-    for (what, x, y) in rows {
+    for (what, (x, y)) in rows {
         let _ = writeln!(out, "{what:<36}  {x:>10}  {y:>10}");
     }
     let _ = writeln!(

@@ -620,7 +620,7 @@ impl Policies {
             store
         };
         let stores = [
-            build(EndpointPolicy::seed()),
+            build(EndpointPolicy::ranked()),
             build(EndpointPolicy::resilient()),
         ];
         // Each peer's endpoint as stored: what a confirmation names.

@@ -32,8 +32,8 @@ use std::thread;
 use std::time::Duration;
 
 use peerstore::{
-    DiscoveryMethod, EndpointPolicy, Evidence, FullPolicy, PeerEventKind, PeerInfo, PeerStore,
-    PublicKey, cache,
+    DiscoveryMethod, Evidence, FullPolicy, PeerEventKind, PeerInfo, PeerStore, PublicKey,
+    ResilientPolicy, cache,
 };
 
 /// The daemon's timings, sped up from production's (5 min dead, 10 min removed, a cleanup each
@@ -92,7 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .event_buffer(8)
         // The opt-in policies a daemon in the field wants: endpoints that age and trust what
         // handshakes confirm, peers that stay removed, and no lockout by a flood.
-        .endpoint_policy(EndpointPolicy::resilient().trust_for(3 * RECONCILE_EVERY))
+        .endpoint_policy(ResilientPolicy::new().trust_for(3 * RECONCILE_EVERY))
         .tombstone_expired(REMOVE_AFTER)
         .when_full(FullPolicy::EvictSecondHand)
         .build()?;

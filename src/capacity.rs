@@ -8,30 +8,6 @@
 
 use crate::sync::{AtomicUsize, Ordering};
 
-/// What a full store does with a new peer: [`PeerStoreBuilder::when_full`](crate::PeerStoreBuilder::when_full).
-///
-/// "First-hand" is a method that proves the peer alive
-/// ([`DiscoveryMethod::refreshes_last_seen`](crate::DiscoveryMethod::refreshes_last_seen)):
-/// LAN, rendezvous, DHT, gossip and other names; second-hand are the transitive methods and
-/// the cache.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum FullPolicy {
-    /// Refuse it with [`UpdateError::StoreFull`](crate::UpdateError::StoreFull): the seed's,
-    /// the default. A flood of invented second-hand peers then locks real ones out until the
-    /// cleanup drops the fakes.
-    #[default]
-    Refuse,
-    /// A new peer heard first-hand evicts the least recently heard peer that was never heard
-    /// first-hand (subscribers hear [`Removed { cause: Evicted }`](crate::RemovalCause::Evicted));
-    /// a second-hand newcomer is still refused, and a peer ever heard first-hand is never
-    /// evicted. When every peer was heard first-hand, the newcomer is refused. "Ever" is since
-    /// the peer's record was inserted (its `discovered_via`): a peer removed and brought back
-    /// second-hand starts again. Among peers heard equally long ago, which one goes is not
-    /// specified.
-    EvictSecondHand,
-}
-
 #[derive(Debug)]
 pub(crate) struct Capacity {
     held: AtomicUsize,

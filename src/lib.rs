@@ -111,8 +111,10 @@ mod events;
 mod fields;
 mod history;
 mod key;
+mod keymap;
 mod method;
 pub mod method_set;
+mod outcome;
 mod peer;
 mod policy;
 mod stats;
@@ -124,7 +126,6 @@ mod wire_time;
 
 use std::time::Duration;
 
-pub use capacity::FullPolicy;
 pub use cleanup::CleanupHandle;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{PeerEvent, PeerEventKind, RemovalCause, Subscription};
@@ -135,15 +136,15 @@ pub use method::{
     DiscoveryMethod, InvalidMethodName, MAX_METHOD_NAME_LEN, MethodName, NatType, ParseNatTypeError,
 };
 pub use method_set::{MAX_OTHER_METHODS, MethodSet};
+pub use outcome::{UpdateError, UpdateOutcome};
 pub use peer::{
     AddressProblem, InvalidPeerInfo, MAX_HOSTNAME_LEN, MAX_ROUTABLE_NETWORKS, Peer, PeerInfo,
+    canonical_endpoint,
 };
-pub use policy::resilient::{Candidate, EndpointPolicy, Evidence, MAX_CANDIDATES};
+pub use policy::resilient::{Candidate, EndpointPolicy, Evidence, MAX_CANDIDATES, ResilientPolicy};
 pub use policy::{EndpointDecision, EndpointRule, decide_endpoint, should_update_endpoint};
 pub use stats::Stats;
-pub use store::{
-    BuildError, MAX_EVENT_BUFFER, PeerStore, PeerStoreBuilder, UpdateError, UpdateOutcome,
-};
+pub use store::{BuildError, FullPolicy, MAX_EVENT_BUFFER, PeerStore, PeerStoreBuilder, Settings};
 pub use tombstone::{MAX_TOMBSTONES, Tombstone};
 
 /// A routable network ([`PeerInfo::routable_networks`]): the `ipnet` crate's type, part of this

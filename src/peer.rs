@@ -331,10 +331,23 @@ impl fmt::Display for InvalidPeerInfo {
 
 impl std::error::Error for InvalidPeerInfo {}
 
-/// The one spelling of an endpoint: an IPv4-mapped IPv6 address (`[::ffff:192.0.2.1]:51820`)
-/// is the IPv4 address it maps (`192.0.2.1:51820`).
-pub(crate) fn canonical_endpoint(endpoint: SocketAddr) -> SocketAddr {
+/// The one spelling of an endpoint, the one the store keeps, sends in events and writes to the
+/// cache: an IPv4-mapped IPv6 address (`[::ffff:192.0.2.1]:51820`) is the IPv4 address it
+/// maps (`192.0.2.1:51820`).
+///
+/// ```
+/// let mapped = "[::ffff:192.0.2.1]:51820".parse()?;
+/// assert_eq!(peerstore::canonical_endpoint(mapped), "192.0.2.1:51820".parse()?);
+/// # Ok::<(), std::net::AddrParseError>(())
+/// ```
+#[must_use]
+pub fn canonical_endpoint(endpoint: SocketAddr) -> SocketAddr {
     SocketAddr::new(endpoint.ip().to_canonical(), endpoint.port())
+}
+
+/// Whether an endpoint is IPv6 for the ranked order: an IPv4-mapped address counts as IPv4.
+pub(crate) fn is_ipv6(endpoint: SocketAddr) -> bool {
+    endpoint.ip().to_canonical().is_ipv6()
 }
 
 fn check_endpoint(endpoint: SocketAddr) -> Result<(), InvalidPeerInfo> {

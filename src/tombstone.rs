@@ -12,12 +12,11 @@
 //! them (the oldest goes first); they do not count toward the peer cap. The map is locked only
 //! while the peer's record (or its vacant slot) is locked, record first, or alone.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
-use dashmap::DashMap;
-
 use crate::clock::{Nanos, nanos_of};
+use crate::keymap::{KeyMap, key_map};
+use crate::sync::{AtomicUsize, Ordering};
 use crate::{PublicKey, RemovalCause};
 
 /// The most tombstones a store keeps; past it, the oldest is dropped.
@@ -55,7 +54,7 @@ struct Stone {
 
 /// A store's tombstones.
 pub(crate) struct Tombstones {
-    map: DashMap<PublicKey, Stone, foldhash::fast::RandomState>,
+    map: KeyMap<Stone>,
     /// How many the map holds: read first on every insert of a new peer, so that a store
     /// without tombstones pays one load.
     count: AtomicUsize,
@@ -63,13 +62,8 @@ pub(crate) struct Tombstones {
 
 impl Tombstones {
     pub(crate) fn new(shards: Option<usize>) -> Self {
-        let hasher = foldhash::fast::RandomState::default();
-        let map = match shards {
-            Some(shards) => DashMap::with_hasher_and_shard_amount(hasher, shards),
-            None => DashMap::with_hasher(hasher),
-        };
         Tombstones {
-            map,
+            map: key_map(shards),
             count: AtomicUsize::new(0),
         }
     }

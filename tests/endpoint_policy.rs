@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use peerstore::{
     Clock, DiscoveryMethod as M, EndpointPolicy, Evidence, ManualClock, PeerEventKind, PeerInfo,
-    PeerStore,
+    PeerStore, ResilientPolicy,
 };
 use support::{addr, clock, key, secs};
 
@@ -41,7 +41,7 @@ fn endpoint(store: &PeerStore) -> Option<SocketAddr> {
 fn a_stale_lan_endpoint_gives_way_to_a_fresh_one_within_one_lan_window() {
     support::each_shards(|shards| {
         // The seed policy: the LAN endpoint, an hour later.
-        let (seed, clock) = store(EndpointPolicy::seed(), shards);
+        let (seed, clock) = store(EndpointPolicy::ranked(), shards);
         announce(&seed, LAN, M::Lan);
         for _ in 0..60 {
             clock.advance(secs(60));
@@ -94,7 +94,7 @@ fn a_stale_lan_endpoint_gives_way_to_a_fresh_one_within_one_lan_window() {
 #[test]
 fn equal_reporters_do_not_flap_while_the_first_endpoint_stays_confirmed() {
     support::each_shards(|shards| {
-        let (seed, clock) = store(EndpointPolicy::seed(), shards);
+        let (seed, clock) = store(EndpointPolicy::ranked(), shards);
         for i in 0..20 {
             clock.advance(secs(5));
             announce(&seed, if i % 2 == 0 { DHT } else { DHT_B }, M::Dht);
@@ -227,7 +227,7 @@ fn a_trusted_endpoint_holds_against_a_higher_rank_only_if_the_policy_says_so() {
     support::each_shards(|shards| {
         for (overrides, expected) in [(false, DHT), (true, LAN)] {
             let (store, _clock) = store(
-                EndpointPolicy::resilient().rank_overrides_trust(overrides),
+                ResilientPolicy::new().rank_overrides_trust(overrides).into(),
                 shards,
             );
             announce(&store, DHT, M::Dht);
@@ -244,7 +244,7 @@ fn a_trusted_endpoint_holds_against_a_higher_rank_only_if_the_policy_says_so() {
 
 #[test]
 fn the_seed_policy_ignores_evidence() {
-    let (store, _clock) = store(EndpointPolicy::seed(), 2);
+    let (store, _clock) = store(EndpointPolicy::ranked(), 2);
     announce(&store, DHT, M::Dht);
     assert!(
         store.confirm(&key(1), addr(DHT), Evidence::Handshake),
@@ -264,7 +264,7 @@ fn max_candidates_is_checked_and_bounds_what_a_peer_keeps() {
     use peerstore::{BuildError, MAX_CANDIDATES};
     for bad in [0, MAX_CANDIDATES + 1] {
         let err = PeerStore::builder()
-            .endpoint_policy(EndpointPolicy::resilient().max_candidates(bad))
+            .endpoint_policy(ResilientPolicy::new().max_candidates(bad))
             .build()
             .unwrap_err();
         assert_eq!(
@@ -275,7 +275,7 @@ fn max_candidates_is_checked_and_bounds_what_a_peer_keeps() {
         );
         assert!(err.to_string().contains("max_candidates"), "{err}");
     }
-    let (store, clock) = store(EndpointPolicy::resilient().max_candidates(2), 2);
+    let (store, clock) = store(ResilientPolicy::new().max_candidates(2).into(), 2);
     for port in 1..=5 {
         clock.advance(secs(1));
         announce(&store, &format!("198.51.100.9:{port}"), M::Dht);
@@ -424,7 +424,7 @@ fn without_a_history_nothing_is_kept_and_a_huge_one_is_refused() {
 /// though the store keeps the IPv4 spelling and calls them one address.
 #[test]
 fn evidence_for_an_endpoint_counts_in_either_spelling() {
-    for policy in [EndpointPolicy::seed(), EndpointPolicy::resilient()] {
+    for policy in [EndpointPolicy::ranked(), EndpointPolicy::resilient()] {
         let (store, _clock) = store(policy, 2);
         announce(&store, "192.0.2.1:51820", M::Dht);
         let mapped = addr("[::ffff:192.0.2.1]:51820");

@@ -192,7 +192,7 @@ impl Settings {
         let policy = if self.resilient {
             EndpointPolicy::resilient()
         } else {
-            EndpointPolicy::seed()
+            EndpointPolicy::ranked()
         };
         let full = if self.evict_second_hand {
             FullPolicy::EvictSecondHand

@@ -2,9 +2,11 @@
 //! counts as heard from, and when it is dead.
 //!
 //! Everything here is a pure function of its arguments: no locks, no clock reading, no store.
-//! The store asks [`merge`] (or [`heard`] and [`new_peer`] for a new peer) what to do and
-//! applies the answer in one step, so a record is never left half-merged; changing how a
-//! field or `last_seen` merges is a change to this file alone.
+//! The store asks [`merge`] (or [`first_heard`] and [`new_peer`] for a new peer) what to do
+//! and applies the answer in one step, so a record is never left half-merged; changing how a
+//! field or `last_seen` merges is a change to this file alone. The endpoint is chosen here
+//! under every policy, with the rule that decided ([`EndpointChoice`]): the store applies the
+//! choice as it is and never asks twice.
 
 pub(crate) mod resilient;
 
@@ -14,7 +16,9 @@ use std::net::SocketAddr;
 use std::time::SystemTime;
 
 use crate::clock::{Nanos, nanos_of};
+use crate::peer::is_ipv6;
 use crate::{DiscoveryMethod, MethodSet, Peer, PeerInfo, UpdateOutcome};
+use resilient::{Candidates, Context};
 
 /// Why an endpoint was taken or refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -173,8 +177,46 @@ pub fn should_update_endpoint<M: Borrow<DiscoveryMethod>>(
     decide_endpoint(current, new, method).accepted
 }
 
-fn is_ipv6(addr: SocketAddr) -> bool {
-    addr.ip().to_canonical().is_ipv6()
+/// The endpoint a policy chose for a peer, the method it counts as set by, and the rule that
+/// decided: what [`merge`] plans and the store applies and writes to a peer's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EndpointChoice {
+    pub endpoint: SocketAddr,
+    /// The method it counts as set by.
+    pub method: DiscoveryMethod,
+    pub rule: EndpointRule,
+}
+
+impl EndpointChoice {
+    /// Whether making this the endpoint of a peer whose endpoint is `current` changes it:
+    /// another endpoint, or the same one by a method of a higher rank. A lower rank leaves the
+    /// method it counts as set by: its best report ageing out while a lesser one stays fresh
+    /// is no news, and would otherwise make an `Updated` event each time.
+    pub(crate) fn changes(&self, current: Option<(SocketAddr, &DiscoveryMethod)>) -> bool {
+        match current {
+            Some((endpoint, method)) if endpoint == self.endpoint => {
+                self.method.rank() > method.rank()
+            }
+            _ => true,
+        }
+    }
+
+    /// Makes this `peer`'s endpoint.
+    pub(crate) fn apply(self, peer: &mut Peer) {
+        peer.endpoint = Some(self.endpoint);
+        peer.endpoint_method = Some(self.method);
+    }
+}
+
+/// Which policy chooses the endpoint of a known peer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Chooser<'a> {
+    /// The ranked rules ([`decide_endpoint`]): the announcement's endpoint against the
+    /// current one.
+    Ranked,
+    /// The resilient policy: the best of the peer's candidates, already told of the
+    /// announcement.
+    Resilient(&'a Candidates, Context<'a>),
 }
 
 /// When a peer was last heard from: the instant on the store's monotonic timeline that
@@ -263,9 +305,10 @@ pub(crate) fn heard(
 
 /// Which fields of a stored peer an announcement changes. Built by [`plan`] from shared
 /// references, applied by [`apply`]: deciding never mutates, applying never fails.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Plan {
-    pub endpoint: bool,
+    /// The endpoint the policy chose, when it changes the peer's.
+    pub endpoint: Option<EndpointChoice>,
     /// The endpoint's address changes (not only the method that set it).
     pub endpoint_moves: bool,
     pub mesh_ip: bool,
@@ -280,21 +323,42 @@ pub(crate) struct Plan {
 impl Plan {
     /// Whether anything a consumer acts on changes.
     pub fn changes(&self) -> bool {
-        *self != Plan::default()
+        self.endpoint.is_some()
+            || self.mesh_ip
+            || self.mesh_ipv6
+            || self.hostname
+            || self.routable_networks
+            || self.introducer
+            || self.nat_type
+            || self.discovered_via
     }
 }
 
-/// Works out what `info`, heard by `method`, changes in `peer`.
-pub(crate) fn plan(peer: &Peer, info: &PeerInfo, method: &DiscoveryMethod) -> Plan {
+/// Works out what `info`, heard by `method`, changes in `peer`, its endpoint chosen by
+/// `chooser`.
+pub(crate) fn plan(
+    peer: &Peer,
+    info: &PeerInfo,
+    method: &DiscoveryMethod,
+    chooser: Chooser<'_>,
+) -> Plan {
     fn differs<T: PartialEq>(new: &Option<T>, old: &Option<T>) -> bool {
         new.is_some() && new != old
     }
-    let (endpoint, endpoint_moves) = match info.endpoint {
-        Some(new) if decide_endpoint(peer.current_endpoint(), new, method).changes() => {
-            (true, peer.endpoint != Some(new))
-        }
-        _ => (false, false),
+    let endpoint = match chooser {
+        Chooser::Ranked => info.endpoint.and_then(|new| {
+            let decision = decide_endpoint(peer.current_endpoint(), new, method);
+            decision.changes().then(|| EndpointChoice {
+                endpoint: new,
+                method: method.clone(),
+                rule: decision.rule,
+            })
+        }),
+        Chooser::Resilient(candidates, cx) => candidates.choose(&cx, peer.current_endpoint()),
     };
+    let endpoint_moves = endpoint
+        .as_ref()
+        .is_some_and(|choice| peer.endpoint != Some(choice.endpoint));
     Plan {
         endpoint,
         endpoint_moves,
@@ -311,7 +375,7 @@ pub(crate) fn plan(peer: &Peer, info: &PeerInfo, method: &DiscoveryMethod) -> Pl
 }
 
 /// Everything one announcement does to a known peer, decided before anything is assigned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Merge {
     /// The fields it changes.
     pub fields: Plan,
@@ -337,15 +401,19 @@ impl Merge {
         }
     }
 
-    /// Whether the endpoint's address changes, by the seed's rule: what
-    /// `Stats::endpoint_changes` counts.
+    /// Whether the endpoint's address changes: what `Stats::endpoint_changes` counts.
     pub fn moves_endpoint(&self) -> bool {
         self.fields.endpoint_moves
     }
 }
 
 /// Decides how `info`, heard by `method` at `now`, folds into `peer`, last heard at
-/// `heard_at`; a peer silent for longer than `dead_after` is dead. `wall` as for [`heard`].
+/// `heard_at`, its endpoint chosen by `chooser`; a peer silent for longer than `dead_after` is
+/// dead. `wall` as for [`heard`].
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one announcement and the record it meets"
+)]
 pub(crate) fn merge(
     peer: &Peer,
     heard_at: Nanos,
@@ -354,6 +422,7 @@ pub(crate) fn merge(
     now: Nanos,
     dead_after: Nanos,
     wall: impl FnOnce() -> SystemTime,
+    chooser: Chooser<'_>,
 ) -> Merge {
     let stored = Sighting {
         at: heard_at,
@@ -362,7 +431,7 @@ pub(crate) fn merge(
     let heard = heard(stored, method, info.last_seen, now, wall);
     let was_dead = silent_longer_than(heard_at, now, dead_after);
     Merge {
-        fields: plan(peer, info, method),
+        fields: plan(peer, info, method, chooser),
         heard,
         revived: was_dead && heard.is_some_and(|h| !silent_longer_than(h.at, now, dead_after)),
     }
@@ -371,14 +440,13 @@ pub(crate) fn merge(
 /// Applies a [`Merge`] made from the same `info` and `method`, swapping the new values in:
 /// `info` is left holding the values they replaced, for the caller to free after it released
 /// the record's lock.
-pub(crate) fn apply(peer: &mut Peer, info: &mut PeerInfo, method: DiscoveryMethod, merge: &Merge) {
+pub(crate) fn apply(peer: &mut Peer, info: &mut PeerInfo, method: DiscoveryMethod, merge: Merge) {
     let plan = merge.fields;
     if let Some(heard) = merge.heard {
         peer.last_seen = heard.wall;
     }
-    if plan.endpoint {
-        peer.endpoint = info.endpoint;
-        peer.endpoint_method = Some(method.clone());
+    if let Some(choice) = plan.endpoint {
+        choice.apply(peer);
     }
     if plan.mesh_ip {
         peer.mesh_ip = info.mesh_ip;
@@ -527,17 +595,21 @@ mod tests {
         info.hostname = Some("a".into());
         let heard = Sighting::now(0, SystemTime::UNIX_EPOCH);
         let mut peer = new_peer(&mut info.clone(), M::Dht, heard);
-        assert!(!plan(&peer, &info, &M::Dht).changes());
+        assert!(!plan(&peer, &info, &M::Dht, Chooser::Ranked).changes());
 
         // Empty values say nothing; a higher method re-announcing the same endpoint takes it over.
         let mut again = PeerInfo::new(key);
         again.endpoint = info.endpoint;
         again.hostname = Some(Hostname::default());
-        let p = plan(&peer, &again, &M::Lan);
+        let p = plan(&peer, &again, &M::Lan, Chooser::Ranked);
         assert_eq!(
             p,
             Plan {
-                endpoint: true,
+                endpoint: Some(EndpointChoice {
+                    endpoint: addr("198.51.100.1:51820"),
+                    method: M::Lan,
+                    rule: EndpointRule::HigherRank,
+                }),
                 endpoint_moves: false,
                 discovered_via: true,
                 ..Plan::default()
@@ -548,7 +620,7 @@ mod tests {
             heard: None,
             revived: false,
         };
-        apply(&mut peer, &mut again, M::Lan, &merge);
+        apply(&mut peer, &mut again, M::Lan, merge);
         assert_eq!(peer.endpoint_method, Some(M::Lan));
         assert_eq!(peer.hostname.as_deref(), Some("a"));
         assert_eq!(peer.discovered_via, [M::Dht, M::Lan]);
@@ -643,15 +715,29 @@ mod tests {
         peer.discovered_via.extend([M::GossipTransitive, M::Cache]);
         let dead_after = 300 * SEC;
         // Heard within the dead timeout: a refresh alone is no update.
-        let alive = merge(&peer, 0, &info, &M::Dht, 299 * SEC, dead_after, || {
-            wall_at(299)
-        });
+        let alive = merge(
+            &peer,
+            0,
+            &info,
+            &M::Dht,
+            299 * SEC,
+            dead_after,
+            || wall_at(299),
+            Chooser::Ranked,
+        );
         assert!(alive.heard.is_some() && !alive.revived && alive.writes());
         assert_eq!(alive.outcome(), UpdateOutcome::Unchanged);
         // Silent past it, then heard first-hand: revived.
-        let back = merge(&peer, 0, &info, &M::Dht, 301 * SEC, dead_after, || {
-            wall_at(301)
-        });
+        let back = merge(
+            &peer,
+            0,
+            &info,
+            &M::Dht,
+            301 * SEC,
+            dead_after,
+            || wall_at(301),
+            Chooser::Ranked,
+        );
         assert!(back.revived);
         assert_eq!(back.outcome(), UpdateOutcome::Updated);
         // A second-hand mention without a time does not revive, and reads no wall clock.
@@ -663,15 +749,23 @@ mod tests {
             301 * SEC,
             dead_after,
             unread,
+            Chooser::Ranked,
         );
         assert!(!mention.revived && !mention.writes());
         assert_eq!(mention.outcome(), UpdateOutcome::Unchanged);
         // ... nor does one whose time is itself past the dead timeout.
         let mut stale = info.clone();
         stale.last_seen = Some(wall_at(1));
-        let old_news = merge(&peer, 0, &stale, &M::Cache, 400 * SEC, dead_after, || {
-            wall_at(400)
-        });
+        let old_news = merge(
+            &peer,
+            0,
+            &stale,
+            &M::Cache,
+            400 * SEC,
+            dead_after,
+            || wall_at(400),
+            Chooser::Ranked,
+        );
         assert!(old_news.heard.is_some() && !old_news.revived);
         assert_eq!(old_news.outcome(), UpdateOutcome::Unchanged);
     }

@@ -24,45 +24,127 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
-use crate::DiscoveryMethod;
+use super::{EndpointChoice, decide_endpoint};
 use crate::clock::{Nanos, nanos_of};
+use crate::peer::is_ipv6;
+use crate::{DiscoveryMethod, EndpointRule};
 
 /// How a peer's endpoint is chosen: [`PeerStoreBuilder::endpoint_policy`](crate::PeerStoreBuilder::endpoint_policy).
 ///
+/// [`Ranked`](Self::Ranked), the default, is the reference daemon's rule; the opt-in
+/// [`Resilient`](Self::Resilient) policy is tuned through its own type, [`ResilientPolicy`],
+/// so tuning it can never turn one policy into the other.
+///
 /// ```
 /// use std::time::Duration;
-/// use peerstore::{DiscoveryMethod, EndpointPolicy, PeerStore};
+/// use peerstore::{DiscoveryMethod, EndpointPolicy, PeerStore, ResilientPolicy};
 ///
 /// let store = PeerStore::builder()
 ///     .endpoint_policy(
-///         EndpointPolicy::resilient()
+///         ResilientPolicy::new()
 ///             .max_candidates(6)
 ///             .fresh_for(DiscoveryMethod::Lan, Duration::from_secs(20))
 ///             .trust_for(Duration::from_secs(120)),
 ///     )
 ///     .build()?;
+/// assert!(matches!(store.settings().endpoint_policy, EndpointPolicy::Resilient(_)));
 /// # Ok::<(), peerstore::BuildError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EndpointPolicy {
-    pub(crate) resilient: Option<Resilient>,
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndpointPolicy {
+    /// One endpoint per peer, replaced by a higher rank, never aged: the order of
+    /// [`should_update_endpoint`](crate::should_update_endpoint). The default.
+    #[default]
+    Ranked,
+    /// Candidates that age and trust that evidence earns: see [`ResilientPolicy`].
+    Resilient(ResilientPolicy),
 }
 
-/// The numbers of the resilient policy.
+/// The resilient endpoint policy and its numbers: candidates that age, trust that evidence
+/// earns and failure ends ([`EndpointPolicy::Resilient`]).
+///
+/// [`new`](Self::new) gives the documented numbers: up to 4 candidates a peer; a report keeps
+/// its candidate fresh for 30 s from the LAN (six of its 5 s multicast rounds), 2 minutes
+/// from a rendezvous, the store's `dead_after` from the DHT, gossip and the second-hand
+/// methods, and from the cache until any other candidate is fresh; a confirmed endpoint is
+/// trusted for 180 s (WireGuard's `REJECT_AFTER_TIME`); rank does not override trust.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Resilient {
-    pub max_candidates: usize,
+pub struct ResilientPolicy {
+    pub(crate) max_candidates: usize,
     /// How long a report by a method keeps its candidate fresh; a method not listed keeps it
     /// fresh for the store's `dead_after`, and the cache until any other candidate is fresh.
-    pub fresh_for: Vec<(DiscoveryMethod, Duration)>,
-    pub trust_for: Duration,
-    pub rank_overrides_trust: bool,
+    pub(crate) fresh_for: Vec<(DiscoveryMethod, Duration)>,
+    pub(crate) trust_for: Duration,
+    pub(crate) rank_overrides_trust: bool,
 }
 
-impl Resilient {
-    /// The numbers [`EndpointPolicy::resilient`] documents.
-    fn standard() -> Self {
-        Resilient {
+/// The most candidates a peer may keep: a bound on what one record can cost.
+pub const MAX_CANDIDATES: usize = 16;
+
+impl EndpointPolicy {
+    /// The reference daemon's rule, the default: one endpoint per peer, replaced by a higher
+    /// rank, never aged (see [`should_update_endpoint`](crate::should_update_endpoint)).
+    #[must_use]
+    pub const fn ranked() -> Self {
+        EndpointPolicy::Ranked
+    }
+
+    /// The resilient policy with its documented numbers ([`ResilientPolicy::new`]).
+    #[must_use]
+    pub fn resilient() -> Self {
+        EndpointPolicy::Resilient(ResilientPolicy::new())
+    }
+
+    /// The resilient policy's numbers, if this is it.
+    #[must_use]
+    pub fn as_resilient(&self) -> Option<&ResilientPolicy> {
+        match self {
+            EndpointPolicy::Resilient(policy) => Some(policy),
+            EndpointPolicy::Ranked => None,
+        }
+    }
+
+    /// How long a report by `method` keeps its candidate fresh, in a store whose
+    /// [`dead_after`](crate::PeerStoreBuilder::dead_after) is given: see
+    /// [`ResilientPolicy::fresh_window`]. `None` under the ranked policy, whose endpoint never
+    /// ages.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use peerstore::{DiscoveryMethod, EndpointPolicy};
+    ///
+    /// let dead_after = Duration::from_secs(300);
+    /// let resilient = EndpointPolicy::resilient();
+    /// assert_eq!(resilient.fresh_window(&DiscoveryMethod::Lan, dead_after), Some(Duration::from_secs(30)));
+    /// assert_eq!(resilient.fresh_window(&DiscoveryMethod::Gossip, dead_after), Some(dead_after));
+    /// assert_eq!(resilient.fresh_window(&DiscoveryMethod::Cache, dead_after), None);
+    /// assert_eq!(EndpointPolicy::ranked().fresh_window(&DiscoveryMethod::Lan, dead_after), None);
+    /// ```
+    #[must_use]
+    pub fn fresh_window(&self, method: &DiscoveryMethod, dead_after: Duration) -> Option<Duration> {
+        self.as_resilient()?.fresh_window(method, dead_after)
+    }
+
+    /// How long a confirmed endpoint is trusted; `None` under the ranked policy, which takes
+    /// no evidence.
+    #[must_use]
+    pub fn trust_window(&self) -> Option<Duration> {
+        self.as_resilient().map(ResilientPolicy::trust_window)
+    }
+}
+
+impl From<ResilientPolicy> for EndpointPolicy {
+    fn from(policy: ResilientPolicy) -> Self {
+        EndpointPolicy::Resilient(policy)
+    }
+}
+
+impl ResilientPolicy {
+    /// The documented numbers (see the type's documentation).
+    #[must_use]
+    pub fn new() -> Self {
+        ResilientPolicy {
             max_candidates: 4,
             fresh_for: vec![
                 (DiscoveryMethod::Lan, Duration::from_secs(30)),
@@ -72,9 +154,55 @@ impl Resilient {
             rank_overrides_trust: false,
         }
     }
-}
 
-impl Resilient {
+    /// How many endpoints a peer keeps as candidates (1 to [`MAX_CANDIDATES`]; the builder
+    /// refuses others). A new one past it replaces the candidate reported least recently
+    /// that is neither chosen nor trusted now (its trust not yet run out); if every candidate
+    /// is one of those, the new one is not kept.
+    #[must_use]
+    pub fn max_candidates(mut self, max: usize) -> Self {
+        self.max_candidates = max;
+        self
+    }
+
+    /// How long a report by `method` keeps its candidate fresh.
+    #[must_use]
+    pub fn fresh_for(mut self, method: DiscoveryMethod, window: Duration) -> Self {
+        self.fresh_for.retain(|(m, _)| *m != method);
+        self.fresh_for.push((method, window));
+        self
+    }
+
+    /// How long a confirmed endpoint is trusted against equal-rank challengers. Each
+    /// candidate's trust is its own: confirming one does not end another's.
+    #[must_use]
+    pub fn trust_for(mut self, trust_for: Duration) -> Self {
+        self.trust_for = trust_for;
+        self
+    }
+
+    /// Whether a fresh candidate of a higher rank replaces a trusted endpoint (default: no,
+    /// the evidence wins until it expires or fails).
+    #[must_use]
+    pub fn rank_overrides_trust(mut self, overrides: bool) -> Self {
+        self.rank_overrides_trust = overrides;
+        self
+    }
+
+    /// How long a report by `method` keeps its candidate fresh, in a store whose
+    /// [`dead_after`](crate::PeerStoreBuilder::dead_after) is given; `None` for the cache, whose
+    /// reports vouch until any other candidate is fresh.
+    #[must_use]
+    pub fn fresh_window(&self, method: &DiscoveryMethod, dead_after: Duration) -> Option<Duration> {
+        self.window(method, dead_after, |window| window)
+    }
+
+    /// How long a confirmed endpoint is trusted.
+    #[must_use]
+    pub fn trust_window(&self) -> Duration {
+        self.trust_for
+    }
+
     /// How long a report by `method` vouches, in the unit of `dead_after`, or `None` for the
     /// cache's "until another candidate is fresh".
     fn window<T>(
@@ -90,112 +218,9 @@ impl Resilient {
     }
 }
 
-/// The most candidates a peer may keep: a bound on what one record can cost.
-pub const MAX_CANDIDATES: usize = 16;
-
-impl EndpointPolicy {
-    /// The seed's policy, the default: one endpoint per peer, replaced by a higher rank, never
-    /// aged (see [`should_update_endpoint`](crate::should_update_endpoint)).
-    #[must_use]
-    pub fn seed() -> Self {
-        EndpointPolicy { resilient: None }
-    }
-
-    /// Candidates that age and trust that evidence earns: up to 4 candidates a peer; a
-    /// report keeps its candidate fresh for 30 s from the LAN (six of its 5 s multicast
-    /// rounds), 2 minutes from a rendezvous, the store's `dead_after` from the DHT, gossip and
-    /// the second-hand methods, and from the cache until any other candidate is fresh; a
-    /// confirmed endpoint is trusted for 180 s (WireGuard's `REJECT_AFTER_TIME`); rank does
-    /// not override trust.
-    #[must_use]
-    pub fn resilient() -> Self {
-        EndpointPolicy {
-            resilient: Some(Resilient::standard()),
-        }
-    }
-
-    /// Whether this is the seed's policy.
-    #[must_use]
-    pub fn is_seed(&self) -> bool {
-        self.resilient.is_none()
-    }
-
-    fn tune(self, change: impl FnOnce(&mut Resilient)) -> Self {
-        let mut resilient = self.resilient.unwrap_or_else(Resilient::standard);
-        change(&mut resilient);
-        EndpointPolicy {
-            resilient: Some(resilient),
-        }
-    }
-
-    /// How many endpoints a peer keeps as candidates (1 to [`MAX_CANDIDATES`]; the builder
-    /// refuses others). A new one past it replaces the candidate reported least recently
-    /// that is neither chosen nor trusted now (its trust not yet run out); if every candidate
-    /// is one of those, the new one is not kept. Tuning the seed policy makes it the resilient
-    /// one.
-    #[must_use]
-    pub fn max_candidates(self, max: usize) -> Self {
-        self.tune(|r| r.max_candidates = max)
-    }
-
-    /// How long a report by `method` keeps its candidate fresh.
-    #[must_use]
-    pub fn fresh_for(self, method: DiscoveryMethod, window: Duration) -> Self {
-        self.tune(|r| {
-            r.fresh_for.retain(|(m, _)| *m != method);
-            r.fresh_for.push((method, window));
-        })
-    }
-
-    /// How long a confirmed endpoint is trusted against equal-rank challengers. Each
-    /// candidate's trust is its own: confirming one does not end another's.
-    #[must_use]
-    pub fn trust_for(self, trust_for: Duration) -> Self {
-        self.tune(|r| r.trust_for = trust_for)
-    }
-
-    /// Whether a fresh candidate of a higher rank replaces a trusted endpoint (default: no,
-    /// the evidence wins until it expires or fails).
-    #[must_use]
-    pub fn rank_overrides_trust(self, overrides: bool) -> Self {
-        self.tune(|r| r.rank_overrides_trust = overrides)
-    }
-}
-
-impl EndpointPolicy {
-    /// How long a report by `method` keeps its candidate fresh, in a store whose
-    /// [`dead_after`](crate::PeerStoreBuilder::dead_after) is given. `None` for the cache, whose
-    /// reports vouch until any other candidate is fresh, and for every method under the seed
-    /// policy, whose endpoint never ages.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use peerstore::{DiscoveryMethod, EndpointPolicy};
-    ///
-    /// let policy = EndpointPolicy::resilient();
-    /// let dead_after = Duration::from_secs(300);
-    /// assert_eq!(policy.fresh_window(&DiscoveryMethod::Lan, dead_after), Some(Duration::from_secs(30)));
-    /// assert_eq!(policy.fresh_window(&DiscoveryMethod::Gossip, dead_after), Some(dead_after));
-    /// assert_eq!(policy.fresh_window(&DiscoveryMethod::Cache, dead_after), None);
-    /// ```
-    #[must_use]
-    pub fn fresh_window(&self, method: &DiscoveryMethod, dead_after: Duration) -> Option<Duration> {
-        self.resilient
-            .as_ref()?
-            .window(method, dead_after, |window| window)
-    }
-
-    /// How long a confirmed endpoint is trusted; `None` under the seed policy, which takes no
-    /// evidence.
-    #[must_use]
-    pub fn trust_window(&self) -> Option<Duration> {
-        self.resilient.as_ref().map(|r| r.trust_for)
-    }
-}
-
-impl Default for EndpointPolicy {
+impl Default for ResilientPolicy {
     fn default() -> Self {
-        EndpointPolicy::seed()
+        ResilientPolicy::new()
     }
 }
 
@@ -264,53 +289,10 @@ pub(crate) struct Candidates {
     list: Vec<CandidateState>,
 }
 
-/// The endpoint the policy chose, the method it counts as set by, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Choice {
-    pub endpoint: SocketAddr,
-    pub method: DiscoveryMethod,
-    /// No candidate is fresh: this is the last chosen one, kept rather than dropped.
-    pub stale: bool,
-    /// Why it is chosen over the endpoint in use.
-    pub rule: crate::EndpointRule,
-}
-
-impl Choice {
-    /// The peer's endpoint and the method that set it, as a choice.
-    pub(crate) fn current(peer: &crate::Peer) -> Option<Self> {
-        let (endpoint, method) = peer.current_endpoint()?;
-        Some(Choice {
-            endpoint,
-            method: method.clone(),
-            stale: false,
-            rule: crate::EndpointRule::Unchanged,
-        })
-    }
-
-    /// Whether making this the peer's endpoint changes it: another endpoint, or the same one
-    /// by a method of a higher rank. A lower rank leaves the method it counts as set by: its
-    /// best report ageing out while a lesser one stays fresh is no news, and would otherwise
-    /// make an `Updated` event each time.
-    pub(crate) fn changes(&self, peer: &crate::Peer) -> bool {
-        match peer.current_endpoint() {
-            Some((endpoint, method)) if endpoint == self.endpoint => {
-                self.method.rank() > method.rank()
-            }
-            _ => true,
-        }
-    }
-
-    /// Makes this the peer's endpoint.
-    pub(crate) fn apply(&self, peer: &mut crate::Peer) {
-        peer.endpoint = Some(self.endpoint);
-        peer.endpoint_method = Some(self.method.clone());
-    }
-}
-
 /// The store's view that freshness is judged against.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Context<'p> {
-    pub policy: &'p Resilient,
+    pub policy: &'p ResilientPolicy,
     pub now: Nanos,
     pub dead_after: Nanos,
 }
@@ -485,18 +467,24 @@ impl Candidates {
             })
     }
 
-    /// The endpoint to use now, given the one in use (`current`): the seed's order (rank, then
-    /// IPv6, then newest) over the fresh candidates, a trusted one kept against any but a
-    /// higher rank (and that only if the policy lets rank override trust), and the current one
-    /// kept, marked stale, when no candidate is fresh.
+    /// The endpoint to use now, given the one in use (`current`, as
+    /// [`Peer::current_endpoint`](crate::Peer::current_endpoint) gives it), if that changes
+    /// it ([`EndpointChoice::changes`]): the ranked order (rank, then IPv6, then newest) over
+    /// the fresh candidates, a trusted one kept against any but a higher rank (and that only
+    /// if the policy lets rank override trust), and the current one kept when no candidate is
+    /// fresh.
     ///
-    /// When several candidates are trusted, the one kept is the first in the seed's order
+    /// When several candidates are trusted, the one kept is the first in the ranked order
     /// among them: the rank of the best method that ever reported it, then IPv6, then the most
     /// recent confirmation (then the later candidate in the list), and it counts as set by
     /// that best method. An untrusted candidate displaces it only by outranking it (the rank
     /// of its best fresh report above that method's) while the policy lets rank override
     /// trust.
-    pub(crate) fn choose(&self, cx: &Context<'_>, current: Option<&Choice>) -> Option<Choice> {
+    pub(crate) fn choose(
+        &self,
+        cx: &Context<'_>,
+        current: Option<(SocketAddr, &DiscoveryMethod)>,
+    ) -> Option<EndpointChoice> {
         let cache_counts = self.cache_counts(cx);
         // Each fresh candidate with its best fresh report: (rank, IPv6, newest).
         let scored = self.list.iter().filter_map(|c| {
@@ -520,67 +508,60 @@ impl Candidates {
             .max_by_key(|(c, best)| {
                 let confirmed = c.confirmed.map(|(at, _)| at);
                 (best.method.rank(), is_ipv6(c.endpoint), confirmed)
-            })
-            .map(|(c, best)| Choice {
-                endpoint: c.endpoint,
-                method: best.method.clone(),
-                stale: false,
-                rule: crate::EndpointRule::Trusted,
             });
         // Why the best fresh candidate replaces the one in use, if it does.
         let why = |c: &CandidateState, report: &Report| {
-            let Some(current) = current else {
-                return crate::EndpointRule::FirstEndpoint;
+            let Some((current, current_method)) = current else {
+                return EndpointRule::FirstEndpoint;
             };
-            if current.endpoint == c.endpoint {
-                return crate::EndpointRule::Unchanged;
+            if current == c.endpoint {
+                return EndpointRule::Unchanged;
             }
-            match self.list.iter().find(|s| s.endpoint == current.endpoint) {
-                None => crate::EndpointRule::CandidateExpired,
+            match self.list.iter().find(|s| s.endpoint == current) {
+                None => EndpointRule::CandidateExpired,
                 Some(s)
                     if s.failed_at.is_some()
                         && s.fresh_reports(cx, cache_counts).next().is_none() =>
                 {
-                    crate::EndpointRule::Failed
+                    EndpointRule::Failed
                 }
                 Some(s) if s.fresh_reports(cx, cache_counts).next().is_none() => {
-                    crate::EndpointRule::CandidateExpired
+                    EndpointRule::CandidateExpired
                 }
                 Some(_) => {
-                    crate::decide_endpoint(
-                        Some((current.endpoint, &current.method)),
-                        c.endpoint,
-                        &report.method,
-                    )
-                    .rule
+                    decide_endpoint(Some((current, current_method)), c.endpoint, &report.method)
+                        .rule
                 }
             }
         };
-        let fresh = |c: &CandidateState, report: &Report| Choice {
+        let fresh = |c: &CandidateState, report: &Report| EndpointChoice {
             endpoint: c.endpoint,
             method: report.method.clone(),
-            stale: false,
             rule: why(c, report),
         };
-        match (best, trusted_choice) {
-            (Some((c, report, _)), Some(trusted)) => {
-                let outranks = report.method.rank() > trusted.method.rank();
-                if c.endpoint != trusted.endpoint && outranks && cx.policy.rank_overrides_trust {
-                    Some(Choice {
-                        rule: crate::EndpointRule::HigherRank,
+        let trusted = |c: &CandidateState, best: &Report| EndpointChoice {
+            endpoint: c.endpoint,
+            method: best.method.clone(),
+            rule: EndpointRule::Trusted,
+        };
+        let choice = match (best, trusted_choice) {
+            (Some((c, report, _)), Some((t, t_best))) => {
+                let outranks = report.method.rank() > t_best.method.rank();
+                if c.endpoint != t.endpoint && outranks && cx.policy.rank_overrides_trust {
+                    EndpointChoice {
+                        rule: EndpointRule::HigherRank,
                         ..fresh(c, report)
-                    })
+                    }
                 } else {
-                    Some(trusted)
+                    trusted(t, t_best)
                 }
             }
-            (None, Some(trusted)) => Some(trusted),
-            (Some((c, report, _)), None) => Some(fresh(c, report)),
-            (None, None) => current.map(|c| Choice {
-                stale: true,
-                ..c.clone()
-            }),
-        }
+            (None, Some((t, t_best))) => trusted(t, t_best),
+            (Some((c, report, _)), None) => fresh(c, report),
+            // No candidate is fresh: the one in use stays, which changes nothing.
+            (None, None) => return None,
+        };
+        choice.changes(current).then_some(choice)
     }
 
     /// The candidates as callers see them.
@@ -611,8 +592,4 @@ impl CandidateState {
             trusted_until: None,
         }
     }
-}
-
-fn is_ipv6(addr: SocketAddr) -> bool {
-    addr.ip().to_canonical().is_ipv6()
 }

@@ -50,7 +50,7 @@ pub const MAX_SECOND_HAND: usize = 2;
 /// Which endpoint policy the store is built with and the model follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Endpoints {
-    /// `EndpointPolicy::seed()`, the default: one endpoint, the seed's rules, evidence ignored.
+    /// `EndpointPolicy::ranked()`, the default: one endpoint, the seed's rules, evidence ignored.
     #[default]
     Seed,
     /// `EndpointPolicy::resilient()` with its documented numbers (above); rank does not
@@ -130,7 +130,7 @@ impl Config {
 
     pub fn policy(self) -> EndpointPolicy {
         match self.endpoints {
-            Endpoints::Seed => EndpointPolicy::seed(),
+            Endpoints::Seed => EndpointPolicy::ranked(),
             Endpoints::Resilient => EndpointPolicy::resilient(),
         }
     }

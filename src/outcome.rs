@@ -1,0 +1,70 @@
+//! What an update did, or why it was refused: the vocabulary the store, the policy and the
+//! counters share, in a room below all three.
+
+use std::fmt;
+use std::time::SystemTime;
+
+use crate::InvalidPeerInfo;
+
+/// What an [`update`](crate::PeerStore::update) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UpdateOutcome {
+    /// The peer was new and is now stored.
+    Inserted,
+    /// Something a consumer acts on changed (a field, the endpoint's method, a new discovery
+    /// method), or a dead peer became active again.
+    Updated,
+    /// Nothing changed but, perhaps, when the peer was last seen.
+    Unchanged,
+}
+
+/// Why an [`update`](crate::PeerStore::update) was refused. The store is left exactly as it was.
+///
+/// Its message includes the cause's, so [`source`](std::error::Error::source) is `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UpdateError {
+    /// The peer is new and the store already holds `capacity` peers.
+    StoreFull {
+        /// The store's [`max_peers`](crate::PeerStoreBuilder::max_peers).
+        capacity: usize,
+    },
+    /// The announcement holds a value the store will not keep.
+    Invalid(InvalidPeerInfo),
+    /// The peer was removed with a tombstone ([`PeerStore::remove_for`](crate::PeerStore::remove_for), or
+    /// [`PeerStoreBuilder::tombstone_expired`](crate::PeerStoreBuilder::tombstone_expired)) that stands until `until`, and the method does
+    /// not refresh `last_seen` (the cache, a second-hand method): it cannot bring the peer
+    /// back. A first-hand method can.
+    Tombstoned {
+        /// When the tombstone falls, on the store's wall clock.
+        until: SystemTime,
+    },
+}
+
+impl fmt::Display for UpdateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpdateError::StoreFull { capacity } => write!(
+                f,
+                "peer store is full: it holds its limit of {capacity} peers, so a new peer is refused"
+            ),
+            UpdateError::Invalid(invalid) => write!(f, "invalid announcement: {invalid}"),
+            UpdateError::Tombstoned { until } => write!(
+                f,
+                "peer was removed and is tombstoned until Unix time {}: only a first-hand \
+                 method (not the cache or a second-hand one) brings it back before then",
+                until
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_secs())
+            ),
+        }
+    }
+}
+
+impl std::error::Error for UpdateError {}
+
+impl From<InvalidPeerInfo> for UpdateError {
+    fn from(invalid: InvalidPeerInfo) -> Self {
+        UpdateError::Invalid(invalid)
+    }
+}

@@ -1,0 +1,150 @@
+//! An announcement meets the store: merged into a known peer's record by the policy's plan,
+//! or made a new peer's record once admission lets it in.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use dashmap::mapref::entry::{Entry, VacantEntry};
+
+use super::admission::{Claim, Refusal};
+use super::{Inner, Record};
+use crate::clock::Nanos;
+use crate::events::{PeerEvent, PeerEventKind};
+use crate::policy::{self, Chooser, Sighting};
+use crate::{DiscoveryMethod, PeerInfo, PublicKey, UpdateError, UpdateOutcome};
+
+/// What an update did, and the event it owes subscribers once the record's lock is gone.
+type Merged = (UpdateOutcome, Option<PeerEvent>);
+
+impl Inner {
+    /// Merges `info`, heard by `method` at `now`, into its peer's record, or inserts one.
+    pub(super) fn upsert(
+        &self,
+        info: &mut PeerInfo,
+        method: DiscoveryMethod,
+        now: Nanos,
+        wall: impl Fn() -> SystemTime + Copy,
+    ) -> Result<Merged, UpdateError> {
+        let key = info.public_key;
+        let mut claim = Claim::default();
+        loop {
+            match self.peers.entry(key) {
+                Entry::Occupied(mut entry) => {
+                    self.claim_not_needed(&claim);
+                    let record = entry.get_mut();
+                    let second_hand = self.counts_as_second_hand(record);
+                    let merged = self.merge_known(key, record, info, method, now, wall);
+                    self.heard_first_hand(second_hand, record);
+                    return Ok(merged);
+                }
+                Entry::Vacant(entry) => {
+                    // Before the slot is reserved: a caller's clock that panics must not keep it.
+                    let heard = policy::first_heard(&method, info.last_seen, now, wall());
+                    match self.admit(&key, &method, now, &claim) {
+                        Ok(readmitted) => {
+                            return Ok(self.insert_new(entry, info, method, heard, readmitted));
+                        }
+                        Err(Refusal::Error(refused)) => return Err(refused),
+                        Err(Refusal::Full) => {
+                            drop(entry);
+                            self.make_room(&mut claim)?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Folds an announcement into a known peer's record, as the policy plans it, under the
+    /// record's lock.
+    fn merge_known(
+        &self,
+        key: PublicKey,
+        record: &mut Record,
+        info: &mut PeerInfo,
+        method: DiscoveryMethod,
+        now: Nanos,
+        wall: impl Fn() -> SystemTime + Copy,
+    ) -> Merged {
+        // The record's lock is held: its opt-in state's may be taken now (none by default).
+        let mut extra = self.endpoint_state(&key);
+        let chooser = match extra.as_deref_mut() {
+            Some(extra) => self.tell_candidates(extra, record, info, &method, now, wall),
+            None => Chooser::Ranked,
+        };
+        let heard_at = record.heard_at;
+        let dead_after = self.dead_after;
+        let merge = policy::merge(
+            &record.peer,
+            heard_at,
+            info,
+            &method,
+            now,
+            dead_after,
+            wall,
+            chooser,
+        );
+        let outcome = merge.outcome();
+        let from = record.peer.endpoint;
+        let moved = merge.moves_endpoint();
+        // What the history tells of a move, when it is kept.
+        let told = merge
+            .fields
+            .endpoint
+            .clone()
+            .filter(|_| moved && extra.is_some());
+        if merge.writes() {
+            if let Some(heard) = merge.heard {
+                record.heard_at = heard.at;
+            }
+            policy::apply(Arc::make_mut(&mut record.peer), info, method, merge);
+        }
+        let event = (outcome == UpdateOutcome::Updated).then(|| PeerEvent {
+            public_key: key,
+            kind: PeerEventKind::Updated,
+            seq: self.next_seq(),
+            readmitted: false,
+        });
+        if moved {
+            let seq = event.as_ref().map_or(0, |e| e.seq);
+            match told {
+                Some(told) => {
+                    self.endpoint_moved(extra.as_deref_mut(), from, told, seq, now, wall());
+                }
+                None => self.count_endpoint_move(),
+            }
+        }
+        (outcome, event)
+    }
+
+    /// Makes a new peer's record in its vacant slot, admitted (`readmitted` over a tombstone).
+    fn insert_new(
+        &self,
+        entry: VacantEntry<'_, PublicKey, Record>,
+        info: &mut PeerInfo,
+        method: DiscoveryMethod,
+        heard: Sighting,
+        readmitted: bool,
+    ) -> Merged {
+        let key = info.public_key;
+        // The seq is taken before `insert`, whose guard is gone with the statement.
+        let seq = self.next_seq();
+        let candidate_method = self.first_candidate_method(&method);
+        let record = entry.insert(Record {
+            peer: Arc::new(policy::new_peer(info, method, heard)),
+            heard_at: heard.at,
+        });
+        self.start_endpoints(key, &record.peer, candidate_method, heard);
+        if readmitted {
+            self.readmitted(&key);
+        }
+        drop(record);
+        let event = PeerEvent {
+            public_key: key,
+            kind: PeerEventKind::New,
+            seq,
+            readmitted,
+        };
+        (UpdateOutcome::Inserted, Some(event))
+    }
+}

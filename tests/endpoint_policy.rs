@@ -227,7 +227,9 @@ fn a_trusted_endpoint_holds_against_a_higher_rank_only_if_the_policy_says_so() {
     support::each_shards(|shards| {
         for (overrides, expected) in [(false, DHT), (true, LAN)] {
             let (store, _clock) = store(
-                ResilientPolicy::new().rank_overrides_trust(overrides).into(),
+                ResilientPolicy::new()
+                    .rank_overrides_trust(overrides)
+                    .into(),
                 shards,
             );
             announce(&store, DHT, M::Dht);

@@ -208,15 +208,86 @@ impl EndpointChoice {
     }
 }
 
-/// Which policy chooses the endpoint of a known peer.
+/// What a plan does with a known peer's endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EndpointPlan {
+    /// The announcement's endpoint, by the announcement's method: the ranked rules took it,
+    /// by this rule.
+    Announced(EndpointRule),
+    /// A candidate the resilient policy chose. Boxed, so that the ranked path's plan, which
+    /// every update makes, stays small.
+    Chosen(Box<EndpointChoice>),
+}
+
+impl EndpointPlan {
+    /// The choice this plan makes for an announcement of `announced` by `method`.
+    pub(crate) fn choice(
+        &self,
+        announced: Option<SocketAddr>,
+        method: &DiscoveryMethod,
+    ) -> Option<EndpointChoice> {
+        match self {
+            EndpointPlan::Announced(rule) => Some(EndpointChoice {
+                endpoint: announced?,
+                method: method.clone(),
+                rule: *rule,
+            }),
+            EndpointPlan::Chosen(choice) => Some((**choice).clone()),
+        }
+    }
+
+    /// The endpoint it moves to.
+    fn endpoint(&self, announced: Option<SocketAddr>) -> Option<SocketAddr> {
+        match self {
+            EndpointPlan::Announced(_) => announced,
+            EndpointPlan::Chosen(choice) => Some(choice.endpoint),
+        }
+    }
+}
+
+/// Which policy chooses the endpoint of a known peer: [`merge`] is made once for each, so the
+/// ranked path carries nothing of the resilient one.
+pub(crate) trait Chooser {
+    /// What to do with `peer`'s endpoint on `info`, heard by `method`, if it changes.
+    fn choose(
+        &self,
+        peer: &Peer,
+        info: &PeerInfo,
+        method: &DiscoveryMethod,
+    ) -> Option<EndpointPlan>;
+}
+
+/// The ranked rules ([`decide_endpoint`]): the announcement's endpoint against the current
+/// one.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Chooser<'a> {
-    /// The ranked rules ([`decide_endpoint`]): the announcement's endpoint against the
-    /// current one.
-    Ranked,
-    /// The resilient policy: the best of the peer's candidates, already told of the
-    /// announcement.
-    Resilient(&'a Candidates, Context<'a>),
+pub(crate) struct Ranked;
+
+impl Chooser for Ranked {
+    #[inline(always)]
+    fn choose(
+        &self,
+        peer: &Peer,
+        info: &PeerInfo,
+        method: &DiscoveryMethod,
+    ) -> Option<EndpointPlan> {
+        let new = info.endpoint?;
+        let decision = decide_endpoint(peer.current_endpoint(), new, method);
+        decision
+            .changes()
+            .then_some(EndpointPlan::Announced(decision.rule))
+    }
+}
+
+/// The resilient policy: the best of the peer's candidates, already told of the announcement.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Resilient<'a>(pub &'a Candidates, pub Context<'a>);
+
+impl Chooser for Resilient<'_> {
+    fn choose(&self, peer: &Peer, _: &PeerInfo, _: &DiscoveryMethod) -> Option<EndpointPlan> {
+        let Resilient(candidates, cx) = self;
+        let choice = candidates.choose(cx, peer.current_endpoint())?;
+        Some(EndpointPlan::Chosen(Box::new(choice)))
+    }
 }
 
 /// When a peer was last heard from: the instant on the store's monotonic timeline that
@@ -307,8 +378,8 @@ pub(crate) fn heard(
 /// references, applied by [`apply`]: deciding never mutates, applying never fails.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Plan {
-    /// The endpoint the policy chose, when it changes the peer's.
-    pub endpoint: Option<EndpointChoice>,
+    /// What the policy does with the endpoint, when it changes the peer's.
+    pub endpoint: Option<EndpointPlan>,
     /// The endpoint's address changes (not only the method that set it).
     pub endpoint_moves: bool,
     pub mesh_ip: bool,
@@ -323,8 +394,12 @@ pub(crate) struct Plan {
 impl Plan {
     /// Whether anything a consumer acts on changes.
     pub fn changes(&self) -> bool {
-        self.endpoint.is_some()
-            || self.mesh_ip
+        self.endpoint.is_some() || self.changes_a_field()
+    }
+
+    /// Whether a field other than the endpoint changes.
+    fn changes_a_field(&self) -> bool {
+        self.mesh_ip
             || self.mesh_ipv6
             || self.hostname
             || self.routable_networks
@@ -336,29 +411,20 @@ impl Plan {
 
 /// Works out what `info`, heard by `method`, changes in `peer`, its endpoint chosen by
 /// `chooser`.
+#[inline(always)]
 pub(crate) fn plan(
     peer: &Peer,
     info: &PeerInfo,
     method: &DiscoveryMethod,
-    chooser: Chooser<'_>,
+    chooser: &impl Chooser,
 ) -> Plan {
     fn differs<T: PartialEq>(new: &Option<T>, old: &Option<T>) -> bool {
         new.is_some() && new != old
     }
-    let endpoint = match chooser {
-        Chooser::Ranked => info.endpoint.and_then(|new| {
-            let decision = decide_endpoint(peer.current_endpoint(), new, method);
-            decision.changes().then(|| EndpointChoice {
-                endpoint: new,
-                method: method.clone(),
-                rule: decision.rule,
-            })
-        }),
-        Chooser::Resilient(candidates, cx) => candidates.choose(&cx, peer.current_endpoint()),
-    };
+    let endpoint = chooser.choose(peer, info, method);
     let endpoint_moves = endpoint
         .as_ref()
-        .is_some_and(|choice| peer.endpoint != Some(choice.endpoint));
+        .is_some_and(|plan| peer.endpoint != plan.endpoint(info.endpoint));
     Plan {
         endpoint,
         endpoint_moves,
@@ -383,18 +449,20 @@ pub(crate) struct Merge {
     pub heard: Option<Sighting>,
     /// Whether the peer was dead before and is active after.
     pub revived: bool,
+    /// Whether anything a consumer acts on changes ([`Plan::changes`], asked once).
+    pub changes: bool,
 }
 
 impl Merge {
     /// Whether the stored record is written at all.
     pub fn writes(&self) -> bool {
-        self.fields.changes() || self.heard.is_some()
+        self.changes || self.heard.is_some()
     }
 
     /// What the update reports: a change a consumer acts on, or a dead peer come back, is
     /// [`Updated`](UpdateOutcome::Updated); a refresh alone is not.
     pub fn outcome(&self) -> UpdateOutcome {
-        if self.fields.changes() || self.revived {
+        if self.changes || self.revived {
             UpdateOutcome::Updated
         } else {
             UpdateOutcome::Unchanged
@@ -414,6 +482,7 @@ impl Merge {
     clippy::too_many_arguments,
     reason = "one announcement and the record it meets"
 )]
+#[inline(always)]
 pub(crate) fn merge(
     peer: &Peer,
     heard_at: Nanos,
@@ -422,7 +491,7 @@ pub(crate) fn merge(
     now: Nanos,
     dead_after: Nanos,
     wall: impl FnOnce() -> SystemTime,
-    chooser: Chooser<'_>,
+    chooser: &impl Chooser,
 ) -> Merge {
     let stored = Sighting {
         at: heard_at,
@@ -430,8 +499,10 @@ pub(crate) fn merge(
     };
     let heard = heard(stored, method, info.last_seen, now, wall);
     let was_dead = silent_longer_than(heard_at, now, dead_after);
+    let fields = plan(peer, info, method, chooser);
     Merge {
-        fields: plan(peer, info, method, chooser),
+        changes: fields.changes(),
+        fields,
         heard,
         revived: was_dead && heard.is_some_and(|h| !silent_longer_than(h.at, now, dead_after)),
     }
@@ -440,13 +511,19 @@ pub(crate) fn merge(
 /// Applies a [`Merge`] made from the same `info` and `method`, swapping the new values in:
 /// `info` is left holding the values they replaced, for the caller to free after it released
 /// the record's lock.
+#[inline(always)]
 pub(crate) fn apply(peer: &mut Peer, info: &mut PeerInfo, method: DiscoveryMethod, merge: Merge) {
     let plan = merge.fields;
     if let Some(heard) = merge.heard {
         peer.last_seen = heard.wall;
     }
-    if let Some(choice) = plan.endpoint {
-        choice.apply(peer);
+    match plan.endpoint {
+        Some(EndpointPlan::Announced(_)) => {
+            peer.endpoint = info.endpoint;
+            peer.endpoint_method = Some(method.clone());
+        }
+        Some(EndpointPlan::Chosen(choice)) => choice.apply(peer),
+        None => {}
     }
     if plan.mesh_ip {
         peer.mesh_ip = info.mesh_ip;
@@ -595,27 +672,24 @@ mod tests {
         info.hostname = Some("a".into());
         let heard = Sighting::now(0, SystemTime::UNIX_EPOCH);
         let mut peer = new_peer(&mut info.clone(), M::Dht, heard);
-        assert!(!plan(&peer, &info, &M::Dht, Chooser::Ranked).changes());
+        assert!(!plan(&peer, &info, &M::Dht, &Ranked).changes());
 
         // Empty values say nothing; a higher method re-announcing the same endpoint takes it over.
         let mut again = PeerInfo::new(key);
         again.endpoint = info.endpoint;
         again.hostname = Some(Hostname::default());
-        let p = plan(&peer, &again, &M::Lan, Chooser::Ranked);
+        let p = plan(&peer, &again, &M::Lan, &Ranked);
         assert_eq!(
             p,
             Plan {
-                endpoint: Some(EndpointChoice {
-                    endpoint: addr("198.51.100.1:51820"),
-                    method: M::Lan,
-                    rule: EndpointRule::HigherRank,
-                }),
+                endpoint: Some(EndpointPlan::Announced(EndpointRule::HigherRank)),
                 endpoint_moves: false,
                 discovered_via: true,
                 ..Plan::default()
             }
         );
         let merge = Merge {
+            changes: p.changes(),
             fields: p,
             heard: None,
             revived: false,
@@ -723,7 +797,7 @@ mod tests {
             299 * SEC,
             dead_after,
             || wall_at(299),
-            Chooser::Ranked,
+            &Ranked,
         );
         assert!(alive.heard.is_some() && !alive.revived && alive.writes());
         assert_eq!(alive.outcome(), UpdateOutcome::Unchanged);
@@ -736,7 +810,7 @@ mod tests {
             301 * SEC,
             dead_after,
             || wall_at(301),
-            Chooser::Ranked,
+            &Ranked,
         );
         assert!(back.revived);
         assert_eq!(back.outcome(), UpdateOutcome::Updated);
@@ -749,7 +823,7 @@ mod tests {
             301 * SEC,
             dead_after,
             unread,
-            Chooser::Ranked,
+            &Ranked,
         );
         assert!(!mention.revived && !mention.writes());
         assert_eq!(mention.outcome(), UpdateOutcome::Unchanged);
@@ -764,7 +838,7 @@ mod tests {
             400 * SEC,
             dead_after,
             || wall_at(400),
-            Chooser::Ranked,
+            &Ranked,
         );
         assert!(old_news.heard.is_some() && !old_news.revived);
         assert_eq!(old_news.outcome(), UpdateOutcome::Unchanged);

@@ -480,6 +480,8 @@ impl Candidates {
     /// that best method. An untrusted candidate displaces it only by outranking it (the rank
     /// of its best fresh report above that method's) while the policy lets rank override
     /// trust.
+    // Out of line: the ranked merge, which never calls it, stays as small as it was.
+    #[inline(never)]
     pub(crate) fn choose(
         &self,
         cx: &Context<'_>,

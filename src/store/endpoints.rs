@@ -18,7 +18,7 @@ use crate::history::{EndpointChange, History, since_start};
 use crate::keymap::{KeyMap, key_map};
 use crate::peer::canonical_endpoint;
 use crate::policy::resilient::{Candidates, Context};
-use crate::policy::{Chooser, EndpointChoice, Sighting, first_heard};
+use crate::policy::{EndpointChoice, Resilient, Sighting, first_heard};
 use crate::stats::Counter;
 use crate::{Candidate, DiscoveryMethod, Evidence, Peer, PeerInfo, PublicKey, ResilientPolicy};
 
@@ -110,8 +110,8 @@ impl Inner {
         }
     }
 
-    /// Tells a known peer's candidates of an announcement and says who chooses its endpoint:
-    /// the resilient policy, or (with no candidates) the ranked rules.
+    /// Tells a known peer's candidates of an announcement: the resilient policy, which then
+    /// chooses its endpoint; `None` (the ranked rules choose) when it keeps no candidates.
     // Kept out of the merge, so that the default path stays as small as it was.
     #[inline(never)]
     pub(super) fn tell_candidates<'a>(
@@ -122,9 +122,9 @@ impl Inner {
         method: &DiscoveryMethod,
         now: Nanos,
         wall: impl FnOnce() -> SystemTime,
-    ) -> Chooser<'a> {
+    ) -> Option<Resilient<'a>> {
         let (Some(policy), Some(candidates)) = (self.resilient(), extra.candidates.as_mut()) else {
-            return Chooser::Ranked;
+            return None;
         };
         let cx = self.context(policy, now);
         if let Some(endpoint) = info.endpoint {
@@ -133,7 +133,7 @@ impl Inner {
             let (at, wall) = (reported.at, reported.wall);
             candidates.report(endpoint, method.clone(), at, wall, &cx, in_use);
         }
-        Chooser::Resilient(candidates, cx)
+        Some(Resilient(candidates, cx))
     }
 
     /// Under the resilient policy, chooses the record's endpoint again (candidates age, trust

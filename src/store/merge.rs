@@ -7,14 +7,16 @@ use std::time::SystemTime;
 use dashmap::mapref::entry::{Entry, VacantEntry};
 
 use super::admission::{Claim, Refusal};
+use super::endpoints::Extra;
 use super::{Inner, Record};
 use crate::clock::Nanos;
-use crate::events::{PeerEvent, PeerEventKind};
-use crate::policy::{self, Chooser, Sighting};
+use crate::events::PeerEventKind;
+use crate::policy::{self, Ranked, Sighting};
 use crate::{DiscoveryMethod, PeerInfo, PublicKey, UpdateError, UpdateOutcome};
 
-/// What an update did, and the event it owes subscribers once the record's lock is gone.
-type Merged = (UpdateOutcome, Option<PeerEvent>);
+/// What an update did, and the event it owes subscribers once the record's lock is gone: its
+/// kind, seq and whether it readmits the peer.
+pub(super) type Merged = (UpdateOutcome, Option<(PeerEventKind, u64, bool)>);
 
 impl Inner {
     /// Merges `info`, heard by `method` at `now`, into its peer's record, or inserts one.
@@ -66,24 +68,55 @@ impl Inner {
         now: Nanos,
         wall: impl Fn() -> SystemTime + Copy,
     ) -> Merged {
-        // The record's lock is held: its opt-in state's may be taken now (none by default).
-        let mut extra = self.endpoint_state(&key);
-        let chooser = match extra.as_deref_mut() {
-            Some(extra) => self.tell_candidates(extra, record, info, &method, now, wall),
-            None => Chooser::Ranked,
+        // The record's lock is held: its opt-in state's may be taken now.
+        match self.endpoint_state(&key) {
+            // The defaults keep none: `merge_with` made for that, with nothing of the opt-in
+            // policies left in it.
+            None => self.merge_with(record, info, method, now, wall, None),
+            Some(mut extra) => self.merge_opt_in(record, info, method, now, wall, &mut extra),
+        }
+    }
+
+    /// [`merge_with`](Self::merge_with) under an opt-in endpoint policy, out of line so that
+    /// the default path stays small.
+    #[inline(never)]
+    fn merge_opt_in(
+        &self,
+        record: &mut Record,
+        info: &mut PeerInfo,
+        method: DiscoveryMethod,
+        now: Nanos,
+        wall: impl Fn() -> SystemTime + Copy,
+        extra: &mut Extra,
+    ) -> Merged {
+        self.merge_with(record, info, method, now, wall, Some(extra))
+    }
+
+    /// The merge of a known peer, with its opt-in endpoint state if the store keeps one:
+    /// the candidates told of the announcement, the policy's plan applied, a move of the
+    /// endpoint counted and written to the history.
+    #[inline(always)]
+    fn merge_with(
+        &self,
+        record: &mut Record,
+        info: &mut PeerInfo,
+        method: DiscoveryMethod,
+        now: Nanos,
+        wall: impl Fn() -> SystemTime + Copy,
+        mut extra: Option<&mut Extra>,
+    ) -> Merged {
+        let resilient = extra
+            .as_deref_mut()
+            .and_then(|extra| self.tell_candidates(extra, record, info, &method, now, wall));
+        let (peer, heard_at, dead_after) = (&record.peer, record.heard_at, self.dead_after);
+        let merge = match &resilient {
+            None => policy::merge(
+                peer, heard_at, info, &method, now, dead_after, wall, &Ranked,
+            ),
+            Some(chosen) => {
+                policy::merge(peer, heard_at, info, &method, now, dead_after, wall, chosen)
+            }
         };
-        let heard_at = record.heard_at;
-        let dead_after = self.dead_after;
-        let merge = policy::merge(
-            &record.peer,
-            heard_at,
-            info,
-            &method,
-            now,
-            dead_after,
-            wall,
-            chooser,
-        );
         let outcome = merge.outcome();
         let from = record.peer.endpoint;
         let moved = merge.moves_endpoint();
@@ -91,25 +124,22 @@ impl Inner {
         let told = merge
             .fields
             .endpoint
-            .clone()
+            .as_ref()
             .filter(|_| moved && extra.is_some());
+        let told = told.and_then(|plan| plan.choice(info.endpoint, &method));
         if merge.writes() {
             if let Some(heard) = merge.heard {
                 record.heard_at = heard.at;
             }
             policy::apply(Arc::make_mut(&mut record.peer), info, method, merge);
         }
-        let event = (outcome == UpdateOutcome::Updated).then(|| PeerEvent {
-            public_key: key,
-            kind: PeerEventKind::Updated,
-            seq: self.next_seq(),
-            readmitted: false,
-        });
+        let event = (outcome == UpdateOutcome::Updated)
+            .then(|| (PeerEventKind::Updated, self.next_seq(), false));
         if moved {
-            let seq = event.as_ref().map_or(0, |e| e.seq);
+            let seq = event.map_or(0, |(_, seq, _)| seq);
             match told {
                 Some(told) => {
-                    self.endpoint_moved(extra.as_deref_mut(), from, told, seq, now, wall());
+                    self.endpoint_moved(extra, from, told, seq, now, wall());
                 }
                 None => self.count_endpoint_move(),
             }
@@ -139,12 +169,9 @@ impl Inner {
             self.readmitted(&key);
         }
         drop(record);
-        let event = PeerEvent {
-            public_key: key,
-            kind: PeerEventKind::New,
-            seq,
-            readmitted,
-        };
-        (UpdateOutcome::Inserted, Some(event))
+        (
+            UpdateOutcome::Inserted,
+            Some((PeerEventKind::New, seq, readmitted)),
+        )
     }
 }

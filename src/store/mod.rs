@@ -152,13 +152,19 @@ impl PeerStore {
             (inner.timeline.now(), None)
         };
         let wall = || wall.unwrap_or_else(|| inner.timeline.wall_now());
+        let key = info.public_key;
         let (outcome, event) = inner.upsert(&mut info, method, now, wall)?;
         // The shard's lock was released with the entry: events leave now, and what the merge
         // replaced or did not take is freed now too, outside the lock.
         drop(info);
         inner.counters.add(Counter::of(outcome), 1);
-        if let Some(event) = event {
-            inner.publish_event(event);
+        if let Some((kind, seq, readmitted)) = event {
+            inner.publish_event(PeerEvent {
+                public_key: key,
+                kind,
+                seq,
+                readmitted,
+            });
         }
         Ok(outcome)
     }

@@ -215,11 +215,11 @@ fn main() {
 
     print_table(&rows);
 
-    // The resilient endpoint policy (issue 13) against the seed's, interleaved the same way.
+    // The resilient endpoint policy against the ranked one, interleaved the same way.
     let policies = Policies::measure(&w);
     policies.print();
 
-    // The full policies (issue 14): the cap and a flood, under each.
+    // The full policies: the cap and a flood, under each.
     let admission = Admission::measure();
     admission.print();
 
@@ -309,7 +309,7 @@ fn main() {
             scaling.get_active_ratio() <= 2.0,
         ),
     ];
-    println!("\nTargets (issue 3)");
+    println!("\nTargets");
     println!("| target | measured | met |");
     println!("|---|---:|---|");
     let mut missed = 0;
@@ -499,7 +499,7 @@ impl Memory {
     }
 }
 
-/// What a full store costs under each full policy (issue 14), in one run: `insert_to_cap`
+/// What a full store costs under each full policy, in one run: `insert_to_cap`
 /// (2000 new peers by the DHT into a fresh store of 1000) and a flood (1000 new second-hand
 /// peers, then 1000 new first-hand ones: each first-hand newcomer evicts a fake under
 /// `EvictSecondHand`, and finds room under the quota).
@@ -582,7 +582,7 @@ impl Admission {
     fn print(&self) {
         println!();
         println!(
-            "Full policies (issue 14): median of {ROUNDS} interleaved rounds, a fresh store of 1000 each; per call, and the peers it then holds"
+            "Full policies: median of {ROUNDS} interleaved rounds, a fresh store of 1000 each; per call, and the peers it then holds"
         );
         println!(
             "| workload | {} | {} | {} |",
@@ -664,7 +664,7 @@ impl Policies {
 
     fn print(&self) {
         println!();
-        println!("Endpoint policies (issue 13): median of {ROUNDS} interleaved rounds, 1000 peers");
+        println!("Endpoint policies: median of {ROUNDS} interleaved rounds, 1000 peers");
         println!("| workload | seed policy | resilient policy | resilient / seed |");
         println!("|---|---:|---:|---:|");
         for (name, seed, resilient) in &self.rows {

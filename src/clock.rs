@@ -408,7 +408,7 @@ fn saturating_add<T: Copy>(
 mod manual_tests {
     use super::*;
 
-    /// Issue 11: `ManualClock::advance(Duration::MAX)` panicked.
+    /// `ManualClock::advance(Duration::MAX)` panicked.
     #[test]
     fn a_manual_clock_advanced_past_the_end_of_time_saturates() {
         let clock = ManualClock::new();

@@ -8,7 +8,7 @@
 //!
 //! - **the endpoint from the most trusted source wins**: LAN > rendezvous > DHT > gossip >
 //!   transitive > other > cache, IPv6 preferred at equal rank, a LAN endpoint sticky
-//!   ([`should_update_endpoint`]). That is the seed's policy, the default; the opt-in
+//!   ([`should_update_endpoint`]). That is the ranked policy, the default; the opt-in
 //!   [`EndpointPolicy::resilient`] keeps candidates that age, applies the same order to the
 //!   fresh ones, and trusts an endpoint that evidence confirmed ([`PeerStore::confirm`]) until
 //!   it fails ([`PeerStore::note_failure`]);

@@ -379,7 +379,7 @@ mod tests {
         assert!(err.to_string().contains("full-cone"));
     }
 
-    /// Issue 11: `Other("lan")` after `Lan` gave `discovered_via` `["lan", "lan"]`, an escape
+    /// `Other("lan")` after `Lan` gave `discovered_via` `["lan", "lan"]`, an escape
     /// sequence in a name reached the replay's table raw, and names of 1 MiB were kept whole.
     #[test]
     fn method_names_are_short_printable_ascii_and_never_a_built_in_spelling() {

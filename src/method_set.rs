@@ -155,13 +155,13 @@ impl MethodSet {
         true
     }
 
-    /// Whether [`insert`](Self::insert) would add `method`.
     /// Whether any method in the set heard the peer first-hand
     /// ([`DiscoveryMethod::refreshes_last_seen`]).
     pub(crate) fn any_first_hand(&self) -> bool {
         self.iter().any(DiscoveryMethod::refreshes_last_seen)
     }
 
+    /// Whether [`insert`](Self::insert) would add `method`.
     pub(crate) fn would_insert(&self, method: &DiscoveryMethod) -> bool {
         !self.contains(method)
             && (built_in_code(method).is_some() || self.others.len() < MAX_OTHER_METHODS)

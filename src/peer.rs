@@ -110,7 +110,8 @@ impl PeerInfo {
 pub struct Peer {
     /// The peer's WireGuard public key.
     pub public_key: PublicKey,
-    /// The endpoint chosen by [`should_update_endpoint`](crate::should_update_endpoint).
+    /// The endpoint the store's [`EndpointPolicy`](crate::EndpointPolicy) chose: under the
+    /// default, by [`should_update_endpoint`](crate::should_update_endpoint).
     pub endpoint: Option<SocketAddr>,
     /// The method that set [`endpoint`](Self::endpoint).
     pub endpoint_method: Option<DiscoveryMethod>,

@@ -1,6 +1,6 @@
 //! Tombstones: a peer removed for cause stays removed against second-hand word of it.
 //!
-//! The seed's store forgets a removed peer at once, so one gossip mention two seconds after
+//! A store without tombstones (the default) forgets a removed peer at once, so one gossip mention two seconds after
 //! the health monitor gave up on it brings it back, and a peer only ever mentioned second-hand
 //! expires and is re-added forever. A tombstone, kept for a while after the removal
 //! ([`PeerStore::remove_for`](crate::PeerStore::remove_for), or for every expired peer with

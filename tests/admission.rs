@@ -1,5 +1,4 @@
-//! Issue 14: who may come (back) in. Each failure of the seed's policy is measured on it
-//! first: a removed peer resurrected by gossip (C), a second-hand ghost that expires and is
+//! Who may come (back) in. Each failure of the reference defaults is measured on them first: a removed peer resurrected by gossip (C), a second-hand ghost that expires and is
 //! re-added forever (D), and a flood of invented second-hand peers that locks real ones out (E).
 
 mod support;
@@ -8,9 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use peerstore::{
     DiscoveryMethod as M, FullPolicy, ManualClock, PeerEvent, PeerEventKind, PeerInfo, PeerStore,
-    PeerStoreBuilder, RemovalCause, Subscription, UpdateError, UpdateOutcome,
+    RemovalCause, Subscription, UpdateError, UpdateOutcome,
 };
-use support::{key, secs};
+use support::{key, on_clock, secs};
 
 fn new(readmitted: bool) -> (PeerEventKind, bool) {
     (PeerEventKind::New, readmitted)
@@ -25,11 +24,6 @@ fn kinds(events: &Subscription) -> Vec<(PeerEventKind, bool)> {
         .try_iter()
         .map(|e: PeerEvent| (e.kind, e.readmitted))
         .collect()
-}
-
-fn on_clock(builder: PeerStoreBuilder) -> (PeerStore, ManualClock) {
-    let clock = support::clock();
-    (builder.clock(clock.clone()).build().unwrap(), clock)
 }
 
 /// (C) The health monitor removes a peer; gossip mentions it second-hand 2 s later.

@@ -422,7 +422,7 @@ fn a_file_too_large_to_be_a_cache_is_refused_before_it_is_read() {
     assert!(err.to_string().contains("peers.json"), "{err}");
 }
 
-/// Issue 14: tombstones go to the file under a key of this crate's own and come back, so a
+/// Tombstones go to the file under a key of this crate's own and come back, so a
 /// restart does not resurrect a removed peer from the cache or from gossip.
 #[test]
 fn tombstones_survive_a_restart_and_the_file_stays_the_references() {

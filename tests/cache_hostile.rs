@@ -1,4 +1,4 @@
-//! Issue 12: the peer cache on a hostile or busy file system. Each test is named after a
+//! The peer cache on a hostile or busy file system. Each test is named after a
 //! failure reproduced against the crate before the fix: files planted where the old save
 //! wrote its temporary file, FIFOs, processes racing on one path, and restores that cost a
 //! hundred times the file's size.

@@ -1,5 +1,5 @@
-//! Issue 13: the resilient endpoint policy against the failures of the seed's, each measured
-//! on the seed policy first: a stale LAN endpoint kept forever (A), flapping between equal
+//! The resilient endpoint policy against the failures of the ranked one, each measured on the
+//! ranked policy first: a stale LAN endpoint kept forever (A), flapping between equal
 //! reporters (B), and a trusted endpoint that fails.
 
 mod support;
@@ -17,13 +17,7 @@ const DHT: &str = "203.0.113.9:40001";
 const DHT_B: &str = "198.51.100.4:40002";
 
 fn store(policy: EndpointPolicy, shards: usize) -> (PeerStore, ManualClock) {
-    let clock = clock();
-    let store = support::builder(shards)
-        .clock(clock.clone())
-        .endpoint_policy(policy)
-        .build()
-        .unwrap();
-    (store, clock)
+    support::on_clock(support::builder(shards).endpoint_policy(policy))
 }
 
 fn announce(store: &PeerStore, endpoint: &str, method: M) {

@@ -1,4 +1,4 @@
-//! Issue 11: nothing unusable gets in. Each test is named after a failure reproduced against
+//! Nothing unusable gets in. Each test is named after a failure reproduced against
 //! the store before the fix, and checks that the announcement is refused naming the field and
 //! the value, or stored in its one spelling, and that nothing else changed.
 
@@ -141,7 +141,7 @@ fn host_names_that_spoof_are_refused_naming_the_character_and_where_it_is() {
     });
 }
 
-/// Issue 11: `event_buffer(usize::MAX)` made `subscribe()` panic inside the channel,
+/// `event_buffer(usize::MAX)` made `subscribe()` panic inside the channel,
 /// `event_buffer(1 << 32)` aborted the process on allocation, and `dead_after` past
 /// `remove_after` made the cleanup remove peers that `get_active` still listed.
 #[test]
@@ -193,7 +193,7 @@ fn settings_that_cannot_work_are_refused_naming_the_setting_and_the_value() {
         .expect("equal timeouts");
 }
 
-/// Issue 11: `Other("lan")` after `Lan` gave `discovered_via` `["lan", "lan"]`, the second
+/// `Other("lan")` after `Lan` gave `discovered_via` `["lan", "lan"]`, the second
 /// ranked 30; a name with an escape sequence was stored and printed raw; eight 1 MiB names a
 /// peer were kept whole. A name is now parsed once, into the method it spells or a short
 /// printable `Other`, and nothing else can be built.

@@ -342,7 +342,7 @@ fn a_carried_last_seen_is_honoured_on_insert_by_the_methods_that_do_not_refresh(
     );
 }
 
-/// Issue 11: a LAN announcement of a new peer carrying an hour-old `last_seen` was inserted
+/// A LAN announcement of a new peer carrying an hour-old `last_seen` was inserted
 /// dead, and the identical announcement again revived it. A first-hand method means the peer
 /// was heard now, new or not.
 #[test]

@@ -559,7 +559,7 @@ fn a_confirmed_unfailed_endpoint_is_not_displaced_within_trust_for(
     // (peer, endpoint) -> when confirmed, in seconds since the start.
     let mut confirmed: HashMap<(u8, SocketAddr), u64> = HashMap::new();
     observe(config, ops, |seen| {
-        let canonical = |n: u8| model::endpoint(n).map(model::canonical);
+        let canonical = |n: u8| model::endpoint(n).map(peerstore::canonical_endpoint);
         match *seen.op {
             Op::Confirm {
                 key: k, endpoint, ..

@@ -1,5 +1,5 @@
 //! The replay tool as a person runs it: its help, standard input, bad lines and exit status
-//! (issue 11: `--help` printed to stderr and failed, a non-UTF-8 byte aborted the whole run,
+//! (regressions pinned: `--help` printed to stderr and failed, a non-UTF-8 byte aborted the whole run,
 //! `-` was a file name, and a run with refused lines exited 0).
 #![cfg(feature = "serde")]
 

@@ -100,7 +100,7 @@ fn long_hostnames_and_many_networks_round_trip() {
     assert_eq!(back, *peer);
 }
 
-/// Issue 11: a trace's `"last_seen": 5` (Unix seconds, as the cache file writes) was refused on
+/// A trace's `"last_seen": 5` (Unix seconds, as the cache file writes) was refused on
 /// every line; only serde's `{"secs_since_epoch": ..}` parsed.
 #[test]
 fn last_seen_is_unix_seconds_or_rfc_3339_and_is_written_as_it_is_read() {

@@ -113,7 +113,7 @@ impl EndpointDecision {
 /// ```
 // Inlined always: every update asks it, and with each new caller (the resilient policy, the
 // store's history) the compiler stopped inlining a mere `#[inline]` into the merge again
-// (callgrind: some 50 instructions an update, 4% of the seed's update).
+// (callgrind: some 50 instructions an update, 4% of the default update).
 #[inline(always)]
 pub fn decide_endpoint<M: Borrow<DiscoveryMethod>>(
     current: Option<(SocketAddr, M)>,

@@ -2,16 +2,17 @@
 //! failure ends. Pure functions of their arguments, like the rest of the policy: the store
 //! keeps a peer's [`Candidates`] and asks [`Candidates::choose`] which endpoint to use.
 //!
-//! The seed policy keeps one endpoint per peer that never ages, so a LAN endpoint stays
+//! The ranked policy keeps one endpoint per peer that never ages, so a LAN endpoint stays
 //! chosen an hour after the laptop left the LAN, and two equal reporters make it flap. Here a
 //! peer has up to `max_candidates` endpoints, each with the methods that reported it and when;
-//! the chosen one is the seed's order (rank, then IPv6, then newest) over the *fresh*
-//! candidates only, and a confirmed endpoint (a handshake seen, a probe answered) is trusted
+//! the chosen one is the first in the ranked order (rank, then IPv6, then newest) among the
+//! *fresh* candidates only, and a confirmed endpoint (a handshake seen, a probe answered) is trusted
 //! for a while against equal-rank challengers, until it fails.
 //!
 //! Trust is each candidate's own: confirming one endpoint trusts it for `trust_for` and
 //! leaves the trust of the others as it was; a failure ends that endpoint's trust only. When
-//! several candidates are trusted at once, the chosen one is the seed's order among them: the
+//! several candidates are trusted at once, the chosen one is the first in the ranked order among
+//! them: the
 //! rank of the best method that ever reported it, then IPv6, then the most recent
 //! confirmation. An untrusted challenger never displaces a trusted candidate, unless it
 //! outranks it and the policy lets rank override trust.

@@ -21,7 +21,7 @@ use crate::{DiscoveryMethod, PeerStore, PublicKey, UpdateError};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FullPolicy {
-    /// Refuse it with [`UpdateError::StoreFull`](crate::UpdateError::StoreFull): the seed's,
+    /// Refuse it with [`UpdateError::StoreFull`](crate::UpdateError::StoreFull): the reference daemon's,
     /// the default. A flood of invented second-hand peers then locks real ones out until the
     /// cleanup drops the fakes.
     #[default]

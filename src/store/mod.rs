@@ -378,16 +378,16 @@ impl PeerStore {
 
     /// Evidence that `endpoint` reaches the peer (a handshake seen there, a probe answered):
     /// under the resilient policy it becomes a confirmed candidate, trusted for the policy's
-    /// `trust_for` against equal-rank challengers, and chosen if it was not. Under the seed
+    /// `trust_for` against equal-rank challengers, and chosen if it was not. Under the ranked
     /// policy it changes nothing. `false` for an unknown peer, or an address that is not one
-    /// of its candidates (under the seed policy: not its endpoint).
+    /// of its candidates (under the ranked policy: not its endpoint).
     ///
     /// Trust is each candidate's own: confirming `endpoint` leaves another candidate's trust as
-    /// it was. Of several trusted candidates the one chosen is the first in the seed's order
+    /// it was. Of several trusted candidates the one chosen is the first in the ranked order
     /// among them: the rank of the best method that ever reported it, then IPv6, then the most
     /// recent confirmation; an untrusted one displaces it only by outranking it, and only if
     /// the policy lets rank override trust
-    /// ([`EndpointPolicy::rank_overrides_trust`](crate::EndpointPolicy::rank_overrides_trust)).
+    /// ([`ResilientPolicy::rank_overrides_trust`](crate::ResilientPolicy::rank_overrides_trust)).
     /// The confirmation also resets the endpoint's failures and makes the reports its last
     /// failure voided vouch again.
     ///
@@ -416,7 +416,7 @@ impl PeerStore {
     /// `endpoint` stopped answering (the health monitor's probes time out, handshakes stopped):
     /// under the resilient policy its trust ends at once and its reports so far no longer
     /// vouch for it, so the next fresh candidate takes over now, not when a window runs out.
-    /// Under the seed policy it changes nothing. `false` as for [`confirm`](Self::confirm).
+    /// Under the ranked policy it changes nothing. `false` as for [`confirm`](Self::confirm).
     ///
     /// Only this endpoint's trust ends: another trusted candidate stays trusted (and is chosen,
     /// if it is the first trusted one). "So far" is by order, not by the clock: a report made

@@ -4,11 +4,13 @@
 //! policy, a second-hand quota), and both report the first step where they disagree.
 //!
 //! Shared by the property tests (`tests/properties.rs`) and the `ops` fuzz target, so it depends on
-//! nothing but the crate and std. Only `decide_endpoint` (the seed's endpoint rule table, itself
-//! pinned case by case in the crate's tests) is taken from the crate; the resilient policy's
-//! rules are written out here from its documentation (see [`Candidates`]), not taken from
-//! `src/policy/resilient.rs`, and so are the admission rules (tombstones, the full policies and
-//! the quota: see [`Model::update`]), not taken from `src/store.rs` or `src/tombstone.rs`.
+//! nothing but the crate and std. Only `decide_endpoint` (the ranked endpoint rule table, itself
+//! pinned case by case in the crate's tests) and `canonical_endpoint` (the one spelling of an
+//! address) are taken from the crate; the resilient policy's rules are written out here from
+//! its documentation (see [`Candidates`]), not taken from `src/policy/resilient.rs`, and so are
+//! the admission rules (tombstones, the full policies and the quota: see [`Model::update`]),
+//! not taken from `src/store/admission.rs` or `src/tombstone.rs`. The store is built from
+//! [`Config::settings`], the crate's own `Settings` value.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -18,8 +20,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ipnet::IpNet;
 use peerstore::{
     Candidate, Clock, DiscoveryMethod, EndpointPolicy, Evidence, FullPolicy, ManualClock,
-    MethodSet, NatType, Peer, PeerEventKind, PeerInfo, PeerStore, PublicKey, RemovalCause, Stats,
-    Subscription, Tombstone, UpdateError, UpdateOutcome, decide_endpoint,
+    MethodSet, NatType, Peer, PeerEventKind, PeerInfo, PeerStore, PublicKey, RemovalCause,
+    Settings, Stats, Subscription, Tombstone, UpdateError, UpdateOutcome, canonical_endpoint,
+    decide_endpoint,
 };
 
 /// How many distinct peers the operations name: more than the cap, so the cap is hit.
@@ -59,7 +62,7 @@ pub enum Endpoints {
 }
 
 /// How the store is built, and so which rules the model follows: an endpoint policy and the
-/// admission settings of issue 14. Every store has [`CAP`], [`DEAD_AFTER`] and
+/// admission settings (tombstones, the full policy, the second-hand quota). Every store has [`CAP`], [`DEAD_AFTER`] and
 /// [`REMOVE_AFTER`]; `remove_for` works under every configuration (the operations drawn for a
 /// configuration decide whether it is called).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +136,21 @@ impl Config {
             Endpoints::Seed => EndpointPolicy::ranked(),
             Endpoints::Resilient => EndpointPolicy::resilient(),
         }
+    }
+
+    /// The store's settings for this configuration: the one place the model's rules are told
+    /// to the store (with [`CAP`], [`DEAD_AFTER`] and [`REMOVE_AFTER`]).
+    pub fn settings(self) -> Settings {
+        let mut settings = Settings::default();
+        settings.max_peers = CAP;
+        settings.dead_after = DEAD_AFTER;
+        settings.remove_after = REMOVE_AFTER;
+        settings.event_buffer = 64;
+        settings.endpoint_policy = self.policy();
+        settings.tombstone_expired = self.tombstones().then_some(self.tombstone_expired);
+        settings.when_full = self.when_full;
+        settings.max_second_hand = self.max_second_hand;
+        settings
     }
 
     /// Whether expired peers leave tombstones.
@@ -859,11 +877,6 @@ pub struct Model {
     tied: Vec<PublicKey>,
 }
 
-/// The spelling the store keeps: an IPv4-mapped address is its IPv4 address.
-pub fn canonical(endpoint: SocketAddr) -> SocketAddr {
-    SocketAddr::new(endpoint.ip().to_canonical(), endpoint.port())
-}
-
 fn nanos(d: Duration) -> i128 {
     i128::try_from(d.as_nanos()).expect("a test span")
 }
@@ -981,7 +994,7 @@ impl Model {
         }
         // An IPv4-mapped endpoint is stored as the IPv4 address it maps.
         let mut info = info;
-        info.endpoint = info.endpoint.map(canonical);
+        info.endpoint = info.endpoint.map(canonical_endpoint);
         let now = self.now;
         let wall = self.wall();
         let carried = info.last_seen.map(|t| self.carried(t));
@@ -1315,7 +1328,7 @@ impl Model {
     /// Evidence or a failure under the seed policy: known only for the peer's own endpoint,
     /// and nothing changes.
     pub fn evidence(&self, key: &PublicKey, endpoint: Option<SocketAddr>) -> bool {
-        let endpoint = endpoint.map(canonical);
+        let endpoint = endpoint.map(canonical_endpoint);
         self.peers
             .get(key)
             .is_some_and(|e| endpoint.is_some() && e.peer.endpoint == endpoint)
@@ -1333,7 +1346,7 @@ impl Model {
             return (self.evidence(key, endpoint), None);
         }
         let (now, wall) = (self.now, self.wall());
-        let Some(endpoint) = endpoint.map(canonical) else {
+        let Some(endpoint) = endpoint.map(canonical_endpoint) else {
             return (false, None);
         };
         let Some(entry) = self.peers.get_mut(key) else {
@@ -1355,7 +1368,7 @@ impl Model {
             return (self.evidence(key, endpoint), None);
         }
         let now = self.now;
-        let Some(endpoint) = endpoint.map(canonical) else {
+        let Some(endpoint) = endpoint.map(canonical_endpoint) else {
             return (false, None);
         };
         let Some(entry) = self.peers.get_mut(key) else {
@@ -1422,19 +1435,11 @@ impl Subject {
 
     pub fn with(config: Config) -> Self {
         let clock = ManualClock::starting_at(UNIX_EPOCH + START);
-        let mut builder = PeerStore::builder()
+        let store = PeerStore::builder()
+            .settings(config.settings())
             .clock(clock.clone())
-            .max_peers(CAP)
-            .dead_after(DEAD_AFTER)
-            .remove_after(REMOVE_AFTER)
-            .event_buffer(64)
-            .endpoint_policy(config.policy())
-            .tombstone_expired(config.tombstone_expired)
-            .when_full(config.when_full);
-        if let Some(n) = config.max_second_hand {
-            builder = builder.max_second_hand(n);
-        }
-        let store = builder.build().unwrap();
+            .build()
+            .unwrap();
         let events = store.subscribe();
         Subject {
             store,

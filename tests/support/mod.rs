@@ -56,11 +56,14 @@ pub fn clock() -> ManualClock {
 
 /// A store with default limits on a manual clock.
 pub fn store() -> (PeerStore, ManualClock) {
+    on_clock(PeerStore::builder())
+}
+
+/// The store `builder` makes, on a manual clock at [`START`], and the clock: every test's
+/// store comes from here or from [`builder`].
+pub fn on_clock(builder: PeerStoreBuilder) -> (PeerStore, ManualClock) {
     let clock = clock();
-    (
-        PeerStore::builder().clock(clock.clone()).build().unwrap(),
-        clock,
-    )
+    (builder.clock(clock.clone()).build().unwrap(), clock)
 }
 
 /// The map's shard counts every behaviour is tested under, forced so that a 2-core machine
@@ -79,8 +82,8 @@ pub fn each_shards(test: impl Fn(usize)) {
 /// Runs `test` once per shard count, on a store with default limits on a manual clock.
 pub fn each(test: impl Fn(PeerStore, ManualClock)) {
     each_shards(|shards| {
-        let clock = clock();
-        test(builder(shards).clock(clock.clone()).build().unwrap(), clock);
+        let (store, clock) = on_clock(builder(shards));
+        test(store, clock);
     });
 }
 

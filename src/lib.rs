@@ -144,7 +144,9 @@ pub use peer::{
 pub use policy::resilient::{Candidate, EndpointPolicy, Evidence, MAX_CANDIDATES, ResilientPolicy};
 pub use policy::{EndpointDecision, EndpointRule, decide_endpoint, should_update_endpoint};
 pub use stats::Stats;
-pub use store::{BuildError, FullPolicy, MAX_EVENT_BUFFER, PeerStore, PeerStoreBuilder, Settings};
+pub use store::{
+    BuildError, FullPolicy, MAX_EVENT_BUFFER, PeerStore, PeerStoreBuilder, Readmission, Settings,
+};
 pub use tombstone::{MAX_TOMBSTONES, Tombstone};
 
 /// A routable network ([`PeerInfo::routable_networks`]): the `ipnet` crate's type, part of this

@@ -31,10 +31,12 @@ pub enum UpdateError {
     },
     /// The announcement holds a value the store will not keep.
     Invalid(InvalidPeerInfo),
-    /// The peer was removed with a tombstone ([`PeerStore::remove_for`](crate::PeerStore::remove_for), or
-    /// [`PeerStoreBuilder::tombstone_expired`](crate::PeerStoreBuilder::tombstone_expired)) that stands until `until`, and the method does
-    /// not refresh `last_seen` (the cache, a second-hand method): it cannot bring the peer
-    /// back. A first-hand method can.
+    /// The peer was removed with a tombstone
+    /// ([`PeerStore::remove_for`](crate::PeerStore::remove_for), or
+    /// [`PeerStoreBuilder::tombstone_expired`](crate::PeerStoreBuilder::tombstone_expired)) that
+    /// stands until `until`, and this announcement cannot lift it: the cache and the
+    /// second-hand methods never do, and a first-hand one only as the store's
+    /// [`Readmission`](crate::Readmission) rule says (by default, any first-hand method does).
     Tombstoned {
         /// When the tombstone falls, on the store's wall clock.
         until: SystemTime,
@@ -51,8 +53,9 @@ impl fmt::Display for UpdateError {
             UpdateError::Invalid(invalid) => write!(f, "invalid announcement: {invalid}"),
             UpdateError::Tombstoned { until } => write!(
                 f,
-                "peer was removed and is tombstoned until Unix time {}: only a first-hand \
-                 method (not the cache or a second-hand one) brings it back before then",
+                "peer was removed and is tombstoned until Unix time {}: this announcement cannot \
+                 bring it back before then (the cache and second-hand methods never do; a \
+                 first-hand one as the store's readmission rule allows)",
                 until
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map_or(0, |since| since.as_secs())

@@ -52,6 +52,14 @@ struct Stone {
     cause: RemovalCause,
 }
 
+/// A tombstone that stands, as admission weighs it: on the wall clock, when the peer was
+/// removed and until when it stays out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Standing {
+    pub since: SystemTime,
+    pub until: SystemTime,
+}
+
 /// A store's tombstones.
 pub(crate) struct Tombstones {
     map: KeyMap<Stone>,
@@ -130,15 +138,18 @@ impl Tombstones {
         gone
     }
 
-    /// Until when `key`'s tombstone stands at `now` (on the wall clock), if one does; one that
-    /// ran out is dropped. Called with the key's record slot locked.
-    pub(crate) fn standing(&self, key: &PublicKey, now: Nanos) -> Option<SystemTime> {
+    /// `key`'s tombstone, if one stands at `now`; one that ran out is dropped. Called with
+    /// the key's record slot locked.
+    pub(crate) fn standing(&self, key: &PublicKey, now: Nanos) -> Option<Standing> {
         if self.count.load(Ordering::Acquire) == 0 {
             return None;
         }
         let stone = *self.map.get(key)?;
         if now < stone.until {
-            return Some(stone.until_wall);
+            return Some(Standing {
+                since: stone.since_wall,
+                until: stone.until_wall,
+            });
         }
         if self
             .map
@@ -211,7 +222,11 @@ mod tests {
         let stones = Tombstones::new(Some(2));
         let span = Duration::from_secs(30);
         stones.place(key(1), span, 0, WALL, RemovalCause::Explicit);
-        assert_eq!(stones.standing(&key(1), 29 * SEC), Some(WALL + span));
+        let standing = Standing {
+            since: WALL,
+            until: WALL + span,
+        };
+        assert_eq!(stones.standing(&key(1), 29 * SEC), Some(standing));
         assert_eq!(stones.standing(&key(2), 0), None, "another key");
         assert_eq!(stones.standing(&key(1), 30 * SEC), None, "ran out");
         assert_eq!(stones.len(), 0, "and was dropped");

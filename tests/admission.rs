@@ -1,5 +1,7 @@
-//! Who may come (back) in. Each failure of the reference defaults is measured on them first: a removed peer resurrected by gossip (C), a second-hand ghost that expires and is
-//! re-added forever (D), and a flood of invented second-hand peers that locks real ones out (E).
+//! Who may come (back) in. Each failure of the reference defaults is measured on them first: a
+//! removed peer resurrected by gossip (C), a second-hand ghost that expires and is re-added
+//! forever (D), a flood of invented second-hand peers that locks real ones out (E), and a dead
+//! peer brought back by the stale records a DHT keeps serving (F).
 
 mod support;
 
@@ -7,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use peerstore::{
     DiscoveryMethod as M, FullPolicy, ManualClock, PeerEvent, PeerEventKind, PeerInfo, PeerStore,
-    RemovalCause, Subscription, UpdateError, UpdateOutcome,
+    Readmission, RemovalCause, Subscription, UpdateError, UpdateOutcome,
 };
 use support::{key, on_clock, secs};
 
@@ -397,4 +399,101 @@ fn racing_admissions_evictions_and_removals_keep_the_cap_and_the_books() {
             assert_eq!(admitted, quota);
         }
     }
+}
+
+/// An announcement of peer `n` carrying the time its record says it was last seen.
+fn record_of(n: u32, last_seen: Option<SystemTime>) -> PeerInfo {
+    let mut info = PeerInfo::new(key(n));
+    info.last_seen = last_seen;
+    info
+}
+
+/// (F) Handshakes with a peer stop; the health monitor removes it with a 30-minute tombstone;
+/// the DHT keeps serving the record the peer signed before it died, with no time, then with
+/// its old time, and at last the peer, back, publishes a new one.
+#[test]
+fn a_dead_peer_is_readmitted_only_on_news_newer_than_its_removal() {
+    support::each_shards(|shards| {
+        let died = SystemTime::UNIX_EPOCH + support::START;
+        let stale = [None, Some(died - secs(60))];
+        // The reference rule: every DHT record readmits it, however old.
+        let (seed, clock) = on_clock(support::builder(shards));
+        for record in stale {
+            seed.update(PeerInfo::new(key(1)), M::Dht).unwrap();
+            seed.remove_for(&key(1), secs(1800));
+            clock.advance(secs(150));
+            let back = seed.update(record_of(1, record), M::Dht);
+            assert_eq!(
+                back,
+                Ok(UpdateOutcome::Inserted),
+                "readmitted by {record:?}"
+            );
+            seed.remove_for(&key(1), secs(1800));
+        }
+
+        let (store, clock) = on_clock(support::builder(shards).readmit(Readmission::Newer));
+        let events = store.subscribe();
+        store.update(PeerInfo::new(key(1)), M::Dht).unwrap();
+        let removed_at = died;
+        store.remove_for(&key(1), secs(1800));
+        clock.advance(secs(150));
+        for record in stale {
+            let refused = store.update(record_of(1, record), M::Dht);
+            assert_eq!(
+                refused,
+                Err(UpdateError::Tombstoned {
+                    until: removed_at + secs(1800)
+                }),
+                "a stale record {record:?}"
+            );
+        }
+        // A record as old as the removal is no news either.
+        let same = store.update(record_of(1, Some(removed_at)), M::DhtRendezvous);
+        assert!(same.is_err(), "{same:?}");
+        assert_eq!(store.stats().rejected_tombstoned, 3);
+        assert!(store.get(&key(1)).is_none());
+        // The peer publishes a record after its removal: back, and the event says so.
+        let fresh = record_of(1, Some(removed_at + secs(120)));
+        assert_eq!(store.update(fresh, M::Dht), Ok(UpdateOutcome::Inserted));
+        assert!(store.tombstones().is_empty());
+        assert_eq!(
+            kinds(&events),
+            [new(false), removed(RemovalCause::Explicit), new(true)]
+        );
+        // Heard on the LAN, a removed peer is on the link now: that is news whatever it
+        // carries. Second-hand word never is.
+        store.remove_for(&key(1), secs(1800));
+        let mention = record_of(1, Some(removed_at + secs(900)));
+        assert!(store.update(mention, M::GossipTransitive).is_err());
+        assert_eq!(
+            store.update(record_of(1, None), M::Lan),
+            Ok(UpdateOutcome::Inserted)
+        );
+    });
+}
+
+/// A revoked key removed with `Readmission::Never` stays out for the whole span, whoever
+/// announces it, and comes back by the first-hand rule once the tombstone falls.
+#[test]
+fn under_never_a_tombstone_stands_its_whole_span() {
+    support::each_shards(|shards| {
+        let (store, clock) = on_clock(support::builder(shards).readmit(Readmission::Never));
+        store.update(PeerInfo::new(key(1)), M::Dht).unwrap();
+        store.remove_for(&key(1), secs(600));
+        let later = SystemTime::UNIX_EPOCH + support::START + secs(300);
+        for method in [M::Lan, M::DhtRendezvous, M::Dht, M::Gossip, M::Cache] {
+            clock.advance(secs(60));
+            let refused = store.update(record_of(1, Some(later)), method.clone());
+            assert!(
+                matches!(refused, Err(UpdateError::Tombstoned { .. })),
+                "{method}: {refused:?}"
+            );
+        }
+        clock.advance(secs(300));
+        assert_eq!(
+            store.update(PeerInfo::new(key(1)), M::Dht),
+            Ok(UpdateOutcome::Inserted),
+            "the tombstone fell"
+        );
+    });
 }

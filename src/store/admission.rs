@@ -9,7 +9,7 @@ use crate::capacity::Capacity;
 use crate::clock::{Nanos, nanos_of};
 use crate::events::{PeerEventKind, RemovalCause};
 use crate::stats::Counter;
-use crate::tombstone::{Tombstone, Tombstones};
+use crate::tombstone::{Standing, Tombstone, Tombstones};
 use crate::{DiscoveryMethod, PeerStore, PublicKey, UpdateError};
 
 /// What a full store does with a new peer: [`PeerStoreBuilder::when_full`](crate::PeerStoreBuilder::when_full).
@@ -34,6 +34,29 @@ pub enum FullPolicy {
     /// second-hand starts again. Among peers heard equally long ago, which one goes is not
     /// specified.
     EvictSecondHand,
+}
+
+/// What lifts a tombstone before it falls: [`PeerStoreBuilder::readmit`](crate::PeerStoreBuilder::readmit).
+/// The cache and the second-hand methods never do.
+///
+/// For [`Newer`](Self::Newer) a discovery layer passes, as [`PeerInfo::last_seen`](crate::PeerInfo::last_seen),
+/// the time the record itself carries: for the DHT, the time the peer signed into its record
+/// (not when the lookup returned it), so that a record the DHT kept serving after the peer
+/// died is told from one the peer published since. A time in the future counts as now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Readmission {
+    /// Any first-hand method lifts it at once: the reference daemon's rule, the default. A
+    /// DHT that keeps serving a dead or revoked peer's record brings it back each time.
+    #[default]
+    FirstHand,
+    /// Only news from after the removal: a LAN announcement (the peer is on the link now), or
+    /// a first-hand announcement whose carried `last_seen` is later than the removal. A record
+    /// that carries no time, or one from before the removal, is refused with
+    /// [`UpdateError::Tombstoned`].
+    Newer,
+    /// Nothing: the tombstone stands its whole span.
+    Never,
 }
 
 /// The admission room's state.
@@ -99,6 +122,7 @@ impl Inner {
         &self,
         key: &PublicKey,
         method: &DiscoveryMethod,
+        carried: Option<SystemTime>,
         now: Nanos,
         claim: &Claim,
     ) -> Result<bool, Refusal> {
@@ -112,11 +136,12 @@ impl Inner {
         );
         let readmitted = match admission.tombstones.standing(key, now) {
             None => false,
-            Some(until) if !first_hand => {
+            Some(stone) if first_hand && self.lifts(stone, method, carried) => true,
+            Some(stone) => {
                 self.counters.add(Counter::RejectedTombstoned, 1);
+                let until = stone.until;
                 return Err(Refusal::Error(UpdateError::Tombstoned { until }));
             }
-            Some(_) => true,
         };
         let quota = admission.second_hand.as_ref().filter(|_| !first_hand);
         if let Some(quota) = quota
@@ -134,6 +159,23 @@ impl Inner {
             return Err(Refusal::Error(self.full()));
         }
         Ok(readmitted)
+    }
+
+    /// Whether a first-hand announcement by `method`, carrying `carried`, lifts a standing
+    /// tombstone, by the store's [`Readmission`] rule.
+    fn lifts(
+        &self,
+        stone: Standing,
+        method: &DiscoveryMethod,
+        carried: Option<SystemTime>,
+    ) -> bool {
+        match self.settings.readmit {
+            Readmission::FirstHand => true,
+            Readmission::Newer => {
+                *method == DiscoveryMethod::Lan || carried.is_some_and(|t| t > stone.since)
+            }
+            Readmission::Never => false,
+        }
     }
 
     /// Counts a refusal of a new peer as full, and says so.

@@ -42,7 +42,7 @@ impl Inner {
                 Entry::Vacant(entry) => {
                     // Before the slot is reserved: a caller's clock that panics must not keep it.
                     let heard = policy::first_heard(&method, info.last_seen, now, wall());
-                    match self.admit(&key, &method, now, &claim) {
+                    match self.admit(&key, &method, info.last_seen, now, &claim) {
                         Ok(readmitted) => {
                             return Ok(self.insert_new(entry, info, method, heard, readmitted));
                         }

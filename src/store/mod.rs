@@ -36,7 +36,7 @@ use crate::{
     UpdateOutcome, policy,
 };
 
-pub use admission::FullPolicy;
+pub use admission::{FullPolicy, Readmission};
 pub use builder::PeerStoreBuilder;
 pub use settings::{BuildError, MAX_EVENT_BUFFER, Settings};
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::PeerStoreBuilder;
 use crate::{
     DEFAULT_MAX_PEERS, EVENT_BUFFER_SIZE, EndpointPolicy, FullPolicy, MAX_CANDIDATES,
-    MAX_ENDPOINT_HISTORY, PEER_DEAD_TIMEOUT, PEER_REMOVE_TIMEOUT,
+    MAX_ENDPOINT_HISTORY, PEER_DEAD_TIMEOUT, PEER_REMOVE_TIMEOUT, Readmission,
 };
 
 /// How a [`PeerStore`](crate::PeerStore) is built: its cap, timeouts, event buffer and opt-in
@@ -48,6 +48,8 @@ pub struct Settings {
     pub endpoint_history: Option<usize>,
     /// How long a tombstone each expired peer gets; `None` (the default) gives none.
     pub tombstone_expired: Option<Duration>,
+    /// What lifts a tombstone before it falls (default [`Readmission::FirstHand`]).
+    pub readmit: Readmission,
     /// What a full store does with a new peer (default [`FullPolicy::Refuse`]).
     pub when_full: FullPolicy,
     /// How many slots peers never heard first-hand may fill; `None` (the default) is no quota.
@@ -64,6 +66,7 @@ impl Default for Settings {
             endpoint_policy: EndpointPolicy::Ranked,
             endpoint_history: None,
             tombstone_expired: None,
+            readmit: Readmission::FirstHand,
             when_full: FullPolicy::Refuse,
             max_second_hand: None,
         }
@@ -268,6 +271,37 @@ impl PeerStoreBuilder {
     /// ```
     pub fn tombstone_expired(mut self, span: Duration) -> Self {
         self.settings.tombstone_expired = (!span.is_zero()).then_some(span);
+        self
+    }
+
+    /// What lifts a tombstone ([`PeerStore::remove_for`](crate::PeerStore::remove_for),
+    /// [`tombstone_expired`](Self::tombstone_expired)) before it falls (default
+    /// [`Readmission::FirstHand`], any first-hand method). [`Readmission::Newer`] readmits a
+    /// removed peer only on news from after its removal, so that a DHT still serving a dead
+    /// peer's old record cannot bring it back.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use peerstore::{DiscoveryMethod, PeerInfo, PeerStore, PublicKey, Readmission};
+    ///
+    /// let store = PeerStore::builder().readmit(Readmission::Newer).build()?;
+    /// let key = PublicKey::from_bytes([7; 32]);
+    /// store.update(PeerInfo::new(key), DiscoveryMethod::Dht)?;
+    /// store.remove_for(&key, Duration::from_secs(1800)); // handshakes stopped
+    /// let removed = SystemTime::now();
+    ///
+    /// // The DHT serves the record the peer signed an hour ago: refused.
+    /// let mut stale = PeerInfo::new(key);
+    /// stale.last_seen = Some(removed - Duration::from_secs(3600));
+    /// assert!(store.update(stale, DiscoveryMethod::Dht).is_err());
+    /// // The peer publishes a new record: back.
+    /// let mut fresh = PeerInfo::new(key);
+    /// fresh.last_seen = Some(removed + Duration::from_secs(60));
+    /// assert!(store.update(fresh, DiscoveryMethod::Dht).is_ok());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn readmit(mut self, rule: Readmission) -> Self {
+        self.settings.readmit = rule;
         self
     }
 

@@ -2,7 +2,7 @@
 //! which announcements are refused ([`InvalidPeerInfo`]).
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::time::{Duration, SystemTime};
 
 use crate::{DiscoveryMethod, Hostname, MethodSet, NatType, PublicKey, RoutableNetworks};
@@ -334,16 +334,28 @@ impl std::error::Error for InvalidPeerInfo {}
 
 /// The one spelling of an endpoint, the one the store keeps, sends in events and writes to the
 /// cache: an IPv4-mapped IPv6 address (`[::ffff:192.0.2.1]:51820`) is the IPv4 address it
-/// maps (`192.0.2.1:51820`).
+/// maps (`192.0.2.1:51820`), and an IPv6 endpoint keeps its scope id (the interface a
+/// link-local address is reached through: `[fe80::1%2]:51820` is not `[fe80::1%3]:51820`)
+/// and drops its flow label, which names no endpoint.
 ///
 /// ```
+/// use peerstore::canonical_endpoint;
+///
 /// let mapped = "[::ffff:192.0.2.1]:51820".parse()?;
-/// assert_eq!(peerstore::canonical_endpoint(mapped), "192.0.2.1:51820".parse()?);
+/// assert_eq!(canonical_endpoint(mapped), "192.0.2.1:51820".parse()?);
+/// let zoned = "[fe80::1%2]:51820".parse()?;
+/// assert_eq!(canonical_endpoint(zoned).to_string(), "[fe80::1%2]:51820");
 /// # Ok::<(), std::net::AddrParseError>(())
 /// ```
 #[must_use]
 pub fn canonical_endpoint(endpoint: SocketAddr) -> SocketAddr {
-    SocketAddr::new(endpoint.ip().to_canonical(), endpoint.port())
+    match endpoint {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => SocketAddrV6::new(*v6.ip(), v6.port(), 0, v6.scope_id()).into(),
+        },
+        v4 @ SocketAddr::V4(_) => v4,
+    }
 }
 
 /// Whether an endpoint is IPv6 for the ranked order: an IPv4-mapped address counts as IPv4.

@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime};
 use super::{EndpointChoice, decide_endpoint};
 use crate::clock::{Nanos, nanos_of};
 use crate::peer::is_ipv6;
-use crate::{DiscoveryMethod, EndpointRule};
+use crate::{DiscoveryMethod, EndpointRule, MethodSet};
 
 /// How a peer's endpoint is chosen: [`PeerStoreBuilder::endpoint_policy`](crate::PeerStoreBuilder::endpoint_policy).
 ///
@@ -156,8 +156,9 @@ impl ResilientPolicy {
         }
     }
 
-    /// How many endpoints a peer keeps as candidates (1 to [`MAX_CANDIDATES`]; the builder
-    /// refuses others). A new one past it replaces the candidate reported least recently
+    /// How many endpoints a peer keeps as candidates (2 to [`MAX_CANDIDATES`]; the builder
+    /// refuses others: a single candidate is always the chosen one, and no other endpoint
+    /// could ever replace it). A new one past it replaces the candidate reported least recently
     /// that is neither chosen nor trusted now (its trust not yet run out); if every candidate
     /// is one of those, the new one is not kept.
     #[must_use]
@@ -367,10 +368,22 @@ impl Candidates {
     }
 
     /// Records that `method` reported `endpoint`, dated `at` (a second-hand method's carried
-    /// time may be older than `cx.now`); the report resets the candidate's failures. A new
-    /// endpoint past `max_candidates` replaces the candidate reported least recently that is
-    /// not `keep` (the chosen one) and not trusted at `cx.now`; if there is none, it is not
-    /// kept.
+    /// time may be older than `cx.now`); the report resets the candidate's failures.
+    ///
+    /// - A candidate keeps one report per method, and only for the methods the record can
+    ///   hold (`heard_by`, its `discovered_via`, bounded at [`MAX_OTHER_METHODS`](crate::MAX_OTHER_METHODS) names of its
+    ///   own): a method past that bound reports nothing, so a flood of invented method names
+    ///   costs what `discovered_via` does.
+    /// - A report keeps the later of its two times, as `last_seen` does: older news of the same
+    ///   endpoint by the same method does not age it.
+    /// - A new endpoint past `max_candidates` replaces the candidate reported least recently
+    ///   that is not `keep` (the chosen one) and not trusted at `cx.now`; a newcomer that is
+    ///   not fresh itself replaces only a candidate that is not fresh either. If there is none,
+    ///   it is not kept.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one report and what it is weighed by"
+    )]
     pub(crate) fn report(
         &mut self,
         endpoint: SocketAddr,
@@ -379,7 +392,11 @@ impl Candidates {
         wall: SystemTime,
         cx: &Context<'_>,
         keep: Option<SocketAddr>,
+        heard_by: &MethodSet,
     ) {
+        if !heard_by.contains(&method) && !heard_by.would_insert(&method) {
+            return;
+        }
         if let Some(c) = self.list.iter_mut().find(|c| c.endpoint == endpoint) {
             let report = Report {
                 method,
@@ -388,6 +405,8 @@ impl Candidates {
                 void: false,
             };
             match c.reports.iter_mut().find(|r| r.method == report.method) {
+                // Older news: the later time stands.
+                Some(old) if report.at < old.at => {}
                 Some(old) => *old = report,
                 None => c.reports.push(report),
             }
@@ -395,18 +414,27 @@ impl Candidates {
             return;
         }
         if self.list.len() >= cx.policy.max_candidates {
+            let cache_counts = self.cache_counts(cx);
+            let fresh_newcomer = match cx.window(&method) {
+                Some(window) => cx.now.saturating_sub(at) <= window,
+                None => cache_counts,
+            };
             let evict = self
                 .list
                 .iter()
                 .enumerate()
                 .filter(|(_, c)| Some(c.endpoint) != keep && !c.trusted_at(cx.now))
+                .filter(|(_, c)| {
+                    fresh_newcomer || c.fresh_reports(cx, cache_counts).next().is_none()
+                })
                 .min_by_key(|(_, c)| c.reports.iter().map(|r| r.at).max())
                 .map(|(i, _)| i);
             match evict {
                 Some(i) => {
                     self.list.remove(i);
                 }
-                // Every candidate is chosen or trusted: the newcomer waits for a slot.
+                // Every candidate is chosen, trusted or fresher than the newcomer: it waits
+                // for a slot.
                 None => return,
             }
         }
@@ -531,9 +559,20 @@ impl Candidates {
                 Some(s) if s.fresh_reports(cx, cache_counts).next().is_none() => {
                     EndpointRule::CandidateExpired
                 }
-                Some(_) => {
-                    decide_endpoint(Some((current, current_method)), c.endpoint, &report.method)
-                        .rule
+                // The one in use is still fresh, by its best fresh report (its label may be a
+                // method whose report aged out): the rule that lets the challenger past it.
+                Some(s) => {
+                    let best = s
+                        .fresh_reports(cx, cache_counts)
+                        .max_by_key(|r| (r.method.rank(), r.at))
+                        .map_or(current_method, |r| &r.method);
+                    let decision =
+                        decide_endpoint(Some((current, best)), c.endpoint, &report.method);
+                    if decision.accepted {
+                        decision.rule
+                    } else {
+                        EndpointRule::CandidateExpired
+                    }
                 }
             }
         };

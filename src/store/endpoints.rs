@@ -131,7 +131,8 @@ impl Inner {
             let reported = first_heard(method, info.last_seen, now, wall());
             let in_use = record.peer.endpoint;
             let (at, wall) = (reported.at, reported.wall);
-            candidates.report(endpoint, method.clone(), at, wall, &cx, in_use);
+            let heard_by = &record.peer.discovered_via;
+            candidates.report(endpoint, method.clone(), at, wall, &cx, in_use, heard_by);
         }
         Some(Resilient(candidates, cx))
     }

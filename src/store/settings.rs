@@ -82,7 +82,7 @@ impl Settings {
     /// [`MAX_EVENT_BUFFER`]; a zero `dead_after`; a `dead_after` longer than `remove_after`
     /// (the cleanup would remove peers that `get_active` still lists); an `endpoint_history`
     /// of 0 or over [`MAX_ENDPOINT_HISTORY`]; a `tombstone_expired` of zero (`None` is off);
-    /// a resilient policy's `max_candidates` of 0 or over [`MAX_CANDIDATES`].
+    /// a resilient policy's `max_candidates` under 2 or over [`MAX_CANDIDATES`].
     pub fn check(&self) -> Result<(), BuildError> {
         if self.event_buffer == 0 || self.event_buffer > MAX_EVENT_BUFFER {
             return Err(BuildError::EventBuffer {
@@ -107,7 +107,7 @@ impl Settings {
             return Err(BuildError::ZeroTombstoneExpired);
         }
         if let EndpointPolicy::Resilient(resilient) = &self.endpoint_policy
-            && !(1..=MAX_CANDIDATES).contains(&resilient.max_candidates)
+            && !(MIN_CANDIDATES..=MAX_CANDIDATES).contains(&resilient.max_candidates)
         {
             return Err(BuildError::MaxCandidates {
                 max_candidates: resilient.max_candidates,
@@ -116,6 +116,9 @@ impl Settings {
         Ok(())
     }
 }
+
+/// The fewest candidates the resilient policy may keep a peer: one besides the chosen one.
+const MIN_CANDIDATES: usize = 2;
 
 /// The most events a subscriber's channel may hold: [`PeerStoreBuilder::event_buffer`]'s
 /// limit (2^20, about 64 MiB of channel per subscriber).
@@ -137,7 +140,8 @@ pub enum BuildError {
         /// The refused setting.
         entries: usize,
     },
-    /// The resilient policy's `max_candidates` is 0 or over [`MAX_CANDIDATES`].
+    /// The resilient policy's `max_candidates` is under 2 (a single candidate could never be
+    /// replaced) or over [`MAX_CANDIDATES`].
     MaxCandidates {
         /// The refused setting.
         max_candidates: usize,
@@ -169,7 +173,8 @@ impl fmt::Display for BuildError {
             ),
             BuildError::MaxCandidates { max_candidates } => write!(
                 f,
-                "max_candidates {max_candidates} is outside 1..={MAX_CANDIDATES}"
+                "max_candidates {max_candidates} is outside {MIN_CANDIDATES}..={MAX_CANDIDATES}: \
+                 a peer needs a candidate besides the chosen one to ever change endpoint"
             ),
             BuildError::ZeroDeadAfter => write!(
                 f,

@@ -447,7 +447,10 @@ impl From<&Candidate> for CandidateView {
 /// policy, `EndpointPolicy::resilient`, `PeerStore::confirm`, `note_failure`, `candidates`):
 ///
 /// 1. A peer keeps up to [`MAX_CANDIDATES`] endpoints, in the order they became candidates,
-///    each with one report a method: the latest (when on both clocks).
+///    each with one report a method, of the methods the record can hold (every built-in one,
+///    and `Other` names while its `discovered_via` holds fewer than `MAX_OTHER_METHODS`; a
+///    report by any other name is not kept), dated the later of its reports' times (when on
+///    both clocks): older news by the same method does not age it.
 /// 2. A report is dated like `last_seen`: now for a first-hand method, else the time the
 ///    announcement carries (never later than now), or now if it carries none.
 /// 3. A report vouches while it is no older than its method's window (LAN 30 s, rendezvous
@@ -469,8 +472,9 @@ impl From<&Candidate> for CandidateView {
 ///    else the endpoint in use stays (stale).
 /// 7. A new endpoint past the limit replaces the candidate reported least recently (its newest
 ///    report of any method) that is neither the endpoint in use nor trusted now (its trust not
-///    run out at the store's now, whatever the report is dated); if every candidate is one of
-///    those, the new endpoint is not kept.
+///    run out at the store's now, whatever the report is dated), and, when the newcomer's own
+///    report would not vouch now (rule 3, the cache's as the other candidates stand), is not
+///    fresh either; if every candidate is one of those, the new endpoint is not kept.
 /// 8. The choice is made again after every accepted update of a known peer, every `confirm` and
 ///    `note_failure` that named a candidate, and for every peer the cleanup keeps. It changes
 ///    the peer when it names another address, or the same address by a method of a higher
@@ -613,7 +617,8 @@ impl Candidates {
     }
 
     /// Rules 1, 5 and 7: `method` reported `endpoint`, dated `at`/`wall`, while `in_use` is the
-    /// peer's endpoint and `now` the store's time.
+    /// peer's endpoint, `via` the methods its record was heard by and `now` the store's time.
+    #[allow(clippy::too_many_arguments)]
     fn report(
         &mut self,
         endpoint: SocketAddr,
@@ -621,8 +626,19 @@ impl Candidates {
         at: i128,
         wall: SystemTime,
         in_use: Option<SocketAddr>,
+        via: &MethodSet,
         now: i128,
     ) {
+        let others = via
+            .iter()
+            .filter(|m| matches!(m, DiscoveryMethod::Other(_)))
+            .count();
+        let holds = via.contains(&method)
+            || !matches!(method, DiscoveryMethod::Other(_))
+            || others < peerstore::MAX_OTHER_METHODS;
+        if !holds {
+            return;
+        }
         let report = Report {
             method,
             at,
@@ -631,6 +647,7 @@ impl Candidates {
         };
         if let Some(c) = self.list.iter_mut().find(|c| c.endpoint == endpoint) {
             match c.reports.iter().position(|r| r.method == report.method) {
+                Some(i) if report.at < c.reports[i].at => {}
                 Some(i) => c.reports[i] = report,
                 None => c.reports.push(report),
             }
@@ -638,9 +655,16 @@ impl Candidates {
             return;
         }
         if self.list.len() >= MAX_CANDIDATES {
+            let newcomer_vouches = match window(&report.method) {
+                Some(window) => now - report.at <= window,
+                None => self.cache_vouches(now),
+            };
             let mut victim: Option<(usize, i128)> = None;
             for (i, c) in self.list.iter().enumerate() {
                 if Some(c.endpoint) == in_use || Candidates::trusted_at(c, now) {
+                    continue;
+                }
+                if !newcomer_vouches && self.is_fresh(c, now) {
                     continue;
                 }
                 let last = c.reports.iter().map(|r| r.at).max().expect("a report");
@@ -1020,10 +1044,10 @@ impl Model {
                         Some((t, age)) if !method.refreshes_last_seen() => (now - age, t),
                         _ => (now, wall),
                     };
-                    let in_use = entry.peer.endpoint;
+                    let (in_use, via) = (entry.peer.endpoint, &entry.peer.discovered_via);
                     entry
                         .candidates
-                        .report(new, method.clone(), at, at_wall, in_use, now);
+                        .report(new, method.clone(), at, at_wall, in_use, via, now);
                 }
                 Model::rechoose(entry, now);
             }
@@ -1130,7 +1154,16 @@ impl Model {
         let mut peer = Peer::new(key, last_seen);
         let mut candidates = Candidates::default();
         if let (Endpoints::Resilient, Some(endpoint)) = (self.config.endpoints, info.endpoint) {
-            candidates.report(endpoint, method.clone(), now - age, last_seen, None, now);
+            let via = MethodSet::new();
+            candidates.report(
+                endpoint,
+                method.clone(),
+                now - age,
+                last_seen,
+                None,
+                &via,
+                now,
+            );
         }
         peer.endpoint = info.endpoint;
         peer.endpoint_method = info.endpoint.map(|_| method.clone());

@@ -257,6 +257,122 @@ mod loom_model {
         loom::model(|| evict_at_the_cap(Eviction::Blind, true, false));
     }
 
+    /// How two newcomers of one key make room in a full store.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum SameKey {
+        /// The store's: the first to evict holds the key's claim; the other waits for it,
+        /// and a newcomer that takes the claim looks again whether its peer went in meanwhile.
+        Claim,
+        /// Broken: each evicts for itself (the store before the claim).
+        EachEvicts,
+        /// Broken: a claim, but no second look after taking it.
+        ClaimWithoutLooking,
+    }
+
+    /// One newcomer of peer K into a store of cap 2 holding second-hand peers A and B: the
+    /// store's admission loop, as `store::merge::upsert` and `store::admission` run it.
+    fn newcomer_of_k(
+        cap: &Capacity,
+        k: &loom::sync::Mutex<bool>,
+        victims: &[loom::sync::Mutex<Slot>; 2],
+        claim: &loom::sync::Mutex<bool>,
+        protocol: SameKey,
+    ) {
+        let (mut evicted, mut holds) = (false, false);
+        loop {
+            {
+                // The key's slot, under its lock: merged into the peer if it is in, else
+                // admitted on a slot an eviction freed or one reserved now.
+                let mut present = k.lock().unwrap();
+                if *present {
+                    if evicted {
+                        cap.release();
+                    }
+                    break;
+                }
+                if evicted || cap.try_reserve() {
+                    *present = true;
+                    break;
+                }
+            }
+            if protocol != SameKey::EachEvicts && !holds {
+                let mut taken = claim.lock().unwrap();
+                if *taken {
+                    drop(taken);
+                    thread::yield_now();
+                    continue;
+                }
+                *taken = true;
+                holds = true;
+                drop(taken);
+                if protocol == SameKey::Claim && *k.lock().unwrap() {
+                    continue;
+                }
+            }
+            let victim = victims.iter().find_map(|v| {
+                let mut slot = v.lock().unwrap();
+                (*slot == Slot::SecondHand).then(|| *slot = Slot::Empty)
+            });
+            if victim.is_none() {
+                break;
+            }
+            evicted = true;
+        }
+        if holds {
+            *claim.lock().unwrap() = false;
+        }
+    }
+
+    /// Two newcomers of one key race into a full store: the peer goes in once, one peer is
+    /// evicted for it, and the store ends at its cap.
+    fn one_key_twice_at_the_cap(protocol: SameKey) {
+        use loom::sync::Mutex;
+
+        let cap = Arc::new(Capacity::new(2));
+        assert!(cap.try_reserve() && cap.try_reserve());
+        let k = Arc::new(Mutex::new(false));
+        let victims = Arc::new([Mutex::new(Slot::SecondHand), Mutex::new(Slot::SecondHand)]);
+        let claim = Arc::new(Mutex::new(false));
+        let racers: Vec<_> = (0..2)
+            .map(|_| {
+                let (cap, k) = (Arc::clone(&cap), Arc::clone(&k));
+                let (victims, claim) = (Arc::clone(&victims), Arc::clone(&claim));
+                thread::spawn(move || newcomer_of_k(&cap, &k, &victims, &claim, protocol))
+            })
+            .collect();
+        for racer in racers {
+            racer.join().expect("newcomer");
+        }
+        assert!(*k.lock().unwrap(), "the newcomer went in");
+        let left = victims
+            .iter()
+            .filter(|v| *v.lock().unwrap() == Slot::SecondHand)
+            .count();
+        assert_eq!(left, 1, "one peer evicted for one newcomer");
+        assert_eq!(cap.held(), 2, "the store ends at its cap");
+    }
+
+    #[test]
+    fn one_newcomer_announced_twice_at_once_evicts_once() {
+        loom::model(|| one_key_twice_at_the_cap(SameKey::Claim));
+    }
+
+    /// The model catches the store before the claim: both newcomers evict, one then finds
+    /// the peer in and gives its slot back.
+    #[test]
+    #[should_panic(expected = "one peer evicted for one newcomer")]
+    fn each_newcomer_evicting_for_itself_evicts_twice() {
+        loom::model(|| one_key_twice_at_the_cap(SameKey::EachEvicts));
+    }
+
+    /// ... and a claim taken without a second look: the first newcomer went in and gave the
+    /// claim back between the second's look and its claim.
+    #[test]
+    #[should_panic(expected = "one peer evicted for one newcomer")]
+    fn a_claim_without_a_second_look_evicts_twice() {
+        loom::model(|| one_key_twice_at_the_cap(SameKey::ClaimWithoutLooking));
+    }
+
     /// The protocol broken the obvious way: check the count, then add to it.
     struct CheckThenAdd {
         held: AtomicUsize,

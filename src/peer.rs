@@ -2,7 +2,7 @@
 //! which announcements are refused ([`InvalidPeerInfo`]).
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use crate::{DiscoveryMethod, Hostname, MethodSet, NatType, PublicKey, RoutableNetworks};
@@ -348,13 +348,22 @@ impl std::error::Error for InvalidPeerInfo {}
 /// # Ok::<(), std::net::AddrParseError>(())
 /// ```
 #[must_use]
-pub fn canonical_endpoint(endpoint: SocketAddr) -> SocketAddr {
-    match endpoint {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
-            None => SocketAddrV6::new(*v6.ip(), v6.port(), 0, v6.scope_id()).into(),
-        },
-        v4 @ SocketAddr::V4(_) => v4,
+#[inline]
+pub fn canonical_endpoint(mut endpoint: SocketAddr) -> SocketAddr {
+    canonicalize(&mut endpoint);
+    endpoint
+}
+
+/// [`canonical_endpoint`] in place, writing only what changes: every update spells its
+/// endpoint so, and most are already.
+#[inline]
+pub(crate) fn canonicalize(endpoint: &mut SocketAddr) {
+    if let SocketAddr::V6(v6) = endpoint {
+        if let Some(v4) = v6.ip().to_ipv4_mapped() {
+            *endpoint = SocketAddr::new(v4.into(), v6.port());
+        } else if v6.flowinfo() != 0 {
+            v6.set_flowinfo(0);
+        }
     }
 }
 

@@ -497,3 +497,47 @@ fn under_never_a_tombstone_stands_its_whole_span() {
         );
     });
 }
+
+/// A newcomer announced first-hand on four threads at once into a full store (the LAN and the
+/// DHT often announce one newcomer at the same moment): each evicted a second-hand peer, and
+/// the three that then found the newcomer inserted by the first gave their slots back, so the
+/// store ended below its cap with peers evicted for nothing (8 evictions too many over 200
+/// rounds). One newcomer evicts once, whoever announces it.
+#[test]
+fn one_newcomer_announced_on_four_threads_at_once_evicts_once() {
+    const CAP: usize = 256;
+    const ROUNDS: u32 = 200;
+    let store = support::builder(2)
+        .max_peers(CAP)
+        .when_full(FullPolicy::EvictSecondHand)
+        .build()
+        .unwrap();
+    for n in 0..u32::try_from(CAP).unwrap() {
+        store
+            .update(PeerInfo::new(key(10_000 + n)), M::GossipTransitive)
+            .unwrap();
+    }
+    for round in 0..ROUNDS {
+        let racing = store.clone();
+        let outcomes = support::race_on(4, move |t| {
+            let method = [M::Lan, M::Dht, M::DhtRendezvous, M::Gossip][t].clone();
+            racing.update(PeerInfo::new(key(round)), method)
+        });
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        let inserted = outcomes
+            .iter()
+            .filter(|o| **o == Ok(UpdateOutcome::Inserted))
+            .count();
+        assert_eq!(inserted, 1, "round {round}: {outcomes:?}");
+        assert_eq!(
+            store.len(),
+            CAP,
+            "round {round}: the store fell below its cap"
+        );
+        assert_eq!(
+            store.stats().evicted,
+            u64::from(round) + 1,
+            "round {round}: one eviction a newcomer"
+        );
+    }
+}

@@ -8,6 +8,7 @@ use super::{Inner, Record, Settings};
 use crate::capacity::Capacity;
 use crate::clock::{Nanos, nanos_of};
 use crate::events::{PeerEventKind, RemovalCause};
+use crate::keymap::{KeyMap, key_map};
 use crate::stats::Counter;
 use crate::tombstone::{Standing, Tombstone, Tombstones};
 use crate::{DiscoveryMethod, PeerStore, PublicKey, UpdateError};
@@ -68,6 +69,10 @@ pub(super) struct Admission {
     second_hand: Option<Capacity>,
     /// Removed peers that second-hand word cannot bring back for a while.
     tombstones: Tombstones,
+    /// The keys a newcomer is evicting for (under [`FullPolicy::EvictSecondHand`] only): a
+    /// second newcomer of the same key waits for the first instead of evicting too, so that a
+    /// peer announced by the LAN and the DHT at once costs one victim, not two.
+    evicting: Option<KeyMap<()>>,
 }
 
 impl Admission {
@@ -79,6 +84,7 @@ impl Admission {
             second_hand: counts_second_hand
                 .then(|| Capacity::new(settings.max_second_hand.unwrap_or(usize::MAX))),
             tombstones: Tombstones::new(shards),
+            evicting: (settings.when_full == FullPolicy::EvictSecondHand).then(|| key_map(shards)),
         }
     }
 }
@@ -92,13 +98,28 @@ pub(super) enum Refusal {
     Full,
 }
 
-/// A newcomer's claim on a slot while it goes in: whether an eviction freed one for it, and
-/// how many evictions it tried.
+/// A newcomer's claim on a slot while it goes in: whether an eviction freed one for it, how
+/// many evictions it tried, and, once it evicts, its hold on its key's right to evict (given
+/// back when the claim is dropped, after the newcomer went in or was refused).
 #[derive(Debug, Default)]
-pub(super) struct Claim {
+pub(super) struct Claim<'a> {
+    holds: Option<(&'a KeyMap<()>, PublicKey)>,
     evicted: bool,
     tries: u32,
+    waits: u32,
 }
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Some((evicting, key)) = self.holds {
+            evicting.remove(&key);
+        }
+    }
+}
+
+/// How many times a newcomer yields to another newcomer of its key that is evicting for it,
+/// before it is refused as in a full store with no victim.
+const MAX_CLAIM_WAITS: u32 = 100_000;
 
 /// How many times a newcomer tries to evict when racing threads take each victim (or the slot
 /// it freed) before it: then it is refused, as in a store with no victim.
@@ -124,7 +145,7 @@ impl Inner {
         method: &DiscoveryMethod,
         carried: Option<SystemTime>,
         now: Nanos,
-        claim: &Claim,
+        claim: &Claim<'_>,
     ) -> Result<bool, Refusal> {
         let admission = &self.admission;
         let first_hand = method.refreshes_last_seen();
@@ -189,7 +210,31 @@ impl Inner {
     /// Makes room for a first-hand newcomer to a full store, with no record locked: `Ok` to
     /// try again (a slot was freed for it, or a racer took the victim and another may be
     /// there), or refused.
-    pub(super) fn make_room(&self, claim: &mut Claim) -> Result<(), UpdateError> {
+    pub(super) fn make_room<'a>(
+        &'a self,
+        key: PublicKey,
+        claim: &mut Claim<'a>,
+    ) -> Result<(), UpdateError> {
+        if claim.holds.is_none()
+            && let Some(evicting) = &self.admission.evicting
+        {
+            if evicting.insert(key, ()).is_some() {
+                // Another newcomer of this key is making room for it: the peer will be in a
+                // moment, and this announcement is merged into it then.
+                claim.waits += 1;
+                if claim.waits > MAX_CLAIM_WAITS {
+                    return Err(self.full());
+                }
+                std::thread::yield_now();
+                return Ok(());
+            }
+            claim.holds = Some((evicting, key));
+            // The newcomer that held it may have gone in between this one's look and its
+            // claim: then there is nothing to make room for.
+            if self.peers.contains_key(&key) {
+                return Ok(());
+            }
+        }
         claim.tries += 1;
         match self.evict_second_hand() {
             Eviction::Evicted => {
@@ -204,7 +249,7 @@ impl Inner {
 
     /// The newcomer found its peer inserted meanwhile: a slot an eviction freed for it is
     /// not needed.
-    pub(super) fn claim_not_needed(&self, claim: &Claim) {
+    pub(super) fn claim_not_needed(&self, claim: &Claim<'_>) {
         if claim.evicted {
             self.admission.capacity.release();
         }

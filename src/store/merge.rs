@@ -49,7 +49,7 @@ impl Inner {
                         Err(Refusal::Error(refused)) => return Err(refused),
                         Err(Refusal::Full) => {
                             drop(entry);
-                            self.make_room(&mut claim)?;
+                            self.make_room(key, &mut claim)?;
                         }
                     }
                 }

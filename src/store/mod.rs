@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime};
 use crate::clock::{Nanos, Timeline};
 use crate::events::{PeerEvent, PeerEventKind, SubscriberList, Subscription};
 use crate::keymap::KeyMap;
-use crate::peer::canonical_endpoint;
+use crate::peer::canonicalize;
 use crate::stats::{Counter, Counters, Stats};
 use crate::tombstone::Tombstone;
 use crate::{
@@ -142,7 +142,9 @@ impl PeerStore {
             return Err(UpdateError::Invalid(invalid));
         }
         // One address, one spelling: in the store, in events and in the cache.
-        info.endpoint = info.endpoint.map(canonical_endpoint);
+        if let Some(endpoint) = &mut info.endpoint {
+            canonicalize(endpoint);
+        }
         // Both clocks from one reading, before the lock, when the policy needs the wall clock;
         // otherwise it is read under the lock only if a new peer needs it.
         let (now, wall) = if policy::needs_wall_clock(&method, info.last_seen) {

@@ -1,9 +1,9 @@
-//! The replay tool (`src/bin/replay.rs`) under the name the endpoint-policy issue gives it, so
-//! that `cargo run --release --example replay -- --compare` works as
-//! `cargo run --release --bin replay -- --compare` does. One tool: this file only calls it.
-#![allow(dead_code)]
+//! The replay tool (`src/bin/replay/`) under a second name, so that
+//! `cargo run --release --example replay -- --compare` prints what
+//! `cargo run --release --bin replay -- --compare` prints. One tool: this file only calls its
+//! `main`. Cargo builds no binary for an example, so the tool's source is compiled again here.
 
-#[path = "../src/bin/replay.rs"]
+#[path = "../src/bin/replay/main.rs"]
 mod replay;
 
 fn main() -> std::process::ExitCode {

@@ -52,7 +52,7 @@ use peerstore::{
 use serde_json::{Value, json};
 
 /// The default trace, built into the binary so the tool runs from anywhere.
-const DEFAULT_TRACE: &str = include_str!("../../examples/traces/mesh.jsonl");
+const DEFAULT_TRACE: &str = include_str!("../../../examples/traces/mesh.jsonl");
 /// Second 0 of every trace (as in `make_trace.rs`): a fixed date, so a replay prints the same
 /// each time.
 const TRACE_START_UNIX: u64 = 1_793_491_200;

@@ -42,25 +42,23 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use peerstore::{
     DiscoveryMethod, EndpointChange, EndpointPolicy, EndpointRule, Evidence, FullPolicy,
-    ManualClock, Peer, PeerEventKind, PeerInfo, PeerStore, PublicKey, RemovalCause, Subscription,
+    ManualClock, Peer, PeerEventKind, PeerStore, PublicKey, RemovalCause, Subscription,
     UpdateError, UpdateOutcome, decide_endpoint,
 };
 use serde_json::{Value, json};
 
+mod trace;
+
+use trace::{Line, MAX_AT_SECS, Step, parse_trace};
+
 /// The default trace, built into the binary so the tool runs from anywhere.
 const DEFAULT_TRACE: &str = include_str!("../../../examples/traces/mesh.jsonl");
-/// Second 0 of every trace (as in `make_trace.rs`): a fixed date, so a replay prints the same
-/// each time.
-const TRACE_START_UNIX: u64 = 1_793_491_200;
 /// How many bad lines are printed one by one; the rest are counted.
 const MAX_REPORTED_LINES: usize = 20;
-
-/// The latest `at` a trace line may have, in seconds (about 31,700 years).
-const MAX_AT_SECS: f64 = 1e12;
 
 const USAGE: &str = "usage: replay [TRACE.jsonl | -] [--explain KEY | --compare] [--json] [--policy seed|resilient]\n              [--tombstone-expired SECS] [--when-full refuse|evict-second-hand] [--max-second-hand N] [--keep-going]";
 
@@ -214,8 +212,7 @@ impl Settings {
 fn seconds_arg(flag: &str, value: Option<&str>) -> Result<Duration, String> {
     value
         .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0 && *s < MAX_AT_SECS)
-        .map(Duration::from_secs_f64)
+        .and_then(trace::seconds)
         .ok_or_else(|| {
             format!("{flag} takes seconds, from 0 to below {MAX_AT_SECS:e}, not {value:?}")
         })
@@ -302,177 +299,6 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     Ok(parsed)
 }
 
-/// One usable line of a trace.
-#[derive(Debug, Clone, PartialEq)]
-enum Step {
-    Announce {
-        method: DiscoveryMethod,
-        info: PeerInfo,
-    },
-    /// A removal, with a tombstone for that long (`remove_for`) if given.
-    Remove {
-        key: PublicKey,
-        tombstone: Option<Duration>,
-    },
-    Cleanup,
-    /// Evidence that an endpoint works (a handshake, or a probe's round trip).
-    Confirm {
-        key: PublicKey,
-        endpoint: std::net::SocketAddr,
-        rtt: Option<Duration>,
-    },
-    /// An endpoint stopped answering.
-    Fail {
-        key: PublicKey,
-        endpoint: std::net::SocketAddr,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-struct Line {
-    number: usize,
-    at: Duration,
-    step: Step,
-}
-
-/// Parses a trace; the lines that cannot be used come back apart, with their numbers. A line
-/// that is not UTF-8 costs only itself.
-fn parse_trace(bytes: &[u8]) -> (Vec<Line>, Vec<(usize, String)>) {
-    let (mut lines, mut bad) = (Vec::new(), Vec::new());
-    let mut last = Duration::ZERO;
-    let raw_lines = bytes.split(|&b| b == b'\n');
-    for (i, raw) in raw_lines.enumerate() {
-        let number = i + 1;
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let raw = match std::str::from_utf8(raw) {
-            Ok(raw) => raw,
-            Err(e) => {
-                bad.push((
-                    number,
-                    format!("not UTF-8 (byte {} of the line)", e.valid_up_to() + 1),
-                ));
-                continue;
-            }
-        };
-        if raw.trim().is_empty() {
-            continue;
-        }
-        match parse_line(raw) {
-            Ok((at, _)) if at < last => bad.push((
-                number,
-                format!(
-                    "at {} is before the previous line's {}: a trace never goes back",
-                    at.as_secs_f64(),
-                    last.as_secs_f64()
-                ),
-            )),
-            Ok((at, step)) => {
-                last = at;
-                lines.push(Line { number, at, step });
-            }
-            Err(reason) => bad.push((number, reason)),
-        }
-    }
-    (lines, bad)
-}
-
-fn parse_line(raw: &str) -> Result<(Duration, Step), String> {
-    let value: Value = serde_json::from_str(raw).map_err(|e| format!("not JSON: {e}"))?;
-    let Value::Object(fields) = value else {
-        return Err("not a JSON object".into());
-    };
-    let at = match fields.get("at") {
-        None => return Err("no \"at\" field".into()),
-        Some(at) => at
-            .as_f64()
-            .filter(|s| s.is_finite() && *s >= 0.0 && *s < MAX_AT_SECS)
-            .map(Duration::from_secs_f64)
-            .ok_or_else(|| {
-                format!(
-                    "\"at\" = {at}: expected seconds from the start, from 0 to below {MAX_AT_SECS:e}"
-                )
-            })?,
-    };
-    let step = if let Some(peer) = fields.get("peer") {
-        let method = match fields.get("method") {
-            Some(Value::String(name)) => {
-                DiscoveryMethod::other(name).map_err(|e| format!("\"method\": {e}"))?
-            }
-            Some(other) => return Err(format!("\"method\" = {other}: expected a method name")),
-            None => return Err("an announcement needs a \"method\"".into()),
-        };
-        let info = serde_json::from_value(peer.clone()).map_err(|e| format!("\"peer\": {e}"))?;
-        Step::Announce { method, info }
-    } else if let Some(key) = fields.get("remove") {
-        let key = key
-            .as_str()
-            .ok_or_else(|| format!("\"remove\" = {key}: expected a key"))?;
-        let tombstone = match fields.get("tombstone_secs") {
-            None => None,
-            Some(secs) => Some(
-                secs.as_f64()
-                    .filter(|s| s.is_finite() && *s >= 0.0 && *s < MAX_AT_SECS)
-                    .map(Duration::from_secs_f64)
-                    .ok_or_else(|| {
-                        format!("\"tombstone_secs\" = {secs}: expected seconds, >= 0")
-                    })?,
-            ),
-        };
-        Step::Remove {
-            key: key
-                .parse()
-                .map_err(|e| format!("\"remove\" = {key:?}: {e}"))?,
-            tombstone,
-        }
-    } else if fields.get("cleanup") == Some(&Value::Bool(true)) {
-        Step::Cleanup
-    } else if let Some(key) = fields.get("confirm") {
-        let rtt = match fields.get("rtt_ms") {
-            None => None,
-            Some(ms) => Some(
-                ms.as_f64()
-                    .filter(|ms| ms.is_finite() && *ms >= 0.0 && *ms < 1e9)
-                    .map(|ms| Duration::from_secs_f64(ms / 1e3))
-                    .ok_or_else(|| format!("\"rtt_ms\" = {ms}: expected milliseconds, >= 0"))?,
-            ),
-        };
-        Step::Confirm {
-            key: key_of("confirm", key)?,
-            endpoint: endpoint_of(&fields)?,
-            rtt,
-        }
-    } else if let Some(key) = fields.get("fail") {
-        Step::Fail {
-            key: key_of("fail", key)?,
-            endpoint: endpoint_of(&fields)?,
-        }
-    } else {
-        return Err(
-            "expected \"peer\" and \"method\", \"remove\", \"confirm\", \"fail\", or \"cleanup\": true"
-                .into(),
-        );
-    };
-    Ok((at, step))
-}
-
-/// A key field's value.
-fn key_of(field: &str, value: &Value) -> Result<PublicKey, String> {
-    let text = value
-        .as_str()
-        .ok_or_else(|| format!("\"{field}\" = {value}: expected a key"))?;
-    text.parse()
-        .map_err(|e| format!("\"{field}\" = {text:?}: {e}"))
-}
-
-/// A confirmation's or failure's `endpoint`.
-fn endpoint_of(fields: &serde_json::Map<String, Value>) -> Result<std::net::SocketAddr, String> {
-    let value = fields.get("endpoint").ok_or("needs an \"endpoint\"")?;
-    value
-        .as_str()
-        .and_then(|text| text.parse().ok())
-        .ok_or_else(|| format!("\"endpoint\" = {value}: expected an address:port"))
-}
-
 /// Finds the peer `--explain` names: a whole key, a unique prefix of one, or a host name.
 fn resolve(wanted: &str, lines: &[Line]) -> Result<PublicKey, String> {
     if let Ok(key) = wanted.parse() {
@@ -480,7 +306,8 @@ fn resolve(wanted: &str, lines: &[Line]) -> Result<PublicKey, String> {
     }
     let mut found: Vec<PublicKey> = Vec::new();
     for line in lines {
-        if let Step::Announce { info, .. } = &line.step {
+        if let Step::Announce { peer, .. } = &line.step {
+            let info = &peer.info;
             let by_name = info.hostname.as_deref() == Some(wanted);
             if (by_name || info.public_key.to_string().starts_with(wanted))
                 && !found.contains(&info.public_key)
@@ -759,7 +586,7 @@ impl Replay {
         } else {
             "seed"
         };
-        let clock = ManualClock::starting_at(UNIX_EPOCH + Duration::from_secs(TRACE_START_UNIX));
+        let clock = ManualClock::starting_at(trace::trace_start());
         let max_peers = peerstore::DEFAULT_MAX_PEERS;
         // One step emits at most one event per stored peer (a cleanup that drops them all),
         // and the replay drains after every step: with this buffer nothing is dropped, and
@@ -828,7 +655,8 @@ impl Replay {
     /// Runs one step; what it tells the stale yardstick of a peer, if anything.
     fn step(&mut self, step: &Step) -> Option<(PublicKey, Said)> {
         match step {
-            Step::Announce { method, info } => {
+            Step::Announce { method, peer } => {
+                let info = &peer.info;
                 self.summary.announcements += 1;
                 let explained = self.explain == Some(info.public_key);
                 let before = explained
@@ -912,7 +740,7 @@ impl Replay {
                 };
                 None
             }
-            Step::Cleanup => {
+            Step::Cleanup { .. } => {
                 self.summary.cleanups += 1;
                 self.store.cleanup_stale();
                 None
@@ -936,11 +764,11 @@ impl Replay {
     /// The peers a step may change: its own, or for a cleanup every one in the store.
     fn touched(&self, step: &Step) -> Vec<PublicKey> {
         match step {
-            Step::Announce { info, .. } => vec![info.public_key],
+            Step::Announce { peer, .. } => vec![peer.info.public_key],
             Step::Remove { key, .. } | Step::Confirm { key, .. } | Step::Fail { key, .. } => {
                 vec![*key]
             }
-            Step::Cleanup => self
+            Step::Cleanup { .. } => self
                 .tracks
                 .iter()
                 .filter(|(_, t)| t.active_until.is_some())
@@ -1011,7 +839,7 @@ impl Replay {
 
     /// A wall-clock time as a time on the trace (0 for one before its start).
     fn on_trace(&self, wall: SystemTime) -> Duration {
-        wall.duration_since(UNIX_EPOCH + Duration::from_secs(TRACE_START_UNIX))
+        wall.duration_since(trace::trace_start())
             .unwrap_or_default()
     }
 
@@ -1071,7 +899,7 @@ impl Replay {
     }
 
     fn store_wall(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(TRACE_START_UNIX) + self.now
+        trace::trace_start() + self.now
     }
 }
 

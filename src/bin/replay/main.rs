@@ -45,13 +45,16 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use peerstore::{
-    DiscoveryMethod, EndpointChange, EndpointPolicy, EndpointRule, Evidence, FullPolicy,
-    ManualClock, Peer, PeerEventKind, PeerStore, PublicKey, RemovalCause, Subscription,
-    UpdateError, UpdateOutcome, decide_endpoint,
+    DiscoveryMethod, EndpointChange, EndpointPolicy, EndpointRule, Evidence, ManualClock, Peer,
+    PeerEventKind, PeerStore, PublicKey, RemovalCause, Subscription, UpdateError, UpdateOutcome,
+    decide_endpoint,
 };
 use serde_json::{Value, json};
 
+mod settings;
 mod trace;
+
+use settings::{Named, Policy, Settings, WhenFull};
 
 use trace::{Line, MAX_AT_SECS, Step, parse_trace};
 
@@ -120,94 +123,6 @@ struct Args {
     compare: bool,
 }
 
-/// The store settings a replay runs under: the seed's defaults, or opt-in policies.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct Settings {
-    /// The resilient endpoint policy; the seed's otherwise.
-    resilient: bool,
-    /// `tombstone_expired`, if on.
-    tombstone_expired: Option<Duration>,
-    /// `when_full(FullPolicy::EvictSecondHand)`; `Refuse` otherwise.
-    evict_second_hand: bool,
-    max_second_hand: Option<usize>,
-    /// Whether a `remove` line's `tombstone_secs` is kept (`remove_for`). Off only for the
-    /// seed's side of `--compare`: the seed's store has no tombstones, so a daemon on it
-    /// could only remove.
-    tombstones: bool,
-}
-
-impl Settings {
-    /// The seed's store: no opt-in policy, and no tombstones.
-    fn seed() -> Self {
-        Settings::default()
-    }
-
-    /// The defaults of a replay: the seed's policies, with tombstones where the trace asks.
-    fn defaults() -> Self {
-        Settings {
-            tombstones: true,
-            ..Settings::seed()
-        }
-    }
-
-    /// Every opt-in policy: what `--compare` sets against the seed when told nothing else.
-    fn opt_in() -> Self {
-        Settings {
-            resilient: true,
-            tombstone_expired: Some(Duration::from_secs(3600)),
-            evict_second_hand: true,
-            max_second_hand: None,
-            tombstones: true,
-        }
-    }
-
-    /// The settings in words, as the options spell them; `seed` for the defaults.
-    fn describe(&self) -> String {
-        let mut parts = Vec::new();
-        if self.resilient {
-            parts.push("resilient".to_string());
-        }
-        if let Some(span) = self.tombstone_expired {
-            parts.push(format!("tombstone-expired {}", span.as_secs()));
-        }
-        if self.evict_second_hand {
-            parts.push("evict-second-hand".to_string());
-        }
-        if let Some(n) = self.max_second_hand {
-            parts.push(format!("max-second-hand {n}"));
-        }
-        if self.tombstones {
-            parts.push("tombstones on remove".to_string());
-        }
-        if parts.is_empty() {
-            "seed".to_string()
-        } else {
-            parts.join(", ")
-        }
-    }
-
-    fn apply(&self, builder: peerstore::PeerStoreBuilder) -> peerstore::PeerStoreBuilder {
-        let policy = if self.resilient {
-            EndpointPolicy::resilient()
-        } else {
-            EndpointPolicy::seed()
-        };
-        let full = if self.evict_second_hand {
-            FullPolicy::EvictSecondHand
-        } else {
-            FullPolicy::Refuse
-        };
-        let mut builder = builder
-            .endpoint_policy(policy)
-            .when_full(full)
-            .tombstone_expired(self.tombstone_expired.unwrap_or_default());
-        if let Some(n) = self.max_second_hand {
-            builder = builder.max_second_hand(n);
-        }
-        builder
-    }
-}
-
 /// A number of seconds on the command line.
 fn seconds_arg(flag: &str, value: Option<&str>) -> Result<Duration, String> {
     value
@@ -230,13 +145,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--keep-going" => parsed.keep_going = true,
             "--policy" => {
                 parsed.settings_given = true;
-                match args.next().as_deref() {
-                    Some("seed") => parsed.settings.resilient = false,
-                    Some("resilient") => parsed.settings.resilient = true,
-                    other => {
-                        return Err(format!("--policy takes seed or resilient, not {other:?}"));
-                    }
-                }
+                parsed.settings.policy = Policy::parse(&arg, args.next().as_deref())?;
             }
             "--tombstone-expired" => {
                 parsed.settings_given = true;
@@ -245,15 +154,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             }
             "--when-full" => {
                 parsed.settings_given = true;
-                parsed.settings.evict_second_hand = match args.next().as_deref() {
-                    Some("refuse") => false,
-                    Some("evict-second-hand") => true,
-                    other => {
-                        return Err(format!(
-                            "--when-full takes refuse or evict-second-hand, not {other:?}"
-                        ));
-                    }
-                };
+                parsed.settings.when_full = WhenFull::parse(&arg, args.next().as_deref())?;
             }
             "--max-second-hand" => {
                 parsed.settings_given = true;
@@ -360,8 +261,8 @@ enum Decision {
 
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Summary {
-    /// The endpoint policy: `seed` or `resilient`.
-    policy: &'static str,
+    /// The endpoint policy.
+    policy: Policy,
     /// Every setting, as [`Settings::describe`] spells it.
     settings: String,
     lines: usize,
@@ -581,11 +482,6 @@ struct Replay {
 
 impl Replay {
     fn new(explain: Option<PublicKey>, settings: &Settings) -> Self {
-        let policy_name = if settings.resilient {
-            "resilient"
-        } else {
-            "seed"
-        };
         let clock = ManualClock::starting_at(trace::trace_start());
         let max_peers = peerstore::DEFAULT_MAX_PEERS;
         // One step emits at most one event per stored peer (a cleanup that drops them all),
@@ -614,7 +510,7 @@ impl Replay {
             removed_keys: HashMap::new(),
             tombstones: settings.tombstones,
             summary: Summary {
-                policy: policy_name,
+                policy: settings.policy,
                 settings: settings.describe(),
                 ..Summary::default()
             },
@@ -698,7 +594,7 @@ impl Replay {
                         return None;
                     }
                 }
-                let seed = self.summary.policy == "seed";
+                let seed = self.summary.policy == Policy::Seed;
                 if let (true, true, Some(candidate)) = (seed, explained, info.endpoint) {
                     let current = before
                         .as_deref()
@@ -828,7 +724,7 @@ impl Replay {
                 moved.push(change);
             }
         }
-        if self.explain == Some(key) && self.summary.policy != "seed" {
+        if self.explain == Some(key) && self.summary.policy != Policy::Seed {
             let at = self.now;
             let moves = moved
                 .into_iter()
@@ -1160,7 +1056,7 @@ fn render_json(replay: &Replay, source: &str, bad: &[(usize, String)]) -> Value 
             "unchanged": s.unchanged, "refused_invalid": s.refused_invalid,
             "refused_full": s.refused_full, "refused_other": s.refused_other,
             "removes": s.removes, "cleanups": s.cleanups,
-            "policy": s.policy, "settings": s.settings, "confirms": s.confirms, "failures": s.failures,
+            "policy": s.policy.name(), "settings": s.settings, "confirms": s.confirms, "failures": s.failures,
             "resurrections": s.resurrections, "ghost_cycles": s.ghost_cycles,
             "refused_full_first_hand": s.refused_full_first_hand,
             "refused_tombstoned": s.refused_tombstoned, "readmitted": s.readmitted,
@@ -1454,7 +1350,7 @@ mod tests {
     /// The resilient endpoint policy alone.
     fn resilient() -> Settings {
         Settings {
-            resilient: true,
+            policy: Policy::Resilient,
             ..Settings::defaults()
         }
     }
@@ -1551,7 +1447,7 @@ mod tests {
             opt.settings.tombstone_expired,
             Some(Duration::from_secs(60))
         );
-        assert!(opt.settings.evict_second_hand);
+        assert_eq!(opt.settings.when_full, WhenFull::EvictSecondHand);
         assert_eq!(opt.settings.max_second_hand, Some(500));
         assert!(
             args(&["--when-full", "panic"])
@@ -1951,7 +1847,7 @@ mod tests {
             "the newest, whatever the evidence"
         );
         let (resilient, resilient_end) = run(resilient());
-        assert_eq!(resilient.policy, "resilient");
+        assert_eq!(resilient.policy.name(), "resilient");
         assert_eq!(
             resilient.endpoint_changes, 1,
             "only the failure moves it: {resilient:?}"

@@ -45,18 +45,19 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use peerstore::{
-    DiscoveryMethod, EndpointChange, EndpointPolicy, EndpointRule, Evidence, ManualClock, Peer,
-    PeerEventKind, PeerStore, PublicKey, RemovalCause, Subscription, UpdateError, UpdateOutcome,
-    decide_endpoint,
+    DiscoveryMethod, EndpointChange, EndpointRule, Evidence, ManualClock, Peer, PeerEventKind,
+    PeerStore, PublicKey, RemovalCause, Subscription, UpdateError, UpdateOutcome, decide_endpoint,
 };
 use serde_json::{Value, json};
 
 mod settings;
 mod trace;
+mod yardstick;
 
 use settings::{Named, Policy, Settings, WhenFull};
 
 use trace::{Line, MAX_AT_SECS, Step, parse_trace};
+use yardstick::{Said, Told, Yardstick};
 
 /// The default trace, built into the binary so the tool runs from anywhere.
 const DEFAULT_TRACE: &str = include_str!("../../../examples/traces/mesh.jsonl");
@@ -306,112 +307,9 @@ struct Summary {
     readmitted: usize,
 }
 
-/// How many things said of one peer the stale yardstick keeps: the latest of each kind, for
-/// each endpoint and method, the oldest dropped past this.
-const MAX_SAID: usize = 64;
 /// How many peers the replay keeps per-peer figures for; past it, those no longer in the
 /// store are forgotten (their figures stay in the totals).
 const MAX_TRACKED: usize = 65_536;
-
-/// One thing the trace said of a peer's endpoint, at a time on the trace.
-#[derive(Debug, Clone, PartialEq)]
-enum Said {
-    Report {
-        endpoint: SocketAddr,
-        method: DiscoveryMethod,
-        at: Duration,
-    },
-    Confirm {
-        endpoint: SocketAddr,
-        at: Duration,
-    },
-    Fail {
-        endpoint: SocketAddr,
-    },
-}
-
-impl Said {
-    fn endpoint(&self) -> SocketAddr {
-        match self {
-            Said::Report { endpoint, .. }
-            | Said::Confirm { endpoint, .. }
-            | Said::Fail { endpoint } => *endpoint,
-        }
-    }
-
-    /// Whether it replaces `old`: the same kind, endpoint and method.
-    fn replaces(&self, old: &Said) -> bool {
-        match (self, old) {
-            (Said::Report { method: a, .. }, Said::Report { method: b, .. }) => a == b,
-            (Said::Confirm { .. }, Said::Confirm { .. })
-            | (Said::Fail { .. }, Said::Fail { .. }) => true,
-            _ => false,
-        }
-    }
-
-    /// Evidence of the peer heard live: anything but the cache.
-    fn is_live(&self) -> bool {
-        match self {
-            Said::Report { method, .. } => *method != DiscoveryMethod::Cache,
-            Said::Confirm { .. } => true,
-            Said::Fail { .. } => false,
-        }
-    }
-}
-
-/// The yardstick for "a stale endpoint", the same whichever policy runs, so that the two can
-/// be compared: an endpoint is fresh while a report of it is within the resilient policy's
-/// window for its method, or a confirmation within its trust window, and neither was made
-/// before its last failure; a cached one is fresh until the peer is heard live.
-struct Yardstick {
-    policy: EndpointPolicy,
-    dead_after: Duration,
-}
-
-impl Yardstick {
-    fn new() -> Self {
-        Yardstick {
-            policy: EndpointPolicy::resilient(),
-            dead_after: peerstore::PEER_DEAD_TIMEOUT,
-        }
-    }
-
-    /// Until when what was said (oldest first) vouches for `endpoint`.
-    fn fresh_until(&self, said: &[Said], endpoint: SocketAddr) -> Duration {
-        let last_failure = said
-            .iter()
-            .rposition(|s| matches!(s, Said::Fail { .. }) && s.endpoint() == endpoint);
-        let after = last_failure.map_or(0, |i| i + 1);
-        let trust = self.policy.trust_window().unwrap_or_default();
-        said.iter()
-            .enumerate()
-            .skip(after)
-            .filter(|(_, s)| s.endpoint() == endpoint)
-            .filter_map(|(i, s)| match s {
-                Said::Report { method, at, .. } => {
-                    match self.policy.fresh_window(method, self.dead_after) {
-                        Some(window) => Some(at.saturating_add(window)),
-                        // The cache: until the first live word of the peer after it.
-                        None => Some(
-                            said[i + 1..]
-                                .iter()
-                                .filter(|s| s.is_live())
-                                .map(|s| match s {
-                                    Said::Report { at, .. } | Said::Confirm { at, .. } => *at,
-                                    Said::Fail { .. } => Duration::MAX,
-                                })
-                                .min()
-                                .unwrap_or(Duration::MAX),
-                        ),
-                    }
-                }
-                Said::Confirm { at, .. } => Some(at.saturating_add(trust)),
-                Said::Fail { .. } => None,
-            })
-            .max()
-            .unwrap_or(Duration::ZERO)
-    }
-}
 
 /// What the replay saw of one peer, across its records: its endpoint changes, its flaps, and
 /// how long it was active on a stale endpoint.
@@ -429,24 +327,11 @@ struct Track {
     since: Duration,
     /// While the peer is in the store: until when it is active.
     active_until: Option<Duration>,
-    said: Vec<Said>,
+    /// What the trace told of its endpoints, for the yardstick.
+    told: Told,
 }
 
 impl Track {
-    fn tell(&mut self, said: Said) {
-        if let Some(i) = self
-            .said
-            .iter()
-            .position(|old| old.endpoint() == said.endpoint() && said.replaces(old))
-        {
-            self.said.remove(i);
-        }
-        if self.said.len() >= MAX_SAID {
-            self.said.remove(0);
-        }
-        self.said.push(said);
-    }
-
     /// Counts the stale time up to `now`, what was said so far holding since the last count.
     fn accrue(&mut self, now: Duration, yardstick: &Yardstick) -> Duration {
         let from = self.since;
@@ -454,7 +339,7 @@ impl Track {
         let (Some(endpoint), Some(active_until)) = (self.endpoint, self.active_until) else {
             return Duration::ZERO;
         };
-        let start = from.max(yardstick.fresh_until(&self.said, endpoint));
+        let start = from.max(yardstick.fresh_until(self.told.said(), endpoint));
         let end = now.min(active_until);
         let stale = end.saturating_sub(start);
         self.stale += stale;
@@ -528,7 +413,7 @@ impl Replay {
             if let Some((key, said)) = self.step(&line.step) {
                 let key_in_store = self.store.get(&key).is_some();
                 if key_in_store {
-                    self.track(key).tell(said);
+                    self.track(key).told.tell(said);
                 }
             }
             for key in touched {
@@ -700,7 +585,7 @@ impl Replay {
                 // Gone: a later record starts from nothing said.
                 track.active_until = None;
                 track.endpoint = None;
-                track.said.clear();
+                track.told.forget();
             }
             return;
         };
@@ -1707,76 +1592,6 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(&opt_in.summary.settings), "{text}");
-    }
-
-    /// The stale yardstick, case by case: each method's window, the cache until the peer is
-    /// heard live, trust, and a failure voiding what was said before it.
-    #[test]
-    fn the_stale_yardstick() {
-        let yardstick = Yardstick::new();
-        let (a, b): (SocketAddr, SocketAddr) = (
-            "192.0.2.1:1".parse().unwrap(),
-            "192.0.2.2:1".parse().unwrap(),
-        );
-        let s = Duration::from_secs;
-        let report = |endpoint, method, at| Said::Report {
-            endpoint,
-            method,
-            at: s(at),
-        };
-        let until = |said: &[Said], e| yardstick.fresh_until(said, e);
-        assert_eq!(until(&[], a), Duration::ZERO, "nothing said: stale");
-        assert_eq!(until(&[report(a, DiscoveryMethod::Lan, 10)], a), s(40));
-        assert_eq!(until(&[report(a, DiscoveryMethod::Dht, 10)], a), s(310));
-        assert_eq!(
-            until(&[report(a, DiscoveryMethod::Dht, 10)], b),
-            Duration::ZERO
-        );
-        let cached = [report(a, DiscoveryMethod::Cache, 0)];
-        assert_eq!(until(&cached, a), Duration::MAX, "until heard live");
-        let heard = [cached[0].clone(), report(b, DiscoveryMethod::Gossip, 50)];
-        assert_eq!(until(&heard, a), s(50));
-        let confirmed = [
-            report(a, DiscoveryMethod::Lan, 10),
-            Said::Confirm {
-                endpoint: a,
-                at: s(20),
-            },
-        ];
-        assert_eq!(until(&confirmed, a), s(200), "trusted for 180 s");
-        let failed = [
-            confirmed[0].clone(),
-            confirmed[1].clone(),
-            Said::Fail { endpoint: a },
-        ];
-        assert_eq!(
-            until(&failed, a),
-            Duration::ZERO,
-            "a failure voids what came before"
-        );
-        let again = [
-            failed[0].clone(),
-            failed[2].clone(),
-            report(a, DiscoveryMethod::Dht, 30),
-        ];
-        assert_eq!(until(&again, a), s(330), "and not what came after");
-
-        let mut track = Track::default();
-        for i in 0..1000 {
-            let port = u16::try_from(i).unwrap();
-            track.tell(report(
-                SocketAddr::new(a.ip(), port),
-                DiscoveryMethod::Dht,
-                0,
-            ));
-            track.tell(report(a, DiscoveryMethod::Dht, i));
-        }
-        assert!(
-            track.said.len() <= MAX_SAID,
-            "bounded: {}",
-            track.said.len()
-        );
-        assert!(track.said.contains(&report(a, DiscoveryMethod::Dht, 999)));
     }
 
     #[test]

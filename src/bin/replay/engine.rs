@@ -456,10 +456,9 @@ impl Replay {
             })
             .collect();
         rows.sort_by(|a, b| {
-            let name = |r: &Row| (r.peer.hostname.is_none(), r.peer.hostname.clone());
-            name(a)
-                .cmp(&name(b))
-                .then(a.peer.public_key.cmp(&b.peer.public_key))
+            let (a, b) = (&a.peer, &b.peer);
+            listing_order(a.hostname.as_deref(), &a.public_key)
+                .cmp(&listing_order(b.hostname.as_deref(), &b.public_key))
         });
         rows
     }
@@ -473,6 +472,21 @@ pub struct Row {
     pub peer: Peer,
     pub age: Duration,
     pub active: bool,
+}
+
+impl Row {
+    /// `active` or `dead`, as the table says it.
+    pub fn state(&self) -> &'static str {
+        if self.active { "active" } else { "dead" }
+    }
+}
+
+/// The order peers are listed in: by host name, then key; peers without a name last.
+pub fn listing_order<'a>(
+    name: Option<&'a str>,
+    key: &'a PublicKey,
+) -> (bool, Option<&'a str>, &'a PublicKey) {
+    (name.is_none(), name, key)
 }
 
 /// Finds the peer `--explain` names: a whole key, a unique prefix of one, or a host name.

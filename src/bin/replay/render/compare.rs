@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::json::render_json;
 use super::{age, clock_time};
-use crate::engine::{Replay, Summary, Track};
+use crate::engine::{Replay, Summary, Track, listing_order};
 
 /// How many peers `--compare` lists one by one; `--json` lists them all.
 const MAX_COMPARED_PEERS: usize = 30;
@@ -53,10 +53,7 @@ fn compared<'a>(seed: &'a Replay, opt_in: &'a Replay) -> Vec<Compared<'a>> {
             opt_in: opt_in.tracks.get(&key),
         })
         .collect();
-    peers.sort_by(|a, b| {
-        let name = |c: &Compared<'_>| (c.name().is_none(), c.name().map(str::to_owned));
-        name(a).cmp(&name(b)).then(a.key.cmp(&b.key))
-    });
+    peers.sort_by(|a, b| listing_order(a.name(), &a.key).cmp(&listing_order(b.name(), &b.key)));
     peers
 }
 
@@ -73,7 +70,10 @@ pub fn compare_text(seed: &Replay, opt_in: &Replay, source: &str) -> String {
         a.failures
     );
     let _ = writeln!(out, "SEED: the seed's defaults; OPT-IN: {}\n", b.settings);
-    let _ = writeln!(out, "{:<36}  {:>10}  {:>10}", "", "SEED", "OPT-IN");
+    let figure_line = |out: &mut String, what: &str, x: &str, y: &str| {
+        let _ = writeln!(out, "{what:<36}  {x:>10}  {y:>10}");
+    };
+    figure_line(&mut out, "", "SEED", "OPT-IN");
     let both = |figure: fn(&Summary) -> String| (figure(a), figure(b));
     let rows = [
         ("endpoint changes", both(|s| s.endpoint_changes.to_string())),
@@ -102,7 +102,7 @@ pub fn compare_text(seed: &Replay, opt_in: &Replay, source: &str) -> String {
         ),
     ];
     for (what, (x, y)) in rows {
-        let _ = writeln!(out, "{what:<36}  {x:>10}  {y:>10}");
+        figure_line(&mut out, what, &x, &y);
     }
     let _ = writeln!(
         out,
@@ -119,24 +119,27 @@ pub fn compare_text(seed: &Replay, opt_in: &Replay, source: &str) -> String {
         "\npeers whose endpoint figures differ: {} (changes, flaps, stale time; seed / opt-in)\n",
         differ.len()
     );
-    if !differ.is_empty() {
+    let peer_line = |out: &mut String, [key, name, changes, flaps, stale]: [&str; 5]| {
         let _ = writeln!(
             out,
-            "{:<8}  {:<12}  {:>9}  {:>7}  {:>17}",
-            "KEY", "HOSTNAME", "CHANGES", "FLAPS", "STALE"
+            "{key:<8}  {name:<12}  {changes:>9}  {flaps:>7}  {stale:>17}"
         );
+    };
+    if !differ.is_empty() {
+        peer_line(&mut out, ["KEY", "HOSTNAME", "CHANGES", "FLAPS", "STALE"]);
     }
     for peer in differ.iter().take(MAX_COMPARED_PEERS) {
         let (c0, f0, s0) = Compared::figures(peer.seed);
         let (c1, f1, s1) = Compared::figures(peer.opt_in);
-        let _ = writeln!(
-            out,
-            "{:<8}  {:<12}  {:>9}  {:>7}  {:>17}",
-            peer.key.short(),
-            peer.name().unwrap_or("-"),
-            format!("{c0} / {c1}"),
-            format!("{f0} / {f1}"),
-            format!("{} / {}", age(s0), age(s1)),
+        peer_line(
+            &mut out,
+            [
+                &peer.key.short(),
+                peer.name().unwrap_or("-"),
+                &format!("{c0} / {c1}"),
+                &format!("{f0} / {f1}"),
+                &format!("{} / {}", age(s0), age(s1)),
+            ],
         );
     }
     if differ.len() > MAX_COMPARED_PEERS {

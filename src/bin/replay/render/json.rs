@@ -27,7 +27,7 @@ pub fn render_json(replay: &Replay, source: &str, bad: &[(usize, String)]) -> Va
                 "nat_type": p.nat_type.map(|n| n.as_str()),
                 "latency_ms": p.latency.map(|l| l.as_secs_f64() * 1e3),
                 "age_secs": row.age.as_secs(),
-                "state": if row.active { "active" } else { "dead" },
+                "state": row.state(),
                 "endpoint_changes": track.map_or(0, |t| t.changes),
                 "endpoint_flaps": track.map_or(0, |t| t.flaps),
                 "endpoint_stale": track.map_or(0.0, |t| t.stale.as_secs_f64()),

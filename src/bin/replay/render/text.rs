@@ -21,6 +21,19 @@ fn via(peer: &Peer) -> String {
     names.join(",")
 }
 
+/// One line of the peer table: the header's or a peer's, laid out alike.
+fn table_line(out: &mut String, [key, name, endpoint, method, via, age, state]: [&str; 7]) {
+    let _ = writeln!(
+        out,
+        "{key:<8}  {name:<12}  {endpoint:<28}  {method:<17}  {via:<42}  {age:>6}  {state}"
+    );
+}
+
+/// An endpoint, or that there was none.
+fn or_no_endpoint(endpoint: Option<String>) -> String {
+    endpoint.unwrap_or_else(|| "no endpoint".into())
+}
+
 pub fn render_text(replay: &Replay, source: &str, explained: Option<&PublicKey>) -> String {
     let s = &replay.summary;
     let rows = replay.table();
@@ -78,23 +91,31 @@ pub fn render_text(replay: &Replay, source: &str, explained: Option<&PublicKey>)
         active,
         rows.len() - active
     );
-    let _ = writeln!(
-        out,
-        "{:<8}  {:<12}  {:<28}  {:<17}  {:<42}  {:>6}  STATE",
-        "KEY", "HOSTNAME", "ENDPOINT", "METHOD", "DISCOVERED VIA", "AGE"
+    table_line(
+        &mut out,
+        [
+            "KEY",
+            "HOSTNAME",
+            "ENDPOINT",
+            "METHOD",
+            "DISCOVERED VIA",
+            "AGE",
+            "STATE",
+        ],
     );
     for row in &rows {
         let p = &row.peer;
-        let _ = writeln!(
-            out,
-            "{:<8}  {:<12}  {:<28}  {:<17}  {:<42}  {:>6}  {}",
-            p.public_key.short(),
-            or_dash(p.hostname.as_ref().map(ToString::to_string)),
-            or_dash(p.endpoint.map(|e| e.to_string())),
-            or_dash(p.endpoint_method.as_ref().map(ToString::to_string)),
-            via(p),
-            age(row.age),
-            if row.active { "active" } else { "dead" }
+        table_line(
+            &mut out,
+            [
+                &p.public_key.short(),
+                &or_dash(p.hostname.as_ref().map(ToString::to_string)),
+                &or_dash(p.endpoint.map(|e| e.to_string())),
+                &or_dash(p.endpoint_method.as_ref().map(ToString::to_string)),
+                &via(p),
+                &age(row.age),
+                row.state(),
+            ],
         );
     }
     if let Some(key) = explained {
@@ -129,12 +150,11 @@ fn describe(decision: &Decision) -> String {
             method.as_str(),
             method.rank(),
             candidate.to_string(),
-            current
-                .as_ref()
-                .map_or("no endpoint".into(), |(ep, m)| format!(
-                    "{ep} ({m}, rank {})",
-                    m.rank()
-                )),
+            or_no_endpoint(
+                current
+                    .as_ref()
+                    .map(|(ep, m)| format!("{ep} ({m}, rank {})", m.rank()))
+            ),
             match (*accepted, *rule) {
                 (_, EndpointRule::Unchanged) => "unchanged",
                 (true, _) => "accepted",
@@ -152,7 +172,7 @@ fn describe(decision: &Decision) -> String {
             "{:>6}  moved to {:<28} from {:<28} counted as set by {} ({})",
             clock_time(*at),
             change.to.to_string(),
-            change.from.map_or("no endpoint".into(), |e| e.to_string()),
+            or_no_endpoint(change.from.map(|e| e.to_string())),
             change.method.as_str(),
             change.rule
         ),

@@ -19,13 +19,14 @@ use crate::yardstick::{Said, Told, Yardstick};
 /// What happened to the explained peer at one moment.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
+    /// An announcement carried an endpoint: what the store made of it, given the endpoint in
+    /// use before (`current`, with the method that set it).
     Endpoint {
         at: Duration,
         method: DiscoveryMethod,
-        candidate: std::net::SocketAddr,
-        current: Option<(std::net::SocketAddr, DiscoveryMethod)>,
-        accepted: bool,
-        rule: EndpointRule,
+        candidate: SocketAddr,
+        current: Option<(SocketAddr, DiscoveryMethod)>,
+        verdict: Verdict,
     },
     /// The store refused the announcement as a whole: no endpoint decision was made.
     Refused {
@@ -43,6 +44,73 @@ pub enum Decision {
         at: Duration,
         change: EndpointChange,
     },
+}
+
+/// What the store made of an announced endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The seed policy's answer, which [`decide_endpoint`] gives as the store does: taken or
+    /// not, and the rule that decided.
+    Ruled { accepted: bool, rule: EndpointRule },
+    /// The resilient policy made it the endpoint in use, by the rule the store's history gives
+    /// the move (or as a new record's first endpoint).
+    Chosen(EndpointRule),
+    /// The resilient policy keeps it in use: it was the endpoint in use already.
+    InUse,
+    /// The resilient policy keeps another endpoint in use. `kept`: the announced one is among
+    /// the peer's candidates now; `trusted`: the one in use is trusted now.
+    NotChosen { kept: bool, trusted: bool },
+}
+
+impl Verdict {
+    /// Whether the announced endpoint is the one in use after the announcement.
+    pub fn accepted(self) -> bool {
+        match self {
+            Verdict::Ruled { accepted, .. } => accepted,
+            Verdict::Chosen(_) | Verdict::InUse => true,
+            Verdict::NotChosen { .. } => false,
+        }
+    }
+
+    /// In a word: `accepted`, `unchanged`, `refused` (the seed's) or `not chosen`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Ruled {
+                rule: EndpointRule::Unchanged,
+                ..
+            }
+            | Verdict::InUse => "unchanged",
+            Verdict::Ruled {
+                accepted: false, ..
+            } => "refused",
+            Verdict::Ruled { .. } | Verdict::Chosen(_) => "accepted",
+            Verdict::NotChosen { .. } => "not chosen",
+        }
+    }
+
+    /// Why: the rule that decided, or what the resilient policy's candidates say.
+    pub fn why(self) -> &'static str {
+        match self {
+            Verdict::Ruled { rule, .. } | Verdict::Chosen(rule) => rule.as_str(),
+            Verdict::InUse => "the endpoint in use",
+            Verdict::NotChosen { kept: false, .. } => {
+                "not kept: every candidate is in use or trusted"
+            }
+            Verdict::NotChosen { trusted: true, .. } => {
+                "kept as a candidate; the endpoint in use is trusted"
+            }
+            Verdict::NotChosen { .. } => "kept as a candidate",
+        }
+    }
+}
+
+/// An announced endpoint of the explained peer whose verdict waits for the step to end: under
+/// the resilient policy the store's history and candidates tell it.
+#[derive(Debug, Clone)]
+struct Announced {
+    method: DiscoveryMethod,
+    candidate: SocketAddr,
+    current: Option<(SocketAddr, DiscoveryMethod)>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -134,20 +202,26 @@ impl Track {
 
 pub struct Replay {
     pub store: PeerStore,
-    pub clock: ManualClock,
-    pub events: Subscription,
+    clock: ManualClock,
+    events: Subscription,
+    /// The time on the trace.
     pub now: Duration,
+    /// The peer `--explain` follows.
     pub explain: Option<PublicKey>,
+    /// What happened to it, in order.
     pub decisions: Vec<Decision>,
+    /// Its endpoint announced in the step running, if any, until the step's end tells what
+    /// became of it.
+    announced: Option<Announced>,
     pub summary: Summary,
-    pub yardstick: Yardstick,
+    yardstick: Yardstick,
     /// Per peer, what the replay saw of it.
     pub tracks: HashMap<PublicKey, Track>,
     /// The peers removed so far, and how (at most [`MAX_TRACKED`]): a second-hand insert of
     /// one is a resurrection or a ghost's new cycle.
-    pub removed_keys: HashMap<PublicKey, RemovalCause>,
+    removed_keys: HashMap<PublicKey, RemovalCause>,
     /// Whether `remove` lines keep their tombstones ([`Settings::tombstones`]).
-    pub tombstones: bool,
+    tombstones: bool,
 }
 
 impl Replay {
@@ -175,6 +249,7 @@ impl Replay {
             now: Duration::ZERO,
             explain,
             decisions: Vec::new(),
+            announced: None,
             yardstick: Yardstick::new(),
             tracks: HashMap::new(),
             removed_keys: HashMap::new(),
@@ -264,21 +339,29 @@ impl Replay {
                         return None;
                     }
                 }
-                let seed = self.summary.policy == Policy::Seed;
-                if let (true, true, Some(candidate)) = (seed, explained, info.endpoint) {
+                if let (true, Some(candidate)) = (explained, info.endpoint) {
                     let current = before
                         .as_deref()
                         .and_then(Peer::current_endpoint)
                         .map(|(endpoint, by)| (endpoint, by.clone()));
-                    let decision = decide_endpoint(current.clone(), candidate, method);
-                    self.decisions.push(Decision::Endpoint {
-                        at: self.now,
+                    let announced = Announced {
                         method: method.clone(),
                         candidate,
                         current,
-                        accepted: decision.accepted,
-                        rule: decision.rule,
-                    });
+                    };
+                    match self.summary.policy {
+                        Policy::Seed => {
+                            let decision =
+                                decide_endpoint(announced.current.clone(), candidate, method);
+                            let verdict = Verdict::Ruled {
+                                accepted: decision.accepted,
+                                rule: decision.rule,
+                            };
+                            self.decide(announced, verdict);
+                        }
+                        // The store's choice is known once the step is over: `observe`.
+                        Policy::Resilient => self.announced = Some(announced),
+                    }
                 }
                 let endpoint = canonical(info.endpoint?);
                 // A second-hand report is as old as the time it carries.
@@ -395,12 +478,54 @@ impl Replay {
             }
         }
         if self.explain == Some(key) && self.summary.policy != Policy::Seed {
+            if let Some(announced) = self.announced.take() {
+                let verdict = self.resilient_verdict(&announced, &peer, &moved);
+                self.decide(announced, verdict);
+            }
             let at = self.now;
             let moves = moved
                 .into_iter()
                 .map(|change| Decision::Moved { at, change });
             self.decisions.extend(moves);
         }
+    }
+
+    /// What the resilient policy made of an announced endpoint, as the store tells it after
+    /// the step: the peer's endpoint now, the moves the step made (`moved`), its candidates.
+    fn resilient_verdict(
+        &self,
+        announced: &Announced,
+        peer: &Peer,
+        moved: &[EndpointChange],
+    ) -> Verdict {
+        let candidate = canonical(announced.candidate);
+        if let Some(change) = moved.iter().rev().find(|c| c.to == candidate) {
+            return Verdict::Chosen(change.rule);
+        }
+        if peer.endpoint == Some(candidate) {
+            return match &announced.current {
+                Some((current, _)) if *current == candidate => Verdict::InUse,
+                // A new record: its first endpoint is in no history.
+                _ => Verdict::Chosen(EndpointRule::FirstEndpoint),
+            };
+        }
+        let candidates = self.store.candidates(&peer.public_key);
+        Verdict::NotChosen {
+            kept: candidates.iter().any(|c| c.endpoint == candidate),
+            trusted: candidates
+                .iter()
+                .any(|c| Some(c.endpoint) == peer.endpoint && c.trusted),
+        }
+    }
+
+    fn decide(&mut self, announced: Announced, verdict: Verdict) {
+        self.decisions.push(Decision::Endpoint {
+            at: self.now,
+            method: announced.method,
+            candidate: announced.candidate,
+            current: announced.current,
+            verdict,
+        });
     }
 
     /// A wall-clock time as a time on the trace (0 for one before its start).
@@ -693,7 +818,7 @@ mod tests {
             .decisions
             .iter()
             .map(|d| match d {
-                Decision::Endpoint { rule, .. } => rule.as_str(),
+                Decision::Endpoint { verdict, .. } => verdict.why(),
                 Decision::Removed { .. } => "removed",
                 Decision::Refused { .. } => "refused",
                 Decision::Moved { .. } => "moved",
@@ -773,5 +898,31 @@ mod tests {
         assert_eq!(resolve(&laptop.to_string(), &lines).unwrap(), laptop);
         assert!(resolve("", &lines).unwrap_err().contains("ambiguous"));
         assert!(resolve("nobody", &lines).unwrap_err().contains("no peer"));
+    }
+
+    /// `--explain` accounts for every announcement of its peer, under every settings: each is
+    /// refused as a whole or given a verdict (the resilient policy's moves come besides).
+    #[test]
+    fn explain_accounts_for_every_announcement_of_its_peer() {
+        let (lines, _) = parse_trace(DEFAULT_TRACE.as_bytes());
+        for name in ["laptop-ana", "laptop-ben", "node-141"] {
+            let key = resolve(name, &lines).unwrap();
+            let announced = lines
+                .iter()
+                .filter(|line| match &line.step {
+                    Step::Announce { peer, .. } => peer.info.public_key == key,
+                    _ => false,
+                })
+                .count();
+            for settings in [Settings::seed(), resilient(), Settings::opt_in()] {
+                let replay = run_under(&settings, DEFAULT_TRACE, Some(name));
+                let told = replay
+                    .decisions
+                    .iter()
+                    .filter(|d| matches!(d, Decision::Endpoint { .. } | Decision::Refused { .. }));
+                let under = settings.describe();
+                assert_eq!(told.count(), announced, "{name} under {under}");
+            }
+        }
     }
 }

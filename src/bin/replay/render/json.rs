@@ -43,14 +43,13 @@ pub fn render_json(replay: &Replay, source: &str, bad: &[(usize, String)]) -> Va
                 method,
                 candidate,
                 current,
-                accepted,
-                rule,
+                verdict,
             } => json!({
                 "at": at.as_secs_f64(), "method": method.as_str(), "rank": method.rank(),
                 "candidate": candidate.to_string(),
                 "current": current.as_ref().map(|(ep, _)| ep.to_string()),
                 "current_method": current.as_ref().map(|(_, m)| m.as_str()),
-                "accepted": accepted, "rule": rule.as_str(),
+                "accepted": verdict.accepted(), "rule": verdict.why(),
             }),
             Decision::Refused { at, method, why } => json!({
                 "at": at.as_secs_f64(), "method": method.as_str(), "refused": why,

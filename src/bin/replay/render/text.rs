@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use peerstore::{EndpointRule, Peer, PublicKey, RemovalCause};
+use peerstore::{Peer, PublicKey, RemovalCause};
 
 use super::{age, clock_time};
 use crate::engine::{Decision, Replay};
@@ -142,10 +142,9 @@ fn describe(decision: &Decision) -> String {
             method,
             candidate,
             current,
-            accepted,
-            rule,
+            verdict,
         } => format!(
-            "{:>6}  {:<18} rank {:>3}  {:<28} over {:<42} {} ({rule})",
+            "{:>6}  {:<18} rank {:>3}  {:<28} over {:<42} {} ({})",
             clock_time(*at),
             method.as_str(),
             method.rank(),
@@ -155,11 +154,8 @@ fn describe(decision: &Decision) -> String {
                     .as_ref()
                     .map(|(ep, m)| format!("{ep} ({m}, rank {})", m.rank()))
             ),
-            match (*accepted, *rule) {
-                (_, EndpointRule::Unchanged) => "unchanged",
-                (true, _) => "accepted",
-                (false, _) => "refused",
-            },
+            verdict.word(),
+            verdict.why(),
         ),
         Decision::Refused { at, method, why } => {
             format!(

@@ -1,6 +1,7 @@
-//! The replay tool as a person runs it: its help, standard input, bad lines and exit status
-//! (issue 11: `--help` printed to stderr and failed, a non-UTF-8 byte aborted the whole run,
-//! `-` was a file name, and a run with refused lines exited 0).
+//! The replay tool as a person runs it: its help, standard input, bad lines, exit status and
+//! `--explain`. Each of these once went wrong: `--help` printed to stderr and failed, a
+//! non-UTF-8 byte aborted the whole run, `-` was a file name, a run with refused lines exited
+//! 0, and `--explain` under the resilient policy left out every announcement.
 #![cfg(feature = "serde")]
 
 use std::io::Write;

@@ -1,41 +1,19 @@
-//! Replays a trace of discovery announcements into a store and shows what it decided, and why.
+//! `replay`: replays a trace of discovery announcements into a peer store and shows what it
+//! decided, and why. `replay --help` prints its usage, its options and the trace's format:
+//! they are written once, in [`HELP`] (whose first lines are [`USAGE`]), and nowhere else.
+//! With no trace it replays the built-in one, `examples/traces/mesh.jsonl` (its story is in
+//! `examples/make_trace.rs`, which writes it).
 //!
-//! ```text
-//! cargo run --release --bin replay -- [TRACE.jsonl | -] [--explain KEY | --compare] [--json]
-//!     [--policy seed|resilient] [--keep-going]
-//! ```
+//! The rooms:
 //!
-//! With no file it replays the embedded `examples/traces/mesh.jsonl`, thirty minutes of a mesh
-//! of about 200 peers (see `examples/make_trace.rs` for the story). It prints a summary of the
-//! updates and events, then the final peer table. `--explain KEY` adds every endpoint decision
-//! for one peer, in order, with the rule that decided; KEY is a key, a prefix of one, or a
-//! host name; under `--policy resilient` it lists each move of the endpoint, with the rule the
-//! store's history gives. `--json` prints all of it as one JSON object instead.
+//! - `trace`: one line of a trace as a type, which the replay reads and `make_trace` writes;
+//! - `settings`: the store settings a replay runs under, and the one function that turns
+//!   them into a store builder's;
+//! - `engine`: the `Replay` that drives a store through a trace and keeps what it saw;
+//! - `yardstick`: when a peer is active on a stale endpoint, judged alike for every policy;
+//! - `render`: the replay as text, as JSON, and two replays side by side (`--compare`).
 //!
-//! `--compare` replays the trace under both endpoint policies and shows, side by side, in
-//! total and per peer, the endpoint changes, the flaps and the time active on a stale endpoint
-//! (judged by the `Yardstick` below, the same for both).
-//!
-//! A trace has one JSON object per line, with `at` in seconds from the trace's start
-//! (2026-11-01T00:00:00Z on the store's clock), never going back:
-//!
-//! ```text
-//! {"at": 12, "method": "dht", "peer": {"public_key": "<base64>", "endpoint": "198.51.100.7:51820"}}
-//! {"at": 720, "remove": "<base64 key>"}
-//! {"at": 780, "cleanup": true}
-//! {"at": 90, "confirm": "<base64 key>", "endpoint": "203.0.113.9:40001", "rtt_ms": 12}
-//! {"at": 330, "fail": "<base64 key>", "endpoint": "203.0.113.9:40001"}
-//! ```
-//!
-//! `confirm` (a handshake seen, or with `rtt_ms` a probe answered) and `fail` feed the store's
-//! `confirm` and `note_failure`; they matter under `--policy resilient`, and change nothing
-//! under the seed policy, the default.
-//!
-//! `peer` is a `PeerInfo` as JSON; its `last_seen`, if any, is whole Unix seconds (as the peer
-//! cache writes it) or an RFC 3339 string. `-` reads the trace from standard input. A line that
-//! cannot be used (not UTF-8, not JSON, not one of these shapes) is reported on stderr with its
-//! number and skipped, and the replay goes on; it then exits with status 1, so a script notices,
-//! unless told `--keep-going`. Bad arguments exit with status 2.
+//! This file reads the arguments and the trace, and runs `main`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,13 +38,23 @@ const DEFAULT_TRACE: &str = include_str!("../../../examples/traces/mesh.jsonl");
 /// How many bad lines are printed one by one; the rest are counted.
 const MAX_REPORTED_LINES: usize = 20;
 
-const USAGE: &str = "usage: replay [TRACE.jsonl | -] [--explain KEY | --compare] [--json] [--policy seed|resilient]\n              [--tombstone-expired SECS] [--when-full refuse|evict-second-hand] [--max-second-hand N] [--keep-going]";
-
-const HELP: &str = r#"Replays a trace of discovery announcements into a peer store and shows what it decided.
-
-usage: replay [TRACE.jsonl | -] [--explain KEY | --compare] [--json] [--policy seed|resilient]
+/// The usage lines, [`USAGE`] and the head of [`HELP`] alike.
+macro_rules! usage {
+    () => {
+        "usage: replay [TRACE.jsonl | -] [--explain KEY | --compare] [--json] [--policy seed|resilient]
               [--tombstone-expired SECS] [--when-full refuse|evict-second-hand] [--max-second-hand N]
-              [--keep-going]
+              [--keep-going]"
+    };
+}
+
+/// What a bad argument's message ends with.
+const USAGE: &str = usage!();
+
+/// `--help`: the usage, every option, and the trace's format.
+const HELP: &str = concat!(
+    "Replays a trace of discovery announcements into a peer store and shows what it decided.\n\n",
+    usage!(),
+    r#"
 
   TRACE.jsonl     the trace to replay; - reads standard input; none replays the built-in
                   trace (thirty minutes of a mesh of about 200 peers)
@@ -102,7 +90,8 @@ and, for the endpoint policies, {"at": 90, "confirm": "<key>", "endpoint": "203.
 routable_networks, introducer, nat_type, last_seen as Unix seconds or RFC 3339).
 A line that cannot be used is reported on stderr and skipped; the exit status is then 1
 unless --keep-going. Bad arguments exit with status 2.
-"#;
+"#
+);
 
 #[derive(Debug, Default, PartialEq)]
 struct Args {
@@ -361,5 +350,23 @@ mod tests {
         let explain = args(&["--explain", "x", "--compare"]).unwrap_err();
         assert!(explain.contains("--explain"), "{explain}");
         assert!(args(&["-x"]).is_err());
+    }
+
+    /// `--help` says in words what `--compare` sets against the seed when told nothing else:
+    /// this pins the words to [`Settings::opt_in`].
+    #[test]
+    fn the_help_tells_the_opt_in_settings() {
+        let opt_in = Settings::opt_in();
+        let span = opt_in.tombstone_expired.unwrap().as_secs();
+        let policies = format!(
+            "every opt-in policy: {}, --tombstone-expired {span},",
+            opt_in.policy.name()
+        );
+        assert!(HELP.contains(&policies), "{HELP}");
+        assert!(
+            HELP.contains(&format!("{})", opt_in.when_full.name())),
+            "{HELP}"
+        );
+        assert_eq!(opt_in.max_second_hand, None, "the help names no quota");
     }
 }

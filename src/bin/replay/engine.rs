@@ -262,30 +262,42 @@ impl Replay {
         }
     }
 
+    /// Replays `lines` and sums up.
     pub fn run(&mut self, lines: &[Line]) {
         for line in lines {
-            self.clock.advance(line.at - self.now);
-            self.now = line.at;
-            let touched = self.touched(&line.step);
-            for key in &touched {
-                self.accrue(key);
-            }
-            if let Some((key, said)) = self.step(&line.step) {
-                let key_in_store = self.store.get(&key).is_some();
-                if key_in_store {
-                    self.track(key).told.tell(said);
-                }
-            }
-            for key in touched {
-                self.observe(key);
-            }
-            self.drain();
+            self.play(line);
         }
+        self.finish(lines.len());
+    }
+
+    /// Replays one line: the clock moves to its time, the peers it may change have their
+    /// stale time counted up to now, it runs, and they are looked at again.
+    fn play(&mut self, line: &Line) {
+        self.clock.advance(line.at - self.now);
+        self.now = line.at;
+        let touched = self.touched(&line.step);
+        for key in &touched {
+            self.accrue(key);
+        }
+        if let Some((key, said)) = self.step(&line.step) {
+            let key_in_store = self.store.get(&key).is_some();
+            if key_in_store {
+                self.track(key).told.tell(said);
+            }
+        }
+        for key in touched {
+            self.observe(key);
+        }
+        self.drain();
+    }
+
+    /// Sums up after `lines` lines: every peer's stale time up to now, and the store's counts.
+    fn finish(&mut self, lines: usize) {
         let keys: Vec<PublicKey> = self.tracks.keys().copied().collect();
         for key in &keys {
             self.accrue(key);
         }
-        self.summary.lines += lines.len();
+        self.summary.lines += lines;
         self.summary.duration = self.now;
         self.summary.events_dropped = self.events.dropped();
         let stats = self.store.stats();
@@ -923,6 +935,69 @@ mod tests {
                 let under = settings.describe();
                 assert_eq!(told.count(), announced, "{name} under {under}");
             }
+        }
+    }
+
+    /// The yardstick restates the resilient policy's freshness rule; on the built-in trace it
+    /// agrees with the rule itself, as a resilient store applies it to the same lines, at
+    /// every half second (every window, report and confirmation falls on a whole second, so
+    /// these are all the figures turn on): for the endpoints the seed's store uses, and for
+    /// those the opt-in one uses. The stale time sampled so is the replay's.
+    #[test]
+    fn the_yardstick_agrees_with_the_resilient_policy_on_the_built_in_trace() {
+        let (lines, _) = parse_trace(DEFAULT_TRACE.as_bytes());
+        let step = Duration::from_secs(1);
+        // The two sides of `--compare`.
+        for settings in [Settings::seed(), Settings::opt_in()] {
+            let mut judged = Replay::new(None, &settings);
+            let policy = Policy::Resilient;
+            let mut store = Replay::new(
+                None,
+                &Settings {
+                    policy,
+                    ..settings.clone()
+                },
+            );
+            let (mut stale, mut differ) = (Duration::ZERO, Vec::new());
+            let mut t = step / 2;
+            for line in &lines {
+                while t < line.at {
+                    for replay in [&mut judged, &mut store] {
+                        replay.clock.advance(t - replay.now);
+                        replay.now = t;
+                    }
+                    for (key, track) in &judged.tracks {
+                        let (Some(endpoint), Some(until)) = (track.endpoint, track.active_until)
+                        else {
+                            continue;
+                        };
+                        if t >= until {
+                            continue;
+                        }
+                        let said = track.told.said();
+                        let fresh = t < judged.yardstick.fresh_until(said, endpoint);
+                        if !fresh {
+                            stale += step;
+                        }
+                        let candidates = store.store.candidates(key);
+                        let rule = candidates.iter().find(|c| c.endpoint == endpoint);
+                        if rule.map(|c| c.fresh) != Some(fresh) {
+                            differ.push((t, key.short(), endpoint, fresh));
+                        }
+                    }
+                    t += step;
+                }
+                judged.play(line);
+                store.play(line);
+            }
+            judged.finish(lines.len());
+            let under = settings.describe();
+            assert!(
+                differ.is_empty(),
+                "{under}: {:?}",
+                &differ[..differ.len().min(10)]
+            );
+            assert_eq!(stale, judged.summary.stale, "{under}");
         }
     }
 }

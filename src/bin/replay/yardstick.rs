@@ -7,7 +7,21 @@
 //! `trusted_at` in `src/policy/resilient.rs`), restated here because the library offers it
 //! as no function a caller can give evidence to; only each method's window
 //! ([`EndpointPolicy::fresh_window`]) and the trust window
-//! ([`EndpointPolicy::trust_window`]) come from the library.
+//! ([`EndpointPolicy::trust_window`]) come from the library. The restatement is simpler
+//! than the rule in these cases, none of which changes a figure on the built-in trace (a
+//! test in the engine compares the two on it, second by second, for every active peer):
+//!
+//! - a confirmation after a failure: the rule lets the reports the failure voided vouch
+//!   again; here they stay void (the confirmation itself vouches for its trust window);
+//! - the cache: the rule lets a cached report vouch whenever no candidate of the peer has a
+//!   fresh report by another method, nor trust; here it vouches until the peer is first
+//!   heard live, and never again;
+//! - a second-hand report made after a failure but dated before it: the rule does not count
+//!   it; here it counts from the time it carries;
+//! - a confirmation of an endpoint no report named yet: the rule ignores it (it is no
+//!   candidate); here it vouches;
+//! - the bound: the rule keeps a few candidates a peer and drops the least recently
+//!   reported; here [`MAX_SAID`] things said are kept.
 
 use std::net::SocketAddr;
 use std::time::Duration;

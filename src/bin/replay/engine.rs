@@ -1,7 +1,8 @@
 //! The engine: a [`Replay`] drives a store through a trace, line by line on the store's
 //! manual clock, and keeps what the renderers show: the [`Summary`] of updates and events, each
-//! peer's [`Track`] (endpoint changes, flaps, time on a stale endpoint), and for `--explain`
-//! one peer's [`Decision`]s.
+//! peer's [`Track`] (endpoint changes, flaps, time on a stale endpoint), the final peer table
+//! ([`Replay::table`]) and, for `--explain`, one peer's [`Decision`]s ([`resolve`] finds the
+//! peer `--explain` names).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -168,20 +169,24 @@ const MAX_TRACKED: usize = 65_536;
 /// how long it was active on a stale endpoint.
 #[derive(Debug, Default, Clone)]
 pub struct Track {
+    /// Its host name, as last heard.
     pub name: Option<String>,
     /// The endpoint the store held after the last line that touched the peer.
-    pub endpoint: Option<SocketAddr>,
+    endpoint: Option<SocketAddr>,
     /// The newest history entry counted.
-    pub last_seq: Option<u64>,
+    last_seq: Option<u64>,
+    /// Endpoint changes, as its history recorded them.
     pub changes: u64,
+    /// Of them, flaps (A -> B -> A).
     pub flaps: u64,
+    /// Active on a stale endpoint, by the yardstick.
     pub stale: Duration,
     /// Stale time is counted up to here.
-    pub since: Duration,
+    since: Duration,
     /// While the peer is in the store: until when it is active.
-    pub active_until: Option<Duration>,
+    active_until: Option<Duration>,
     /// What the trace told of its endpoints, for the yardstick.
-    pub told: Told,
+    told: Told,
 }
 
 impl Track {
@@ -656,7 +661,10 @@ pub fn resolve(wanted: &str, lines: &[Line]) -> Result<PublicKey, String> {
     }
 }
 
-/// The spelling the store keeps: an IPv4-mapped address is its IPv4 address.
+/// The spelling the store keeps: an IPv4-mapped address is its IPv4 address. The library's
+/// own rule (`canonical_endpoint` in `src/peer.rs`) is private to it, so it is restated here
+/// for what the trace says of endpoints that the store never returns (confirmations,
+/// failures, candidates not chosen).
 fn canonical(endpoint: SocketAddr) -> SocketAddr {
     SocketAddr::new(endpoint.ip().to_canonical(), endpoint.port())
 }

@@ -135,7 +135,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             }
             "--tombstone-expired" => {
                 parsed.settings_given = true;
-                let span = seconds_arg("--tombstone-expired", args.next().as_deref())?;
+                let span = seconds_arg(&arg, args.next().as_deref())?;
                 parsed.settings.tombstone_expired = (!span.is_zero()).then_some(span);
             }
             "--when-full" => {
@@ -148,14 +148,12 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                 let n = value
                     .as_deref()
                     .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| {
-                        format!("--max-second-hand takes a number of peers, not {value:?}")
-                    })?;
+                    .ok_or_else(|| format!("{arg} takes a number of peers, not {value:?}"))?;
                 parsed.settings.max_second_hand = Some(n);
             }
             "--compare" => parsed.compare = true,
             "--explain" => {
-                let key = args.next().ok_or("--explain needs a KEY")?;
+                let key = args.next().ok_or_else(|| format!("{arg} needs a KEY"))?;
                 parsed.explain = Some(key);
             }
             "-h" | "--help" => {

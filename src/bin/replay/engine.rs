@@ -108,7 +108,7 @@ impl Verdict {
 /// An announced endpoint of the explained peer whose verdict waits for the step to end: under
 /// the resilient policy the store's history and candidates tell it.
 #[derive(Debug, Clone)]
-struct Announced {
+struct Pending {
     method: DiscoveryMethod,
     candidate: SocketAddr,
     current: Option<(SocketAddr, DiscoveryMethod)>,
@@ -217,7 +217,7 @@ pub struct Replay {
     pub decisions: Vec<Decision>,
     /// Its endpoint announced in the step running, if any, until the step's end tells what
     /// became of it.
-    announced: Option<Announced>,
+    pending: Option<Pending>,
     pub summary: Summary,
     yardstick: Yardstick,
     /// Per peer, what the replay saw of it.
@@ -254,7 +254,7 @@ impl Replay {
             now: Duration::ZERO,
             explain,
             decisions: Vec::new(),
-            announced: None,
+            pending: None,
             yardstick: Yardstick::new(),
             tracks: HashMap::new(),
             removed_keys: HashMap::new(),
@@ -361,7 +361,7 @@ impl Replay {
                         .as_deref()
                         .and_then(Peer::current_endpoint)
                         .map(|(endpoint, by)| (endpoint, by.clone()));
-                    let announced = Announced {
+                    let announced = Pending {
                         method: method.clone(),
                         candidate,
                         current,
@@ -377,7 +377,7 @@ impl Replay {
                             self.decide(announced, verdict);
                         }
                         // The store's choice is known once the step is over: `observe`.
-                        Policy::Resilient => self.announced = Some(announced),
+                        Policy::Resilient => self.pending = Some(announced),
                     }
                 }
                 let endpoint = canonical(info.endpoint?);
@@ -495,7 +495,7 @@ impl Replay {
             }
         }
         if self.explain == Some(key) && self.summary.policy != Policy::Seed {
-            if let Some(announced) = self.announced.take() {
+            if let Some(announced) = self.pending.take() {
                 let verdict = self.resilient_verdict(&announced, &peer, &moved);
                 self.decide(announced, verdict);
             }
@@ -511,7 +511,7 @@ impl Replay {
     /// the step: the peer's endpoint now, the moves the step made (`moved`), its candidates.
     fn resilient_verdict(
         &self,
-        announced: &Announced,
+        announced: &Pending,
         peer: &Peer,
         moved: &[EndpointChange],
     ) -> Verdict {
@@ -535,7 +535,7 @@ impl Replay {
         }
     }
 
-    fn decide(&mut self, announced: Announced, verdict: Verdict) {
+    fn decide(&mut self, announced: Pending, verdict: Verdict) {
         self.decisions.push(Decision::Endpoint {
             at: self.now,
             method: announced.method,

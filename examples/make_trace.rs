@@ -5,8 +5,10 @@
 //! cargo run --example make_trace > examples/traces/mesh.jsonl
 //! ```
 //!
-//! The output is a pure function of this file (a fixed seed, no clock), so CI regenerates it
-//! and compares. The story, minute by minute:
+//! Each line is written through the replay's own type for a trace line
+//! (`src/bin/replay/trace.rs`, included below), so what this writes is what the replay reads.
+//! The output is a pure function of these two files (a fixed seed, no clock), so CI
+//! regenerates it and compares. The story, minute by minute:
 //!
 //! - **0:00** the node starts and restores its cache: 20 peers it knew, last seen 1 to 9
 //!   minutes ago, and 10 it will never hear of again, 5 of them already older than 10 minutes
@@ -49,11 +51,17 @@
 //! - **15:00** `node-007` moves to IPv6: at equal rank IPv6 wins, and its later IPv4
 //!   announcements are refused.
 
-use peerstore::PublicKey;
-use serde_json::{Value, json};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Second 0 of the trace: 2026-11-01T00:00:00Z. The replay tool starts its clock here.
-const TRACE_START_UNIX: u64 = 1_793_491_200;
+use peerstore::{DiscoveryMethod as M, IpNet, NatType, PublicKey};
+
+#[path = "../src/bin/replay/trace.rs"]
+#[allow(dead_code, reason = "the reader's half of the trace is the replay's")]
+mod trace;
+
+use trace::{Announced, Line, Step, TRACE_START_UNIX, True};
+
 /// The story's length.
 const END: u64 = 30 * 60;
 
@@ -83,57 +91,70 @@ impl Rng {
     }
 }
 
-/// The trace being written: lines with their time, sorted (stably) at the end.
+/// The trace being written: its lines, sorted (stably) by time at the end.
 #[derive(Default)]
 struct Trace {
-    lines: Vec<(u64, Value)>,
+    lines: Vec<Line>,
 }
 
 impl Trace {
-    fn announce(&mut self, at: u64, method: &str, peer: Value) {
+    fn push(&mut self, at: u64, step: Step) {
+        self.lines.push(Line {
+            at: Duration::from_secs(at),
+            step,
+        });
+    }
+
+    fn announce(&mut self, at: u64, method: M, peer: Announced) {
         if at <= END {
-            let mut line = json!({"at": at, "method": method});
-            line["peer"] = peer;
-            self.lines.push((at, line));
+            self.push(at, Step::Announce { method, peer });
         }
     }
 
     fn remove(&mut self, at: u64, key: PublicKey) {
-        self.lines
-            .push((at, json!({"at": at, "remove": key.to_string()})));
+        self.push(
+            at,
+            Step::Remove {
+                key,
+                tombstone: None,
+            },
+        );
     }
 
     /// The health monitor gives up on `key`: removed, with a tombstone for `secs`.
     fn remove_for(&mut self, at: u64, key: PublicKey, secs: u64) {
-        let line = json!({"at": at, "remove": key.to_string(), "tombstone_secs": secs});
-        self.lines.push((at, line));
+        let tombstone = Some(Duration::from_secs(secs));
+        self.push(at, Step::Remove { key, tombstone });
     }
 
     fn cleanup(&mut self, at: u64) {
-        self.lines.push((at, json!({"at": at, "cleanup": true})));
+        self.push(at, Step::Cleanup { cleanup: True });
     }
 
     /// Evidence that `endpoint` works: a handshake the daemon saw, or with `rtt_ms` a probe
     /// the health monitor sent and had answered.
-    fn confirm(&mut self, at: u64, key: PublicKey, endpoint: &str, rtt_ms: Option<u64>) {
+    fn confirm(&mut self, at: u64, key: PublicKey, endpoint: SocketAddr, rtt_ms: Option<u64>) {
         if at <= END {
-            let mut line = json!({"at": at, "confirm": key.to_string(), "endpoint": endpoint});
-            if let Some(rtt) = rtt_ms {
-                line["rtt_ms"] = json!(rtt);
-            }
-            self.lines.push((at, line));
+            let rtt = rtt_ms.map(Duration::from_millis);
+            self.push(at, Step::Confirm { key, endpoint, rtt });
         }
     }
 
     /// The health monitor gave up on `endpoint`: its probes time out.
-    fn fail(&mut self, at: u64, key: PublicKey, endpoint: &str) {
-        let line = json!({"at": at, "fail": key.to_string(), "endpoint": endpoint});
-        self.lines.push((at, line));
+    fn fail(&mut self, at: u64, key: PublicKey, endpoint: SocketAddr) {
+        self.push(at, Step::Fail { endpoint, key });
     }
 
     /// Handshakes at `endpoint` every two minutes (WireGuard's rekey) from `from` until
     /// before `until`, a few seconds late now and then.
-    fn handshakes(&mut self, rng: &mut Rng, key: PublicKey, endpoint: &str, from: u64, until: u64) {
+    fn handshakes(
+        &mut self,
+        rng: &mut Rng,
+        key: PublicKey,
+        endpoint: SocketAddr,
+        from: u64,
+        until: u64,
+    ) {
         let mut at = from;
         while at < until.min(END + 1) {
             self.confirm(at, key, endpoint, None);
@@ -142,32 +163,32 @@ impl Trace {
     }
 }
 
-/// An announcement: the key and the given fields (`PeerInfo`'s JSON; absent means unknown).
-fn peer(key: PublicKey, fields: Value) -> Value {
-    let mut peer = json!({ "public_key": key.to_string() });
-    if let (Value::Object(peer), Value::Object(fields)) = (&mut peer, fields) {
-        peer.extend(fields);
-    }
-    peer
+/// An address written in this file.
+fn addr(text: &str) -> SocketAddr {
+    text.parse().expect("an address:port")
 }
 
-/// A wall-clock time `ago` seconds before second `at` of the trace, as `PeerInfo` carries it.
-/// `last_seen` as the cache writes it: whole Unix seconds.
-fn seen(at: u64, ago: u64) -> Value {
-    json!(TRACE_START_UNIX + at - ago.min(TRACE_START_UNIX))
+fn ip(text: &str) -> Ipv4Addr {
+    text.parse().expect("an IPv4 address")
+}
+
+/// A wall-clock time `ago` seconds before second `at` of the trace, as `PeerInfo` carries it:
+/// whole Unix seconds, as the cache writes them.
+fn seen(at: u64, ago: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(TRACE_START_UNIX + at - ago.min(TRACE_START_UNIX))
 }
 
 struct Node {
     key: PublicKey,
     name: String,
-    mesh_ip: String,
+    mesh_ip: Ipv4Addr,
     /// Where the DHT says it is: its NAT's public address.
-    endpoint: String,
+    endpoint: SocketAddr,
     /// The NAT's mapping for us, learned by the rendezvous (cone NATs only).
-    punched: Option<String>,
-    nat: &'static str,
+    punched: Option<SocketAddr>,
+    nat: NatType,
     first: u64,
-    routes: Vec<String>,
+    routes: Vec<IpNet>,
 }
 
 fn main() {
@@ -178,10 +199,10 @@ fn main() {
     let nodes: Vec<Node> = (1..=140u64)
         .map(|n| {
             let nat = match (n, rng.range(0, 10)) {
-                (7, _) => "symmetric", // the IPv6 mover keeps its DHT endpoint
-                (_, 0..=6) => "cone",
-                (_, 7..=8) => "symmetric",
-                _ => "unknown",
+                (7, _) => NatType::Symmetric, // the IPv6 mover keeps its DHT endpoint
+                (_, 0..=6) => NatType::Cone,
+                (_, 7..=8) => NatType::Symmetric,
+                _ => NatType::Unknown,
             };
             let net = if n % 2 == 0 {
                 "198.51.100"
@@ -192,13 +213,15 @@ fn main() {
             Node {
                 key: rng.key(),
                 name: format!("node-{n:03}"),
-                mesh_ip: format!("10.42.{}.{}", 1 + n / 200, n % 200 + 1),
-                endpoint: format!("{net}.{}:{port}", n + 2),
-                punched: (nat == "cone").then(|| format!("{net}.{}:{}", n + 2, port + 1)),
+                mesh_ip: ip(&format!("10.42.{}.{}", 1 + n / 200, n % 200 + 1)),
+                endpoint: addr(&format!("{net}.{}:{port}", n + 2)),
+                punched: (nat == NatType::Cone)
+                    .then(|| addr(&format!("{net}.{}:{}", n + 2, port + 1))),
                 nat,
                 first: rng.range(10, 300),
                 routes: if n % 15 == 0 {
-                    vec![format!("192.168.{}.0/24", 100 + n / 15)]
+                    let route = format!("192.168.{}.0/24", 100 + n / 15);
+                    vec![route.parse().expect("a network")]
                 } else {
                     Vec::new()
                 },
@@ -213,12 +236,13 @@ fn main() {
 
     // 0:00 — the cache restore.
     for node in nodes.iter().step_by(6) {
-        let info = peer(
-            node.key,
-            json!({"endpoint": node.endpoint, "mesh_ip": node.mesh_ip, "hostname": node.name,
-                   "nat_type": node.nat, "last_seen": seen(0, rng.range(60, 540))}),
-        );
-        t.announce(0, "cache", info);
+        let info = Announced::new(node.key)
+            .endpoint(node.endpoint)
+            .mesh_ip(node.mesh_ip)
+            .hostname(&node.name)
+            .nat_type(node.nat)
+            .last_seen(seen(0, rng.range(60, 540)));
+        t.announce(0, M::Cache, info);
     }
     for n in 1..=10u64 {
         let ago = if n <= 5 {
@@ -226,96 +250,87 @@ fn main() {
         } else {
             rng.range(120, 540)
         };
-        let info = peer(
-            rng.key(),
-            json!({"endpoint": format!("192.0.2.{n}:51820"), "mesh_ip": format!("10.42.9.{n}"),
-                   "hostname": format!("old-{n:02}"), "last_seen": seen(0, ago)}),
-        );
-        t.announce(0, "cache", info);
+        let info = Announced::new(rng.key())
+            .endpoint(addr(&format!("192.0.2.{n}:51820")))
+            .mesh_ip(ip(&format!("10.42.9.{n}")))
+            .hostname(&format!("old-{n:02}"))
+            .last_seen(seen(0, ago));
+        t.announce(0, M::Cache, info);
     }
 
     // The LAN neighbours, and what the DHT says of three of them.
     let lan: Vec<(PublicKey, u64)> = (1..=12u64).map(|n| (rng.key(), n)).collect();
     for &(key, n) in &lan {
+        let endpoint = addr(&format!("192.168.7.{}:51820", 10 + n));
         let mut at = 3 + n * 4;
         while at <= END {
-            let info = peer(
-                key,
-                json!({"endpoint": format!("192.168.7.{}:51820", 10 + n),
-                       "mesh_ip": format!("10.42.0.{n}"), "hostname": format!("lan-{n:02}"),
-                       "introducer": n <= 3, "nat_type": "cone"}),
-            );
-            t.announce(at, "lan", info);
+            let info = Announced::new(key)
+                .endpoint(endpoint)
+                .mesh_ip(ip(&format!("10.42.0.{n}")))
+                .hostname(&format!("lan-{n:02}"))
+                .introducer(n <= 3)
+                .nat_type(NatType::Cone);
+            t.announce(at, M::Lan, info);
             at += 60 + rng.range(0, 3) - 1;
         }
         // The health monitor probes each neighbour every two minutes: answered in a ms.
-        let endpoint = format!("192.168.7.{}:51820", 10 + n);
         for at in (3 + n * 4 + 2..=END).step_by(120) {
-            t.confirm(at, key, &endpoint, Some(1));
+            t.confirm(at, key, endpoint, Some(1));
         }
         if n % 4 == 0 {
             for at in [90 + n, 390 + n, 990 + n] {
-                let info = peer(
-                    key,
-                    json!({"endpoint": format!("198.51.100.250:{}", 40_000 + n)}),
-                );
-                t.announce(at, "dht", info);
+                let behind_nat = addr(&format!("198.51.100.250:{}", 40_000 + n));
+                t.announce(at, M::Dht, Announced::new(key).endpoint(behind_nat));
             }
         }
     }
 
     // The DHT's peers: announcements, rendezvous, gossip.
+    let v6 = addr("[2001:db8:7::1]:51820");
     for (i, node) in nodes.iter().enumerate() {
         let stop = silent_from(i);
         let mut at = node.first;
         while at < stop && at <= END {
-            let endpoint = if i + 1 == 7 && at >= 900 {
-                if at < 1300 {
-                    "[2001:db8:7::1]:51820".to_string()
-                } else {
-                    node.endpoint.clone()
-                }
+            let endpoint = if i + 1 == 7 && (900..1300).contains(&at) {
+                v6
             } else {
-                node.endpoint.clone()
+                node.endpoint
             };
-            let info = peer(
-                node.key,
-                json!({"endpoint": endpoint, "mesh_ip": node.mesh_ip, "hostname": node.name,
-                       "nat_type": node.nat}),
-            );
-            t.announce(at, "dht", info);
+            let info = Announced::new(node.key)
+                .endpoint(endpoint)
+                .mesh_ip(node.mesh_ip)
+                .hostname(&node.name)
+                .nat_type(node.nat);
+            t.announce(at, M::Dht, info);
             at += 240 + rng.range(0, 20);
         }
         let mut first_punch = None;
-        if let Some(punched) = &node.punched {
+        if let Some(punched) = node.punched {
             let mut at = node.first + rng.range(5, 40);
             first_punch = Some(at);
             while at < stop && at <= END {
-                t.announce(
-                    at,
-                    "dht-rendezvous",
-                    peer(node.key, json!({"endpoint": punched})),
-                );
+                let info = Announced::new(node.key).endpoint(punched);
+                t.announce(at, M::DhtRendezvous, info);
                 at += 600 + rng.range(0, 30);
             }
         }
         // Handshakes on the endpoint that works: the NAT's mapping once punched, else the
         // DHT's (node-007's IPv6 one once it has it).
-        match (&node.punched, first_punch) {
+        match (node.punched, first_punch) {
             (Some(punched), Some(from)) => {
                 t.handshakes(&mut rng, node.key, punched, from + 3, stop);
             }
             _ if i + 1 == 7 => {
-                t.handshakes(&mut rng, node.key, &node.endpoint, node.first + 3, 900);
-                t.handshakes(&mut rng, node.key, "[2001:db8:7::1]:51820", 903, stop);
+                t.handshakes(&mut rng, node.key, node.endpoint, node.first + 3, 900);
+                t.handshakes(&mut rng, node.key, v6, 903, stop);
             }
-            _ => t.handshakes(&mut rng, node.key, &node.endpoint, node.first + 3, stop),
+            _ => t.handshakes(&mut rng, node.key, node.endpoint, node.first + 3, stop),
         }
         if !node.routes.is_empty() {
             let mut at = node.first + 30;
             while at < stop && at <= END {
-                let info = peer(node.key, json!({"routable_networks": node.routes}));
-                t.announce(at, "gossip", info);
+                let info = Announced::new(node.key).routable_networks(node.routes.clone());
+                t.announce(at, M::Gossip, info);
                 at += 180;
             }
         }
@@ -323,30 +338,29 @@ fn main() {
     // 15:00 — node-007 announces its IPv6 endpoint; its DHT announcements above carry it
     // until 21:40 and then its old IPv4 one again, which the store refuses.
     let n7 = &nodes[6];
-    t.announce(
-        900,
-        "dht",
-        peer(n7.key, json!({"endpoint": "[2001:db8:7::1]:51820"})),
-    );
+    t.announce(900, M::Dht, Announced::new(n7.key).endpoint(v6));
 
     // Second-hand: the introducers gossip peers they heard of, with when.
     for n in 1..=40u64 {
         let key = rng.key();
-        let endpoint = format!("192.0.2.{}:{}", 100 + n, rng.range(20_000, 60_000));
+        let endpoint = addr(&format!(
+            "192.0.2.{}:{}",
+            100 + n,
+            rng.range(20_000, 60_000)
+        ));
         let mut at = 60 + rng.range(0, 240);
         while at <= END {
-            let info = peer(
-                key,
-                json!({"endpoint": endpoint, "hostname": format!("far-{n:02}"),
-                       "mesh_ip": format!("10.42.5.{n}"), "last_seen": seen(at, rng.range(5, 90))}),
-            );
-            t.announce(at, "gossip-transitive", info);
+            let info = Announced::new(key)
+                .endpoint(endpoint)
+                .hostname(&format!("far-{n:02}"))
+                .mesh_ip(ip(&format!("10.42.5.{n}")))
+                .last_seen(seen(at, rng.range(5, 90)));
+            t.announce(at, M::GossipTransitive, info);
             if n % 4 == 0 {
-                let info = peer(
-                    key,
-                    json!({"endpoint": endpoint, "last_seen": seen(at, 120)}),
-                );
-                t.announce(at + 7, "dht-transitive", info);
+                let info = Announced::new(key)
+                    .endpoint(endpoint)
+                    .last_seen(seen(at, 120));
+                t.announce(at + 7, M::DhtTransitive, info);
             }
             at += 300 + rng.range(0, 30);
         }
@@ -354,52 +368,46 @@ fn main() {
 
     // The laptop: on the LAN, asleep, then elsewhere.
     let laptop = rng.key();
-    let lan_laptop = json!({"endpoint": "192.168.7.50:51820", "mesh_ip": "10.42.0.50",
-                            "hostname": "laptop-ana", "nat_type": "cone"});
+    let laptop_lan = addr("192.168.7.50:51820");
+    let lan_laptop = Announced::new(laptop)
+        .endpoint(laptop_lan)
+        .mesh_ip(ip("10.42.0.50"))
+        .hostname("laptop-ana")
+        .nat_type(NatType::Cone);
     for at in (5..=485).step_by(60) {
-        t.announce(at, "lan", peer(laptop, lan_laptop.clone()));
+        t.announce(at, M::Lan, lan_laptop.clone());
     }
     for at in [125, 365] {
-        let info = peer(laptop, json!({"endpoint": "198.51.100.250:41641"}));
-        t.announce(at, "dht", info);
+        let info = Announced::new(laptop).endpoint(addr("198.51.100.250:41641"));
+        t.announce(at, M::Dht, info);
     }
     for at in (7..=485).step_by(120) {
-        t.confirm(at, laptop, "192.168.7.50:51820", Some(1));
+        t.confirm(at, laptop, laptop_lan, Some(1));
     }
     for at in (1380..=END).step_by(240) {
-        let info = peer(
-            laptop,
-            json!({"endpoint": "203.0.113.77:38211", "mesh_ip": "10.42.0.50",
-                   "hostname": "laptop-ana", "nat_type": "cone"}),
-        );
-        t.announce(at, "dht", info);
+        let info = Announced::new(laptop)
+            .endpoint(addr("203.0.113.77:38211"))
+            .mesh_ip(ip("10.42.0.50"))
+            .hostname("laptop-ana")
+            .nat_type(NatType::Cone);
+        t.announce(at, M::Dht, info);
     }
-    t.announce(
-        1395,
-        "dht-rendezvous",
-        peer(laptop, json!({"endpoint": "203.0.113.77:38212"})),
-    );
-    t.handshakes(&mut rng, laptop, "203.0.113.77:38212", 1398, END + 1);
+    let laptop_punched = addr("203.0.113.77:38212");
+    let info = Announced::new(laptop).endpoint(laptop_punched);
+    t.announce(1395, M::DhtRendezvous, info);
+    t.handshakes(&mut rng, laptop, laptop_punched, 1398, END + 1);
 
     // 10:00 — hostile input: refused, records untouched.
-    t.announce(
-        600,
-        "gossip",
-        peer(nodes[19].key, json!({"endpoint": "198.51.100.22:0"})),
-    );
-    t.announce(
-        601,
-        "gossip",
-        peer(nodes[20].key, json!({"endpoint": "224.0.0.251:51820"})),
-    );
+    let port_0 = Announced::new(nodes[19].key).endpoint(addr("198.51.100.22:0"));
+    t.announce(600, M::Gossip, port_0);
+    let multicast = Announced::new(nodes[20].key).endpoint(addr("224.0.0.251:51820"));
+    t.announce(601, M::Gossip, multicast);
 
     // 11:00 — the flood.
     for n in 0..900u64 {
-        let info = peer(
-            rng.key(),
-            json!({"endpoint": format!("100.64.{}.{}:51820", n / 250, n % 250 + 1)}),
-        );
-        t.announce(660 + n / 450, "gossip-transitive", info);
+        let fake = addr(&format!("100.64.{}.{}:51820", n / 250, n % 250 + 1));
+        let info = Announced::new(rng.key()).endpoint(fake);
+        t.announce(660 + n / 450, M::GossipTransitive, info);
     }
 
     // 12:00 — a revoked key.
@@ -414,19 +422,22 @@ fn main() {
     // health monitor gives up on the LAN endpoint; from 8:00 WireGuard hears handshakes from
     // the café (the laptop roamed). The seed policy keeps the LAN endpoint to the end.
     let ben = rng.key();
-    let (ben_lan, ben_cafe) = ("192.168.7.60:51820", "203.0.113.9:40001");
-    let ben_info = |endpoint: &str| {
-        json!({"endpoint": endpoint, "mesh_ip": "10.42.0.60", "hostname": "laptop-ben",
-               "nat_type": "cone"})
+    let (ben_lan, ben_cafe) = (addr("192.168.7.60:51820"), addr("203.0.113.9:40001"));
+    let ben_info = |endpoint| {
+        Announced::new(ben)
+            .endpoint(endpoint)
+            .mesh_ip(ip("10.42.0.60"))
+            .hostname("laptop-ben")
+            .nat_type(NatType::Cone)
     };
     for at in (120..=360).step_by(60) {
-        t.announce(at, "lan", peer(ben, ben_info(ben_lan)));
+        t.announce(at, M::Lan, ben_info(ben_lan));
     }
     for at in (122..=360).step_by(120) {
         t.confirm(at, ben, ben_lan, Some(1));
     }
     for at in (390..=END).step_by(60) {
-        t.announce(at, "dht", peer(ben, ben_info(ben_cafe)));
+        t.announce(at, M::Dht, ben_info(ben_cafe));
     }
     t.fail(405, ben, ben_lan);
     t.handshakes(&mut rng, ben, ben_cafe, 480, END + 1);
@@ -436,14 +447,17 @@ fn main() {
     // the first only. The seed policy changes the endpoint 19 times; then only the good record
     // is left.
     let mirror = rng.key();
-    let (good, old) = ("198.51.100.141:51820", "203.0.113.141:51820");
+    let (good, old) = (addr("198.51.100.141:51820"), addr("203.0.113.141:51820"));
     for i in 0..20u64 {
         let endpoint = if i % 2 == 0 { good } else { old };
-        let info = json!({"endpoint": endpoint, "mesh_ip": "10.42.1.141", "hostname": "node-141"});
-        t.announce(180 + 30 * i, "dht", peer(mirror, info));
+        let info = Announced::new(mirror)
+            .endpoint(endpoint)
+            .mesh_ip(ip("10.42.1.141"))
+            .hostname("node-141");
+        t.announce(180 + 30 * i, M::Dht, info);
     }
     for at in (990..=END).step_by(240) {
-        t.announce(at, "dht", peer(mirror, json!({"endpoint": good})));
+        t.announce(at, M::Dht, Announced::new(mirror).endpoint(good));
     }
     t.handshakes(&mut rng, mirror, good, 183, END + 1);
 
@@ -451,20 +465,26 @@ fn main() {
     // found by the DHT, `lan-13` on the LAN. The seed refuses both as full until the fakes
     // expire; evict-second-hand lets each take a fake's place at once.
     let newcomer = rng.key();
+    let newcomer_at = addr("198.51.100.142:51820");
     for at in (690..=END).step_by(240) {
-        let info = json!({"endpoint": "198.51.100.142:51820", "mesh_ip": "10.42.1.142",
-                          "hostname": "node-142"});
-        t.announce(at, "dht", peer(newcomer, info));
+        let info = Announced::new(newcomer)
+            .endpoint(newcomer_at)
+            .mesh_ip(ip("10.42.1.142"))
+            .hostname("node-142");
+        t.announce(at, M::Dht, info);
     }
-    t.handshakes(&mut rng, newcomer, "198.51.100.142:51820", 693, END + 1);
+    t.handshakes(&mut rng, newcomer, newcomer_at, 693, END + 1);
     let lan13 = rng.key();
+    let lan13_at = addr("192.168.7.23:51820");
     for at in (750..=END).step_by(60) {
-        let info = json!({"endpoint": "192.168.7.23:51820", "mesh_ip": "10.42.0.13",
-                          "hostname": "lan-13"});
-        t.announce(at, "lan", peer(lan13, info));
+        let info = Announced::new(lan13)
+            .endpoint(lan13_at)
+            .mesh_ip(ip("10.42.0.13"))
+            .hostname("lan-13");
+        t.announce(at, M::Lan, info);
     }
     for at in (752..=END).step_by(120) {
-        t.confirm(at, lan13, "192.168.7.23:51820", Some(1));
+        t.confirm(at, lan13, lan13_at, Some(1));
     }
 
     // 14:00 — resurrection: the health monitor gives up on `node-105` (silent since 10:00)
@@ -473,21 +493,28 @@ fn main() {
     let gone = &nodes[104];
     t.remove_for(840, gone.key, 1800);
     for at in (842..=END).step_by(120) {
-        let info = json!({"endpoint": gone.endpoint, "hostname": gone.name,
-                          "last_seen": seen(at, at - 600)});
-        t.announce(at, "gossip-transitive", peer(gone.key, info));
+        let info = Announced::new(gone.key)
+            .endpoint(gone.endpoint)
+            .hostname(&gone.name)
+            .last_seen(seen(at, at - 600));
+        t.announce(at, M::GossipTransitive, info);
     }
 
     // 1:00 on — a ghost: `far-41`, mentioned second-hand every minute with no time of its
     // own, never heard first-hand. The seed lets it expire and re-adds it, every 12 minutes.
     let ghost = rng.key();
     for at in (60..=END).step_by(60) {
-        let info = json!({"endpoint": "192.0.2.141:41641", "hostname": "far-41"});
-        t.announce(at, "gossip-transitive", peer(ghost, info));
+        let info = Announced::new(ghost)
+            .endpoint(addr("192.0.2.141:41641"))
+            .hostname("far-41");
+        t.announce(at, M::GossipTransitive, info);
     }
 
-    t.lines.sort_by_key(|(at, _)| *at);
-    for (_, line) in t.lines {
-        println!("{line}");
+    t.lines.sort_by_key(|line| line.at);
+    for line in t.lines {
+        println!(
+            "{}",
+            serde_json::to_string(&line).expect("a trace line serializes")
+        );
     }
 }

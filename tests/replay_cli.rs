@@ -1,6 +1,7 @@
-//! The replay tool as a person runs it: its help, standard input, bad lines and exit status
-//! (regressions pinned: `--help` printed to stderr and failed, a non-UTF-8 byte aborted the whole run,
-//! `-` was a file name, and a run with refused lines exited 0).
+//! The replay tool as a person runs it: its help, standard input, bad lines, exit status and
+//! `--explain`. Each of these once went wrong: `--help` printed to stderr and failed, a
+//! non-UTF-8 byte aborted the whole run, `-` was a file name, a run with refused lines exited
+//! 0, and `--explain` under the resilient policy left out every announcement.
 #![cfg(feature = "serde")]
 
 use std::io::Write;
@@ -144,4 +145,75 @@ fn compare_runs_both_policies_and_its_json_carries_the_figures() {
     }
     let out = replay(&["--compare", "--policy", "seed"], b"");
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `--explain` shows what became of every announcement under every policy: refused as a whole,
+/// or its endpoint's verdict; under the resilient policy besides the moves of the store's
+/// history. A peer of the second-hand quota's is refused as full four times, then accepted.
+#[test]
+fn explain_shows_every_announcement_under_every_policy() {
+    let (filler, peer) = (
+        "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=",
+        "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=",
+    );
+    let announce = |at: u32, method: &str, key: &str, endpoint: &str| {
+        format!(
+            r#"{{"at": {at}, "method": "{method}", "peer": {{"public_key": "{key}", "endpoint": "{endpoint}"}}}}"#
+        )
+    };
+    let mut lines = vec![announce(0, "gossip-transitive", filler, "192.0.2.1:1")];
+    for at in 1..=4 {
+        lines.push(announce(at, "gossip-transitive", peer, "192.0.2.3:3"));
+    }
+    lines.push(format!(r#"{{"at": 5, "remove": "{filler}"}}"#));
+    lines.push(announce(6, "gossip-transitive", peer, "192.0.2.3:3"));
+    lines.push(announce(7, "gossip-transitive", peer, "192.0.2.3:3"));
+    lines.push(announce(8, "dht", peer, "198.51.100.3:3"));
+    let trace = lines.join("\n");
+    for policy in ["seed", "resilient"] {
+        let args = [
+            "-",
+            "--max-second-hand",
+            "1",
+            "--policy",
+            policy,
+            "--explain",
+            peer,
+        ];
+        let out = replay(&args, trace.as_bytes());
+        assert!(out.status.success(), "{policy}: {:?}", out.status);
+        let text = String::from_utf8(out.stdout).unwrap();
+        let explained = &text[text.find("endpoint decisions").expect("explained")..];
+        assert_eq!(
+            explained.matches("refused as a whole").count(),
+            4,
+            "{policy}: {explained}"
+        );
+        assert!(!explained.contains("(none:"), "{policy}: {explained}");
+        assert!(
+            explained.contains("accepted (first endpoint)"),
+            "{policy}: {explained}"
+        );
+
+        let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+        let out = replay(&args, trace.as_bytes());
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let decisions = json["decisions"].as_array().unwrap();
+        let at = |filter: &dyn Fn(&serde_json::Value) -> bool| -> Vec<f64> {
+            let chosen = decisions.iter().filter(|d| filter(d));
+            chosen.map(|d| d["at"].as_f64().unwrap()).collect()
+        };
+        assert_eq!(
+            at(&|d| d.get("refused").is_some()),
+            [1.0, 2.0, 3.0, 4.0],
+            "{policy}: {decisions:?}"
+        );
+        assert_eq!(
+            at(&|d| d.get("candidate").is_some()),
+            [6.0, 7.0, 8.0],
+            "{policy}: every announcement with an endpoint, {decisions:?}"
+        );
+        let accepted = decisions.iter().filter(|d| d["accepted"] == true).count();
+        assert_eq!(accepted, 3, "{policy}: {decisions:?}");
+    }
 }

@@ -1,0 +1,1003 @@
+//! The engine: a [`Replay`] drives a store through a trace, line by line on the store's
+//! manual clock, and keeps what the renderers show: the [`Summary`] of updates and events, each
+//! peer's [`Track`] (endpoint changes, flaps, time on a stale endpoint), the final peer table
+//! ([`Replay::table`]) and, for `--explain`, one peer's [`Decision`]s ([`resolve`] finds the
+//! peer `--explain` names).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use peerstore::{
+    DiscoveryMethod, EndpointChange, EndpointRule, Evidence, ManualClock, Peer, PeerEventKind,
+    PeerStore, PublicKey, RemovalCause, Subscription, UpdateError, UpdateOutcome, decide_endpoint,
+};
+
+use crate::settings::{Policy, Settings};
+use crate::trace::{self, Line, Step};
+use crate::yardstick::{Said, Told, Yardstick};
+
+/// What happened to the explained peer at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// An announcement carried an endpoint: what the store made of it, given the endpoint in
+    /// use before (`current`, with the method that set it).
+    Endpoint {
+        at: Duration,
+        method: DiscoveryMethod,
+        candidate: SocketAddr,
+        current: Option<(SocketAddr, DiscoveryMethod)>,
+        verdict: Verdict,
+    },
+    /// The store refused the announcement as a whole: no endpoint decision was made.
+    Refused {
+        at: Duration,
+        method: DiscoveryMethod,
+        why: String,
+    },
+    Removed {
+        at: Duration,
+        cause: RemovalCause,
+    },
+    /// Under the resilient policy: the endpoint moved, as the store's history tells it (an
+    /// announcement, a confirmation, a failure or a cleanup moved it).
+    Moved {
+        at: Duration,
+        change: EndpointChange,
+    },
+}
+
+/// What the store made of an announced endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The seed policy's answer, which [`decide_endpoint`] gives as the store does: taken or
+    /// not, and the rule that decided.
+    Ruled { accepted: bool, rule: EndpointRule },
+    /// The resilient policy made it the endpoint in use, by the rule the store's history gives
+    /// the move (or as a new record's first endpoint).
+    Chosen(EndpointRule),
+    /// The resilient policy keeps it in use: it was the endpoint in use already.
+    InUse,
+    /// The resilient policy keeps another endpoint in use. `kept`: the announced one is among
+    /// the peer's candidates now; `trusted`: the one in use is trusted now.
+    NotChosen { kept: bool, trusted: bool },
+}
+
+impl Verdict {
+    /// Whether the announced endpoint is the one in use after the announcement.
+    pub fn accepted(self) -> bool {
+        match self {
+            Verdict::Ruled { accepted, .. } => accepted,
+            Verdict::Chosen(_) | Verdict::InUse => true,
+            Verdict::NotChosen { .. } => false,
+        }
+    }
+
+    /// In a word: `accepted`, `unchanged`, `refused` (the seed's) or `not chosen`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Ruled {
+                rule: EndpointRule::Unchanged,
+                ..
+            }
+            | Verdict::InUse => "unchanged",
+            Verdict::Ruled {
+                accepted: false, ..
+            } => "refused",
+            Verdict::Ruled { .. } | Verdict::Chosen(_) => "accepted",
+            Verdict::NotChosen { .. } => "not chosen",
+        }
+    }
+
+    /// Why: the rule that decided, or what the resilient policy's candidates say.
+    pub fn why(self) -> &'static str {
+        match self {
+            Verdict::Ruled { rule, .. } | Verdict::Chosen(rule) => rule.as_str(),
+            Verdict::InUse => "the endpoint in use",
+            Verdict::NotChosen { kept: false, .. } => {
+                "not kept: every candidate is in use or trusted"
+            }
+            Verdict::NotChosen { trusted: true, .. } => {
+                "kept as a candidate; the endpoint in use is trusted"
+            }
+            Verdict::NotChosen { .. } => "kept as a candidate",
+        }
+    }
+}
+
+/// An announced endpoint of the explained peer whose verdict waits for the step to end: under
+/// the resilient policy the store's history and candidates tell it.
+#[derive(Debug, Clone)]
+struct Pending {
+    method: DiscoveryMethod,
+    candidate: SocketAddr,
+    current: Option<(SocketAddr, DiscoveryMethod)>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Summary {
+    /// The endpoint policy.
+    pub policy: Policy,
+    /// Every setting, as [`Settings::describe`] spells it.
+    pub settings: String,
+    pub lines: usize,
+    pub bad_lines: usize,
+    pub duration: Duration,
+    pub announcements: usize,
+    pub inserted: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub refused_invalid: usize,
+    pub refused_full: usize,
+    /// Refusals of a kind this tool does not know (from a newer crate).
+    pub refused_other: usize,
+    pub removes: usize,
+    pub cleanups: usize,
+    pub confirms: usize,
+    pub failures: usize,
+    /// The store's `Stats::endpoint_changes` and `endpoint_flaps` at the end.
+    pub endpoint_changes: u64,
+    pub flaps: u64,
+    /// How long peers were active on a stale endpoint, in all ([`Yardstick`]).
+    pub stale: Duration,
+    pub events_new: usize,
+    pub events_updated: usize,
+    pub removed_explicit: usize,
+    pub removed_expired: usize,
+    /// Removals for a cause this tool does not know (from a newer crate).
+    pub removed_other: usize,
+    pub events_dropped: u64,
+    /// Refused by a tombstone.
+    pub refused_tombstoned: usize,
+    /// New peers heard first-hand refused as full.
+    pub refused_full_first_hand: usize,
+    /// Second-hand inserts of a peer removed explicitly before.
+    pub resurrections: usize,
+    /// Second-hand inserts of a peer that expired before: a ghost's new cycle.
+    pub ghost_cycles: usize,
+    /// `Removed { cause: Evicted }` events.
+    pub removed_evicted: usize,
+    /// `New` events of readmitted peers.
+    pub readmitted: usize,
+}
+
+/// How many peers the replay keeps per-peer figures for; past it, those no longer in the
+/// store are forgotten (their figures stay in the totals).
+const MAX_TRACKED: usize = 65_536;
+
+/// What the replay saw of one peer, across its records: its endpoint changes, its flaps, and
+/// how long it was active on a stale endpoint.
+#[derive(Debug, Default, Clone)]
+pub struct Track {
+    /// Its host name, as last heard.
+    pub name: Option<String>,
+    /// The endpoint the store held after the last line that touched the peer.
+    endpoint: Option<SocketAddr>,
+    /// The newest history entry counted.
+    last_seq: Option<u64>,
+    /// Endpoint changes, as its history recorded them.
+    pub changes: u64,
+    /// Of them, flaps (A -> B -> A).
+    pub flaps: u64,
+    /// Active on a stale endpoint, by the yardstick.
+    pub stale: Duration,
+    /// Stale time is counted up to here.
+    since: Duration,
+    /// While the peer is in the store: until when it is active.
+    active_until: Option<Duration>,
+    /// What the trace told of its endpoints, for the yardstick.
+    told: Told,
+}
+
+impl Track {
+    /// Counts the stale time up to `now`, what was said so far holding since the last count.
+    fn accrue(&mut self, now: Duration, yardstick: &Yardstick) -> Duration {
+        let from = self.since;
+        self.since = self.since.max(now);
+        let (Some(endpoint), Some(active_until)) = (self.endpoint, self.active_until) else {
+            return Duration::ZERO;
+        };
+        let start = from.max(yardstick.fresh_until(self.told.said(), endpoint));
+        let end = now.min(active_until);
+        let stale = end.saturating_sub(start);
+        self.stale += stale;
+        stale
+    }
+}
+
+pub struct Replay {
+    pub store: PeerStore,
+    clock: ManualClock,
+    events: Subscription,
+    /// The time on the trace.
+    pub now: Duration,
+    /// The peer `--explain` follows.
+    pub explain: Option<PublicKey>,
+    /// What happened to it, in order.
+    pub decisions: Vec<Decision>,
+    /// Its endpoint announced in the step running, if any, until the step's end tells what
+    /// became of it.
+    pending: Option<Pending>,
+    pub summary: Summary,
+    yardstick: Yardstick,
+    /// Per peer, what the replay saw of it.
+    pub tracks: HashMap<PublicKey, Track>,
+    /// The peers removed so far, and how (at most [`MAX_TRACKED`]): a second-hand insert of
+    /// one is a resurrection or a ghost's new cycle.
+    removed_keys: HashMap<PublicKey, RemovalCause>,
+    /// Whether `remove` lines keep their tombstones ([`Settings::tombstones`]).
+    tombstones: bool,
+}
+
+impl Replay {
+    pub fn new(explain: Option<PublicKey>, settings: &Settings) -> Self {
+        let clock = ManualClock::starting_at(trace::trace_start());
+        let max_peers = peerstore::DEFAULT_MAX_PEERS;
+        // One step emits at most one event per stored peer (a cleanup that drops them all),
+        // and the replay drains after every step: with this buffer nothing is dropped, and
+        // `dropped` would say so if it were.
+        let builder = PeerStore::builder()
+            .clock(clock.clone())
+            .max_peers(max_peers)
+            .event_buffer(max_peers + 1);
+        let store = settings
+            .apply(builder)
+            // For the flap count; a few changes a peer are all a trace shows.
+            .endpoint_history(16)
+            .build()
+            .expect("valid store settings");
+        let events = store.subscribe();
+        Replay {
+            store,
+            clock,
+            events,
+            now: Duration::ZERO,
+            explain,
+            decisions: Vec::new(),
+            pending: None,
+            yardstick: Yardstick::new(),
+            tracks: HashMap::new(),
+            removed_keys: HashMap::new(),
+            tombstones: settings.tombstones,
+            summary: Summary {
+                policy: settings.policy,
+                settings: settings.describe(),
+                ..Summary::default()
+            },
+        }
+    }
+
+    /// Replays `lines` and sums up.
+    pub fn run(&mut self, lines: &[Line]) {
+        for line in lines {
+            self.play(line);
+        }
+        self.finish(lines.len());
+    }
+
+    /// Replays one line: the clock moves to its time, the peers it may change have their
+    /// stale time counted up to now, it runs, and they are looked at again.
+    fn play(&mut self, line: &Line) {
+        self.clock.advance(line.at - self.now);
+        self.now = line.at;
+        let touched = self.touched(&line.step);
+        for key in &touched {
+            self.accrue(key);
+        }
+        if let Some((key, said)) = self.step(&line.step) {
+            let key_in_store = self.store.get(&key).is_some();
+            if key_in_store {
+                self.track(key).told.tell(said);
+            }
+        }
+        for key in touched {
+            self.observe(key);
+        }
+        self.drain();
+    }
+
+    /// Sums up after `lines` lines: every peer's stale time up to now, and the store's counts.
+    fn finish(&mut self, lines: usize) {
+        let keys: Vec<PublicKey> = self.tracks.keys().copied().collect();
+        for key in &keys {
+            self.accrue(key);
+        }
+        self.summary.lines += lines;
+        self.summary.duration = self.now;
+        self.summary.events_dropped = self.events.dropped();
+        let stats = self.store.stats();
+        self.summary.endpoint_changes = stats.endpoint_changes;
+        self.summary.flaps = stats.endpoint_flaps;
+    }
+
+    /// Runs one step; what it tells the stale yardstick of a peer, if anything.
+    fn step(&mut self, step: &Step) -> Option<(PublicKey, Said)> {
+        match step {
+            Step::Announce { method, peer } => {
+                let info = &peer.info;
+                self.summary.announcements += 1;
+                let explained = self.explain == Some(info.public_key);
+                let before = explained
+                    .then(|| self.store.get(&info.public_key))
+                    .flatten();
+                match self.store.update(info.clone(), method.clone()) {
+                    Ok(UpdateOutcome::Inserted) => {
+                        self.summary.inserted += 1;
+                        if !method.refreshes_last_seen() {
+                            match self.removed_keys.get(&info.public_key) {
+                                Some(RemovalCause::Expired) => self.summary.ghost_cycles += 1,
+                                Some(RemovalCause::Explicit) => self.summary.resurrections += 1,
+                                // Evicted: making room is not a verdict on the peer.
+                                _ => {}
+                            }
+                        }
+                    }
+                    Ok(UpdateOutcome::Updated) => self.summary.updated += 1,
+                    Ok(UpdateOutcome::Unchanged) => self.summary.unchanged += 1,
+                    Err(err) => {
+                        match err {
+                            UpdateError::StoreFull { .. } => {
+                                self.summary.refused_full += 1;
+                                if method.refreshes_last_seen() {
+                                    self.summary.refused_full_first_hand += 1;
+                                }
+                            }
+                            UpdateError::Invalid(_) => self.summary.refused_invalid += 1,
+                            UpdateError::Tombstoned { .. } => self.summary.refused_tombstoned += 1,
+                            _ => self.summary.refused_other += 1,
+                        }
+                        if explained {
+                            self.decisions.push(Decision::Refused {
+                                at: self.now,
+                                method: method.clone(),
+                                why: err.to_string(),
+                            });
+                        }
+                        return None;
+                    }
+                }
+                if let (true, Some(candidate)) = (explained, info.endpoint) {
+                    let current = before
+                        .as_deref()
+                        .and_then(Peer::current_endpoint)
+                        .map(|(endpoint, by)| (endpoint, by.clone()));
+                    let announced = Pending {
+                        method: method.clone(),
+                        candidate,
+                        current,
+                    };
+                    match self.summary.policy {
+                        Policy::Seed => {
+                            let decision =
+                                decide_endpoint(announced.current.clone(), candidate, method);
+                            let verdict = Verdict::Ruled {
+                                accepted: decision.accepted,
+                                rule: decision.rule,
+                            };
+                            self.decide(announced, verdict);
+                        }
+                        // The store's choice is known once the step is over: `observe`.
+                        Policy::Resilient => self.pending = Some(announced),
+                    }
+                }
+                let endpoint = peerstore::canonical_endpoint(info.endpoint?);
+                // A second-hand report is as old as the time it carries.
+                let at = match info.last_seen {
+                    Some(seen) if !method.refreshes_last_seen() => {
+                        self.now.min(self.on_trace(seen))
+                    }
+                    _ => self.now,
+                };
+                let method = method.clone();
+                Some((
+                    info.public_key,
+                    Said::Report {
+                        endpoint,
+                        method,
+                        at,
+                    },
+                ))
+            }
+            Step::Remove { key, tombstone } => {
+                self.summary.removes += 1;
+                match tombstone.filter(|_| self.tombstones) {
+                    Some(span) => self.store.remove_for(key, span),
+                    None => self.store.remove(key),
+                };
+                None
+            }
+            Step::Cleanup { .. } => {
+                self.summary.cleanups += 1;
+                self.store.cleanup_stale();
+                None
+            }
+            Step::Confirm { key, endpoint, rtt } => {
+                self.summary.confirms += 1;
+                let evidence = rtt.map_or(Evidence::Handshake, |rtt| Evidence::Probe { rtt });
+                self.store.confirm(key, *endpoint, evidence);
+                let (endpoint, at) = (peerstore::canonical_endpoint(*endpoint), self.now);
+                Some((*key, Said::Confirm { endpoint, at }))
+            }
+            Step::Fail { key, endpoint } => {
+                self.summary.failures += 1;
+                self.store.note_failure(key, *endpoint);
+                let endpoint = peerstore::canonical_endpoint(*endpoint);
+                Some((*key, Said::Fail { endpoint }))
+            }
+        }
+    }
+
+    /// The peers a step may change: its own, or for a cleanup every one in the store.
+    fn touched(&self, step: &Step) -> Vec<PublicKey> {
+        match step {
+            Step::Announce { peer, .. } => vec![peer.info.public_key],
+            Step::Remove { key, .. } | Step::Confirm { key, .. } | Step::Fail { key, .. } => {
+                vec![*key]
+            }
+            Step::Cleanup { .. } => self
+                .tracks
+                .iter()
+                .filter(|(_, t)| t.active_until.is_some())
+                .map(|(k, _)| *k)
+                .collect(),
+        }
+    }
+
+    /// A peer's track, made if new; past [`MAX_TRACKED`], those out of the store are forgotten.
+    fn track(&mut self, key: PublicKey) -> &mut Track {
+        if self.tracks.len() >= MAX_TRACKED && !self.tracks.contains_key(&key) {
+            self.tracks.retain(|_, t| t.active_until.is_some());
+        }
+        let now = self.now;
+        self.tracks.entry(key).or_insert_with(|| Track {
+            since: now,
+            ..Track::default()
+        })
+    }
+
+    /// Counts a peer's stale time up to now.
+    fn accrue(&mut self, key: &PublicKey) {
+        if let Some(track) = self.tracks.get_mut(key) {
+            self.summary.stale += track.accrue(self.now, &self.yardstick);
+        }
+    }
+
+    /// Looks at a peer after a step: in the store or not, until when active, and the endpoint
+    /// changes its history recorded since the last look.
+    fn observe(&mut self, key: PublicKey) {
+        let Some(peer) = self.store.get(&key) else {
+            if let Some(track) = self.tracks.get_mut(&key) {
+                // Gone: a later record starts from nothing said.
+                track.active_until = None;
+                track.endpoint = None;
+                track.told.forget();
+            }
+            return;
+        };
+        let active_until = self.on_trace(peer.last_seen) + self.yardstick.dead_after;
+        let moved = self.tracks.get(&key).and_then(|t| t.endpoint) != peer.endpoint;
+        let history = if moved {
+            self.store.endpoint_history(&key)
+        } else {
+            Vec::new()
+        };
+        let track = self.track(key);
+        track.name = peer.hostname.as_ref().map(ToString::to_string);
+        track.active_until = Some(active_until);
+        track.endpoint = peer.endpoint;
+        let mut moved = Vec::new();
+        for change in history {
+            if track.last_seq.is_none_or(|last| change.seq > last) {
+                track.changes += 1;
+                track.flaps += u64::from(change.flap);
+                track.last_seq = Some(change.seq);
+                moved.push(change);
+            }
+        }
+        if self.explain == Some(key) && self.summary.policy != Policy::Seed {
+            if let Some(announced) = self.pending.take() {
+                let verdict = self.resilient_verdict(&announced, &peer, &moved);
+                self.decide(announced, verdict);
+            }
+            let at = self.now;
+            let moves = moved
+                .into_iter()
+                .map(|change| Decision::Moved { at, change });
+            self.decisions.extend(moves);
+        }
+    }
+
+    /// What the resilient policy made of an announced endpoint, as the store tells it after
+    /// the step: the peer's endpoint now, the moves the step made (`moved`), its candidates.
+    fn resilient_verdict(
+        &self,
+        announced: &Pending,
+        peer: &Peer,
+        moved: &[EndpointChange],
+    ) -> Verdict {
+        let candidate = peerstore::canonical_endpoint(announced.candidate);
+        if let Some(change) = moved.iter().rev().find(|c| c.to == candidate) {
+            return Verdict::Chosen(change.rule);
+        }
+        if peer.endpoint == Some(candidate) {
+            return match &announced.current {
+                Some((current, _)) if *current == candidate => Verdict::InUse,
+                // A new record: its first endpoint is in no history.
+                _ => Verdict::Chosen(EndpointRule::FirstEndpoint),
+            };
+        }
+        let candidates = self.store.candidates(&peer.public_key);
+        Verdict::NotChosen {
+            kept: candidates.iter().any(|c| c.endpoint == candidate),
+            trusted: candidates
+                .iter()
+                .any(|c| Some(c.endpoint) == peer.endpoint && c.trusted),
+        }
+    }
+
+    fn decide(&mut self, announced: Pending, verdict: Verdict) {
+        self.decisions.push(Decision::Endpoint {
+            at: self.now,
+            method: announced.method,
+            candidate: announced.candidate,
+            current: announced.current,
+            verdict,
+        });
+    }
+
+    /// A wall-clock time as a time on the trace (0 for one before its start).
+    fn on_trace(&self, wall: SystemTime) -> Duration {
+        wall.duration_since(trace::trace_start())
+            .unwrap_or_default()
+    }
+
+    fn drain(&mut self) {
+        for event in self.events.try_iter() {
+            match event.kind {
+                PeerEventKind::New => {
+                    self.summary.events_new += 1;
+                    self.summary.readmitted += usize::from(event.readmitted);
+                }
+                PeerEventKind::Updated => self.summary.events_updated += 1,
+                PeerEventKind::Removed { cause } => {
+                    match cause {
+                        RemovalCause::Explicit => self.summary.removed_explicit += 1,
+                        RemovalCause::Expired => self.summary.removed_expired += 1,
+                        RemovalCause::Evicted => self.summary.removed_evicted += 1,
+                        _ => self.summary.removed_other += 1,
+                    }
+                    if self.removed_keys.len() < MAX_TRACKED
+                        || self.removed_keys.contains_key(&event.public_key)
+                    {
+                        self.removed_keys.insert(event.public_key, cause);
+                    }
+                    if self.explain == Some(event.public_key) {
+                        self.decisions.push(Decision::Removed {
+                            at: self.now,
+                            cause,
+                        });
+                    }
+                }
+                // A kind of event this tool does not know (from a newer crate).
+                _ => {}
+            }
+        }
+    }
+
+    /// The final table: by host name, then key; peers without a name last.
+    pub fn table(&self) -> Vec<Row> {
+        let wall = self.store_wall();
+        let mut rows: Vec<Row> = self
+            .store
+            .get_all()
+            .iter()
+            .map(|peer| Row {
+                age: wall.duration_since(peer.last_seen).unwrap_or_default(),
+                active: !self.store.is_dead(&peer.public_key),
+                peer: Peer::clone(peer),
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            let (a, b) = (&a.peer, &b.peer);
+            listing_order(a.hostname.as_deref(), &a.public_key)
+                .cmp(&listing_order(b.hostname.as_deref(), &b.public_key))
+        });
+        rows
+    }
+
+    pub fn store_wall(&self) -> SystemTime {
+        trace::trace_start() + self.now
+    }
+}
+
+pub struct Row {
+    pub peer: Peer,
+    pub age: Duration,
+    pub active: bool,
+}
+
+impl Row {
+    /// `active` or `dead`, as the table says it.
+    pub fn state(&self) -> &'static str {
+        if self.active { "active" } else { "dead" }
+    }
+}
+
+/// The order peers are listed in: by host name, then key; peers without a name last.
+pub fn listing_order<'a>(
+    name: Option<&'a str>,
+    key: &'a PublicKey,
+) -> (bool, Option<&'a str>, &'a PublicKey) {
+    (name.is_none(), name, key)
+}
+
+/// Finds the peer `--explain` names: a whole key, a unique prefix of one, or a host name.
+pub fn resolve(wanted: &str, lines: &[Line]) -> Result<PublicKey, String> {
+    if let Ok(key) = wanted.parse() {
+        return Ok(key);
+    }
+    let mut found: Vec<PublicKey> = Vec::new();
+    for line in lines {
+        if let Step::Announce { peer, .. } = &line.step {
+            let info = &peer.info;
+            let by_name = info.hostname.as_deref() == Some(wanted);
+            if (by_name || info.public_key.to_string().starts_with(wanted))
+                && !found.contains(&info.public_key)
+            {
+                found.push(info.public_key);
+            }
+        }
+    }
+    match found.as_slice() {
+        [key] => Ok(*key),
+        [] => Err(format!(
+            "--explain {wanted:?}: no peer in the trace has that key or host name"
+        )),
+        many => Err(format!(
+            "--explain {wanted:?} is ambiguous: {} peers match ({}, ...)",
+            many.len(),
+            many[0].short()
+        )),
+    }
+}
+
+/// What the tests of the rooms share: replays of a trace under given settings, and lookups in
+/// what they kept.
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+    pub(crate) use crate::DEFAULT_TRACE;
+    use crate::settings::Settings;
+    use crate::trace::parse_trace;
+
+    /// The resilient endpoint policy alone.
+    pub fn resilient() -> Settings {
+        Settings {
+            policy: Policy::Resilient,
+            ..Settings::defaults()
+        }
+    }
+
+    pub fn replay(text: &str, explain: Option<&str>) -> (Replay, Vec<(usize, String)>) {
+        let (lines, bad) = parse_trace(text.as_bytes());
+        let key = explain.map(|k| resolve(k, &lines).unwrap());
+        let mut replay = Replay::new(key, &Settings::seed());
+        replay.summary.bad_lines = bad.len();
+        replay.run(&lines);
+        (replay, bad)
+    }
+
+    pub fn by_name(replay: &Replay, name: &str) -> Peer {
+        replay
+            .table()
+            .into_iter()
+            .find(|r| r.peer.hostname.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("{name} is not in the final table"))
+            .peer
+    }
+
+    pub fn run_under(settings: &Settings, text: &str, explain: Option<&str>) -> Replay {
+        let (lines, bad) = parse_trace(text.as_bytes());
+        assert!(bad.is_empty(), "{bad:?}");
+        let key = explain.map(|k| resolve(k, &lines).unwrap());
+        let mut replay = Replay::new(key, settings);
+        replay.run(&lines);
+        replay
+    }
+
+    pub fn track<'a>(replay: &'a Replay, name: &str) -> &'a Track {
+        replay
+            .tracks
+            .values()
+            .find(|t| t.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("{name} was never seen"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use crate::settings::Named as _;
+    use crate::trace::parse_trace;
+
+    #[test]
+    fn bad_lines_are_reported_with_their_numbers_and_skipped() {
+        let key = PublicKey::from_bytes([1; 32]);
+        let good = format!(
+            r#"{{"at": 1, "method": "lan", "peer": {{"public_key": "{key}", "endpoint": "192.168.1.1:51820"}}}}"#
+        );
+        let text = [
+            "this is not json",
+            &good,
+            r#"{"at": -1, "cleanup": true}"#,
+            r#"{"method": "lan", "peer": {}}"#,
+            r#"{"at": 2, "method": "lan", "peer": {"public_key": "short"}}"#,
+            r#"{"at": 3, "remove": "short"}"#,
+            r#"{"at": 4, "cleanup": false}"#,
+            "",
+            r#"{"at": 5, "cleanup": true}"#,
+            r#"{"at": 4, "cleanup": true}"#,
+            "[1, 2]",
+        ]
+        .join("\n");
+        let (replay, bad) = replay(&text, None);
+        let numbers: Vec<usize> = bad.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, [1, 3, 4, 5, 6, 7, 10, 11], "{bad:?}");
+        assert!(bad[1].1.contains("\"at\""), "{bad:?}");
+        assert!(
+            bad[3].1.contains("public_key") || bad[3].1.contains("44"),
+            "{bad:?}"
+        );
+        assert!(bad[6].1.contains("never goes back"), "{bad:?}");
+        assert_eq!(replay.summary.lines, 2, "the good lines still ran");
+        assert_eq!(replay.summary.inserted, 1);
+        assert_eq!(replay.summary.cleanups, 1);
+    }
+
+    /// The default trace tells the story `make_trace.rs` promises; these pin it.
+    #[test]
+    fn the_default_trace_tells_its_story() {
+        let (replay, bad) = replay(DEFAULT_TRACE, Some("laptop-ana"));
+        assert!(bad.is_empty(), "{bad:?}");
+        let s = &replay.summary;
+        assert_eq!(s.duration, Duration::from_secs(30 * 60));
+        assert_eq!(s.refused_invalid, 2, "port 0 and multicast");
+        assert!(s.refused_full > 0, "the flood passes the cap: {s:?}");
+        assert_eq!(s.removed_explicit, 2, "the revoked key, and node-105");
+        assert_eq!(s.events_dropped, 0);
+        assert!(
+            s.removed_expired >= 900 - s.refused_full,
+            "the flood expired: {s:?}"
+        );
+
+        let table = replay.table();
+        assert!(
+            (150..=250).contains(&table.len()),
+            "about 200 peers at the end: {}",
+            table.len()
+        );
+        assert!(table.iter().all(|r| {
+            !r.peer
+                .endpoint
+                .is_some_and(|e| e.ip().to_string().starts_with("100.64."))
+        }));
+        assert!(
+            table
+                .iter()
+                .all(|r| r.peer.hostname.as_deref() != Some("node-050"))
+        );
+        assert!(
+            table
+                .iter()
+                .all(|r| r.peer.hostname.as_deref() != Some("old-01"))
+        );
+
+        let lan = by_name(&replay, "lan-04");
+        assert_eq!(
+            lan.endpoint_method,
+            Some(DiscoveryMethod::Lan),
+            "LAN sticky"
+        );
+        assert!(lan.discovered_via.contains(&DiscoveryMethod::Dht));
+        let v6 = by_name(&replay, "node-007");
+        assert!(
+            v6.endpoint.unwrap().is_ipv6(),
+            "IPv6 preferred: {:?}",
+            v6.endpoint
+        );
+        let far = by_name(&replay, "far-04");
+        assert_eq!(
+            far.discovered_via,
+            [
+                DiscoveryMethod::GossipTransitive,
+                DiscoveryMethod::DhtTransitive
+            ]
+        );
+        let silent = by_name(&replay, "node-070");
+        assert!(silent.discovered_via.contains(&DiscoveryMethod::Dht));
+
+        let laptop = by_name(&replay, "laptop-ana");
+        assert_eq!(laptop.endpoint, Some("203.0.113.77:38212".parse().unwrap()));
+        assert_eq!(laptop.endpoint_method, Some(DiscoveryMethod::DhtRendezvous));
+        assert_eq!(
+            laptop.discovered_via,
+            [DiscoveryMethod::Dht, DiscoveryMethod::DhtRendezvous],
+            "a new record after its removal"
+        );
+
+        let rules: Vec<&str> = replay
+            .decisions
+            .iter()
+            .map(|d| match d {
+                Decision::Endpoint { verdict, .. } => verdict.why(),
+                Decision::Removed { .. } => "removed",
+                Decision::Refused { .. } => "refused",
+                Decision::Moved { .. } => "moved",
+            })
+            .collect();
+        assert_eq!(rules.first(), Some(&"first endpoint"));
+        assert!(rules.contains(&"LAN sticky"), "{rules:?}");
+        let removed = rules
+            .iter()
+            .position(|r| *r == "removed")
+            .expect("the laptop expired");
+        assert_eq!(rules[removed + 1], "first endpoint", "{rules:?}");
+        assert_eq!(rules[removed + 2], "higher rank", "{rules:?}");
+    }
+
+    /// Scene (B) as a trace of its own: two DHT reporters alternate, and the first endpoint
+    /// is confirmed; the resilient policy does not flap, and a failure moves it at once.
+    #[test]
+    fn the_resilient_policy_answers_confirmations_and_failures_in_a_trace() {
+        let key = PublicKey::from_bytes([9; 32]);
+        let (a, b) = ("203.0.113.9:40001", "198.51.100.4:40002");
+        let mut lines = Vec::new();
+        for i in 0..20 {
+            let endpoint = if i % 2 == 0 { a } else { b };
+            lines.push(format!(
+                r#"{{"at": {}, "method": "dht", "peer": {{"public_key": "{key}", "endpoint": "{endpoint}"}}}}"#,
+                i * 5
+            ));
+            if i == 0 {
+                lines.push(format!(
+                    r#"{{"at": 0, "confirm": "{key}", "endpoint": "{a}", "rtt_ms": 12}}"#
+                ));
+            }
+        }
+        lines.push(format!(
+            r#"{{"at": 100, "fail": "{key}", "endpoint": "{a}"}}"#
+        ));
+        let text = lines.join("\n");
+        let (parsed, bad) = parse_trace(text.as_bytes());
+        assert!(bad.is_empty(), "{bad:?}");
+        let run = |settings: Settings| {
+            let mut replay = Replay::new(None, &settings);
+            replay.run(&parsed);
+            let endpoint = replay.store.get(&key).and_then(|p| p.endpoint);
+            (replay.summary, endpoint)
+        };
+        let (seed, seed_end) = run(Settings::seed());
+        assert_eq!((seed.endpoint_changes, seed.flaps), (19, 18), "{seed:?}");
+        assert_eq!((seed.confirms, seed.failures), (1, 1));
+        assert_eq!(
+            seed_end,
+            Some(b.parse().unwrap()),
+            "the newest, whatever the evidence"
+        );
+        let (resilient, resilient_end) = run(resilient());
+        assert_eq!(resilient.policy.name(), "resilient");
+        assert_eq!(
+            resilient.endpoint_changes, 1,
+            "only the failure moves it: {resilient:?}"
+        );
+        assert_eq!(resilient_end, Some(b.parse().unwrap()));
+
+        let refused = parse_trace(br#"{"at": 1, "confirm": "short", "endpoint": "1.2.3.4:5"}"#).1;
+        assert!(refused[0].1.contains("confirm"), "{refused:?}");
+        let refused = parse_trace(
+            format!(r#"{{"at": 1, "fail": "{key}", "endpoint": "nowhere"}}"#).as_bytes(),
+        )
+        .1;
+        assert!(refused[0].1.contains("endpoint"), "{refused:?}");
+    }
+
+    #[test]
+    fn explain_finds_a_peer_by_key_prefix_or_name_and_refuses_ambiguity() {
+        let (lines, _) = parse_trace(DEFAULT_TRACE.as_bytes());
+        let laptop = resolve("laptop-ana", &lines).unwrap();
+        assert_eq!(resolve(&laptop.to_string()[..10], &lines).unwrap(), laptop);
+        assert_eq!(resolve(&laptop.to_string(), &lines).unwrap(), laptop);
+        assert!(resolve("", &lines).unwrap_err().contains("ambiguous"));
+        assert!(resolve("nobody", &lines).unwrap_err().contains("no peer"));
+    }
+
+    /// `--explain` accounts for every announcement of its peer, under every settings: each is
+    /// refused as a whole or given a verdict (the resilient policy's moves come besides).
+    #[test]
+    fn explain_accounts_for_every_announcement_of_its_peer() {
+        let (lines, _) = parse_trace(DEFAULT_TRACE.as_bytes());
+        for name in ["laptop-ana", "laptop-ben", "node-141"] {
+            let key = resolve(name, &lines).unwrap();
+            let announced = lines
+                .iter()
+                .filter(|line| match &line.step {
+                    Step::Announce { peer, .. } => peer.info.public_key == key,
+                    _ => false,
+                })
+                .count();
+            for settings in [Settings::seed(), resilient(), Settings::opt_in()] {
+                let replay = run_under(&settings, DEFAULT_TRACE, Some(name));
+                let told = replay
+                    .decisions
+                    .iter()
+                    .filter(|d| matches!(d, Decision::Endpoint { .. } | Decision::Refused { .. }));
+                let under = settings.describe();
+                assert_eq!(told.count(), announced, "{name} under {under}");
+            }
+        }
+    }
+
+    /// The yardstick restates the resilient policy's freshness rule; on the built-in trace it
+    /// agrees with the rule itself, as a resilient store applies it to the same lines, at
+    /// every half second (every window, report and confirmation falls on a whole second, so
+    /// these are all the figures turn on): for the endpoints the seed's store uses, and for
+    /// those the opt-in one uses. The stale time sampled so is the replay's.
+    #[test]
+    fn the_yardstick_agrees_with_the_resilient_policy_on_the_built_in_trace() {
+        let (lines, _) = parse_trace(DEFAULT_TRACE.as_bytes());
+        let step = Duration::from_secs(1);
+        // The two sides of `--compare`.
+        for settings in [Settings::seed(), Settings::opt_in()] {
+            let mut judged = Replay::new(None, &settings);
+            let policy = Policy::Resilient;
+            let mut store = Replay::new(
+                None,
+                &Settings {
+                    policy,
+                    ..settings.clone()
+                },
+            );
+            let (mut stale, mut differ) = (Duration::ZERO, Vec::new());
+            let mut t = step / 2;
+            for line in &lines {
+                while t < line.at {
+                    for replay in [&mut judged, &mut store] {
+                        replay.clock.advance(t - replay.now);
+                        replay.now = t;
+                    }
+                    for (key, track) in &judged.tracks {
+                        let (Some(endpoint), Some(until)) = (track.endpoint, track.active_until)
+                        else {
+                            continue;
+                        };
+                        if t >= until {
+                            continue;
+                        }
+                        let said = track.told.said();
+                        let fresh = t < judged.yardstick.fresh_until(said, endpoint);
+                        if !fresh {
+                            stale += step;
+                        }
+                        let candidates = store.store.candidates(key);
+                        let rule = candidates.iter().find(|c| c.endpoint == endpoint);
+                        if rule.map(|c| c.fresh) != Some(fresh) {
+                            differ.push((t, key.short(), endpoint, fresh));
+                        }
+                    }
+                    t += step;
+                }
+                judged.play(line);
+                store.play(line);
+            }
+            judged.finish(lines.len());
+            let under = settings.describe();
+            assert!(
+                differ.is_empty(),
+                "{under}: {:?}",
+                &differ[..differ.len().min(10)]
+            );
+            assert_eq!(stale, judged.summary.stale, "{under}");
+        }
+    }
+}

@@ -210,7 +210,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 continue;
             }
             match event.kind {
-                PeerEventKind::New | PeerEventKind::Updated => {
+                PeerEventKind::New { .. } | PeerEventKind::Updated => {
                     follower.known.insert(event.public_key, true);
                 }
                 PeerEventKind::Removed { .. } => {

@@ -20,6 +20,7 @@ use crate::sync::ArcSwap;
 
 /// One change to the store, as a subscriber receives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct PeerEvent {
     /// The peer that changed.
     pub public_key: PublicKey,
@@ -28,10 +29,6 @@ pub struct PeerEvent {
     /// The change's place in the store-wide order of changes: strictly increasing across all
     /// peers, so a gap means this subscriber missed events (or saw none of some changes).
     pub seq: u64,
-    /// On a [`New`](PeerEventKind::New) event: the peer had a tombstone
-    /// ([`PeerStore::remove_for`](crate::PeerStore::remove_for)) that a first-hand method
-    /// cleared, so it is back after a removal. `false` on every other event.
-    pub readmitted: bool,
 }
 
 /// What happened to a peer.
@@ -39,7 +36,11 @@ pub struct PeerEvent {
 #[non_exhaustive]
 pub enum PeerEventKind {
     /// The peer was inserted.
-    New,
+    New {
+        /// The peer had a tombstone ([`PeerStore::remove_for`](crate::PeerStore::remove_for))
+        /// that this announcement lifted, so it is back after a removal.
+        readmitted: bool,
+    },
     /// Something a consumer acts on changed, or a dead peer came back.
     Updated,
     /// The peer left the store.
@@ -68,7 +69,7 @@ impl PeerEventKind {
     #[must_use]
     pub fn as_str(&self) -> &'static str {
         match self {
-            PeerEventKind::New => "new",
+            PeerEventKind::New { .. } => "new",
             PeerEventKind::Updated => "updated",
             PeerEventKind::Removed { .. } => "removed",
         }
@@ -272,9 +273,8 @@ mod tests {
     pub(super) fn event(seq: u64) -> PeerEvent {
         PeerEvent {
             public_key: PublicKey::from_bytes([0; 32]),
-            kind: PeerEventKind::New,
+            kind: PeerEventKind::New { readmitted: false },
             seq,
-            readmitted: false,
         }
     }
 

@@ -10,6 +10,8 @@ use crate::{DiscoveryMethod, Hostname, MethodSet, NatType, PublicKey, RoutableNe
 /// One announcement about a peer: the input of [`PeerStore::update`](crate::PeerStore::update).
 ///
 /// Empty fields (`None`, an empty hostname, no networks) leave what the store knows untouched.
+/// Fields may be added: outside the crate a `PeerInfo` is built with [`PeerInfo::new`] and its
+/// fields set.
 ///
 /// ```
 /// use peerstore::{PeerInfo, PublicKey};
@@ -23,6 +25,7 @@ use crate::{DiscoveryMethod, Hostname, MethodSet, NatType, PublicKey, RoutableNe
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[non_exhaustive]
 pub struct PeerInfo {
     /// The peer's WireGuard public key: the store's key (the one field JSON must carry).
     pub public_key: PublicKey,

@@ -13,19 +13,16 @@ use peerstore::{
 };
 use support::{key, on_clock, secs};
 
-fn new(readmitted: bool) -> (PeerEventKind, bool) {
-    (PeerEventKind::New, readmitted)
+fn new(readmitted: bool) -> PeerEventKind {
+    PeerEventKind::New { readmitted }
 }
 
-fn removed(cause: RemovalCause) -> (PeerEventKind, bool) {
-    (PeerEventKind::Removed { cause }, false)
+fn removed(cause: RemovalCause) -> PeerEventKind {
+    PeerEventKind::Removed { cause }
 }
 
-fn kinds(events: &Subscription) -> Vec<(PeerEventKind, bool)> {
-    events
-        .try_iter()
-        .map(|e: PeerEvent| (e.kind, e.readmitted))
-        .collect()
+fn kinds(events: &Subscription) -> Vec<PeerEventKind> {
+    events.try_iter().map(|e: PeerEvent| e.kind).collect()
 }
 
 /// (C) The health monitor removes a peer; gossip mentions it second-hand 2 s later.
@@ -131,7 +128,7 @@ struct Hour {
     present: Vec<u64>,
     /// The minutes it is active (in `get_active`).
     active: Vec<u64>,
-    events: Vec<(PeerEventKind, bool)>,
+    events: Vec<PeerEventKind>,
 }
 
 /// (D) A peer only ever mentioned second-hand, every minute, with no time of its own; the
@@ -370,7 +367,7 @@ fn racing_admissions_evictions_and_removals_keep_the_cap_and_the_books() {
         let mut inside = std::collections::HashSet::new();
         for event in all {
             match event.kind {
-                PeerEventKind::New => assert!(inside.insert(event.public_key), "New twice"),
+                PeerEventKind::New { .. } => assert!(inside.insert(event.public_key), "New twice"),
                 PeerEventKind::Removed { .. } => {
                     assert!(inside.remove(&event.public_key), "Removed while out");
                 }

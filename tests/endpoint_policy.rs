@@ -71,7 +71,7 @@ fn a_stale_lan_endpoint_gives_way_to_a_fresh_one_within_one_lan_window() {
         assert_eq!(
             kinds,
             [
-                PeerEventKind::New,
+                PeerEventKind::New { readmitted: false },
                 PeerEventKind::Updated,
                 PeerEventKind::Updated
             ],
@@ -196,7 +196,13 @@ fn a_report_ageing_out_while_another_vouches_for_the_same_address_is_no_news() {
         store.update(info, M::Lan).unwrap();
         assert_eq!(store.get(&key(2)).unwrap().endpoint_method, Some(M::Lan));
         let kinds: Vec<PeerEventKind> = events.try_iter().map(|e| e.kind).collect();
-        assert_eq!(kinds, [PeerEventKind::New, PeerEventKind::Updated]);
+        assert_eq!(
+            kinds,
+            [
+                PeerEventKind::New { readmitted: false },
+                PeerEventKind::Updated
+            ]
+        );
     });
 }
 

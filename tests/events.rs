@@ -47,9 +47,9 @@ fn each_change_is_one_event_and_nothing_else_is() {
         assert_eq!(
             kinds(&events),
             [
-                (1, PeerEventKind::New),
+                (1, PeerEventKind::New { readmitted: false }),
                 (1, PeerEventKind::Updated),
-                (2, PeerEventKind::New),
+                (2, PeerEventKind::New { readmitted: false }),
                 (2, explicit),
                 (1, expired)
             ]
@@ -176,7 +176,10 @@ fn the_store_going_away_ends_recv() {
         let events = store.subscribe();
         store.update(PeerInfo::new(key(1)), M::Lan).unwrap();
         drop(store);
-        assert_eq!(events.recv().map(|e| e.kind), Ok(PeerEventKind::New));
+        assert_eq!(
+            events.recv().map(|e| e.kind),
+            Ok(PeerEventKind::New { readmitted: false })
+        );
         assert!(events.recv().is_err());
     });
 }

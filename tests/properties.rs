@@ -769,8 +769,11 @@ fn an_update_meets_the_tombstones(
                 }
             }
             (Some(_), true) if *result == Ok(UpdateOutcome::Inserted) => {
-                let new = seen.events.iter().find(|e| e.kind == PeerEventKind::New);
-                if !new.is_some_and(|e| e.readmitted) {
+                let new = seen
+                    .events
+                    .iter()
+                    .find(|e| matches!(e.kind, PeerEventKind::New { .. }));
+                if !new.is_some_and(|e| matches!(e.kind, PeerEventKind::New { readmitted: true })) {
                     return Err(format!("a readmission of {n}, but its event is {new:?}"));
                 }
                 stones.remove(&n);
@@ -779,7 +782,11 @@ fn an_update_meets_the_tombstones(
                 return Err(format!("peer {n} refused as tombstoned, but none stands"));
             }
             _ => {
-                if seen.events.iter().any(|e| e.readmitted) {
+                if seen
+                    .events
+                    .iter()
+                    .any(|e| matches!(e.kind, PeerEventKind::New { readmitted: true }))
+                {
                     return Err(format!(
                         "a readmission with no tombstone: {:?}",
                         seen.events

@@ -212,7 +212,7 @@ fn every_operation_at_once(threads: usize, ops: usize) {
     let (mut news, mut updates, mut removals) = (0u64, 0u64, 0u64);
     for e in &log {
         match e.kind {
-            PeerEventKind::New => {
+            PeerEventKind::New { .. } => {
                 news += 1;
                 assert!(held.insert(e.public_key), "New for a held peer: {e:?}");
             }
@@ -287,7 +287,7 @@ struct Follower {
 impl Follower {
     fn hear(&mut self, event: peerstore::PeerEvent) {
         let present = !matches!(event.kind, PeerEventKind::Removed { .. });
-        self.news += u64::from(event.kind == PeerEventKind::New);
+        self.news += u64::from(matches!(event.kind, PeerEventKind::New { .. }));
         self.updates += u64::from(event.kind == PeerEventKind::Updated);
         let entry = self.latest.entry(event.public_key).or_insert((0, false));
         if event.seq >= entry.0 {

@@ -32,9 +32,8 @@ use crossbeam_channel::{Receiver, Sender};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use peerstore::{
-    DiscoveryMethod, Hostname, MethodSet, NatType, PEER_DEAD_TIMEOUT, Peer, PeerEvent,
-    PeerEventKind, PeerInfo, PeerStore, PublicKey, RoutableNetworks, Subscription,
-    should_update_endpoint,
+    DiscoveryMethod, Hostname, MethodSet, NatType, PEER_DEAD_TIMEOUT, Peer, PeerEventKind,
+    PeerInfo, PeerStore, PublicKey, RoutableNetworks, Subscription, should_update_endpoint,
 };
 
 /// Peers every workload's store starts with.
@@ -203,23 +202,28 @@ impl Target for PeerStore {
     }
 }
 
+/// The event the reference design sends: the peer and what happened to it, as Go's `PeerEvent`.
+#[derive(Debug, Clone, Copy)]
+pub struct ReferenceEvent {
+    pub public_key: PublicKey,
+    pub kind: PeerEventKind,
+}
+
 /// The reference design, as the Go store does it: one lock around a map of plain records,
 /// a deep copy for every reader, and an event for every update to a copy of the subscriber
 /// list taken under its own lock.
 pub struct Reference {
     peers: RwLock<HashMap<PublicKey, ReferencePeer>>,
-    subscribers: Mutex<Vec<Sender<PeerEvent>>>,
+    subscribers: Mutex<Vec<Sender<ReferenceEvent>>>,
     max_peers: usize,
 }
 
 impl Reference {
     fn notify(&self, key: PublicKey, kind: PeerEventKind) {
         let subscribers = self.subscribers.lock().expect("not poisoned").clone();
-        let event = PeerEvent {
+        let event = ReferenceEvent {
             public_key: key,
             kind,
-            seq: 0,
-            readmitted: false,
         };
         for subscriber in &subscribers {
             // Go's `select { case ch <- ev: default: }`.
@@ -230,7 +234,7 @@ impl Reference {
 
 impl Target for Reference {
     type Snapshot = ReferencePeer;
-    type Subscriber = Receiver<PeerEvent>;
+    type Subscriber = Receiver<ReferenceEvent>;
     const NAME: &'static str = "reference";
 
     fn with_max_peers(max_peers: usize) -> Self {
@@ -302,7 +306,7 @@ impl Target for Reference {
                             latency: None,
                         },
                     );
-                    PeerEventKind::New
+                    PeerEventKind::New { readmitted: false }
                 }
             }
         };
@@ -327,7 +331,7 @@ impl Target for Reference {
             .collect()
     }
 
-    fn subscribe_idle(&self) -> Receiver<PeerEvent> {
+    fn subscribe_idle(&self) -> Receiver<ReferenceEvent> {
         let (sender, receiver) = crossbeam_channel::bounded(peerstore::EVENT_BUFFER_SIZE);
         self.subscribers.lock().expect("not poisoned").push(sender);
         receiver

@@ -15,8 +15,8 @@ use crate::policy::{self, Ranked, Sighting};
 use crate::{DiscoveryMethod, PeerInfo, PublicKey, UpdateError, UpdateOutcome};
 
 /// What an update did, and the event it owes subscribers once the record's lock is gone: its
-/// kind, seq and whether it readmits the peer.
-pub(super) type Merged = (UpdateOutcome, Option<(PeerEventKind, u64, bool)>);
+/// kind and seq.
+pub(super) type Merged = (UpdateOutcome, Option<(PeerEventKind, u64)>);
 
 impl Inner {
     /// Merges `info`, heard by `method` at `now`, into its peer's record, or inserts one.
@@ -133,10 +133,10 @@ impl Inner {
             }
             policy::apply(Arc::make_mut(&mut record.peer), info, method, merge);
         }
-        let event = (outcome == UpdateOutcome::Updated)
-            .then(|| (PeerEventKind::Updated, self.next_seq(), false));
+        let event =
+            (outcome == UpdateOutcome::Updated).then(|| (PeerEventKind::Updated, self.next_seq()));
         if moved {
-            let seq = event.map_or(0, |(_, seq, _)| seq);
+            let seq = event.map_or(0, |(_, seq)| seq);
             match told {
                 Some(told) => {
                     self.endpoint_moved(extra, from, told, seq, now, wall());
@@ -171,7 +171,7 @@ impl Inner {
         drop(record);
         (
             UpdateOutcome::Inserted,
-            Some((PeerEventKind::New, seq, readmitted)),
+            Some((PeerEventKind::New { readmitted }, seq)),
         )
     }
 }

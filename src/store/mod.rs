@@ -160,13 +160,8 @@ impl PeerStore {
         // replaced or did not take is freed now too, outside the lock.
         drop(info);
         inner.counters.add(Counter::of(outcome), 1);
-        if let Some((kind, seq, readmitted)) = event {
-            inner.publish_event(PeerEvent {
-                public_key: key,
-                kind,
-                seq,
-                readmitted,
-            });
+        if let Some((kind, seq)) = event {
+            inner.publish(key, kind, seq);
         }
         Ok(outcome)
     }
@@ -263,7 +258,8 @@ impl PeerStore {
     /// let key = PublicKey::from_bytes([1; 32]);
     /// store.update(PeerInfo::new(key), DiscoveryMethod::Lan)?;
     /// let event = events.try_recv()?;
-    /// assert_eq!((event.public_key, event.kind), (key, PeerEventKind::New));
+    /// assert_eq!(event.public_key, key);
+    /// assert_eq!(event.kind, PeerEventKind::New { readmitted: false });
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn subscribe(&self) -> Subscription {
@@ -330,9 +326,10 @@ impl PeerStore {
     /// Removes a peer, as [`remove`](Self::remove) does, and keeps a tombstone for it for
     /// `tombstone` (a zero span keeps none): until it falls, an update by a method that does
     /// not refresh `last_seen` (the cache, a second-hand method) cannot bring the peer back
-    /// and is refused with [`UpdateError::Tombstoned`]. A first-hand method can: the peer goes
-    /// in again at once, the tombstone is cleared, and its `New` event says
-    /// [`readmitted`](PeerEvent::readmitted). The tombstone is placed even if the peer is not
+    /// and is refused with [`UpdateError::Tombstoned`]. A first-hand method can, as the
+    /// store's [`Readmission`] rule says (by default, any): the peer goes in again at once, the
+    /// tombstone is cleared, and its event is
+    /// [`New { readmitted: true }`](PeerEventKind::New). The tombstone is placed even if the peer is not
     /// in the store (it may have expired a moment ago); placed again, it replaces the one
     /// standing, shorter or longer, while a zero span leaves one standing as it is.
     /// Tombstones do not count toward the cap; at most [`MAX_TOMBSTONES`](crate::MAX_TOMBSTONES)
@@ -444,15 +441,11 @@ impl Inner {
     }
 
     fn publish(&self, key: PublicKey, kind: PeerEventKind, seq: u64) {
-        self.publish_event(PeerEvent {
+        let event = PeerEvent {
             public_key: key,
             kind,
             seq,
-            readmitted: false,
-        });
-    }
-
-    fn publish_event(&self, event: PeerEvent) {
+        };
         let delivery = self.subscribers.publish(event);
         self.counters.add(Counter::EventsSent, delivery.sent);
         self.counters.add(Counter::EventsDropped, delivery.dropped);

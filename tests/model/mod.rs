@@ -1186,7 +1186,7 @@ impl Model {
         self.counts.inserts += 1;
         events.push(Event {
             key,
-            kind: PeerEventKind::New,
+            kind: PeerEventKind::New { readmitted },
             readmitted,
         });
         (Expected::Ok(UpdateOutcome::Inserted), events)
@@ -1503,7 +1503,7 @@ impl Subject {
             out.push(Event {
                 key: e.public_key,
                 kind: e.kind,
-                readmitted: e.readmitted,
+                readmitted: matches!(e.kind, PeerEventKind::New { readmitted: true }),
             });
         }
         Ok(out)

@@ -554,9 +554,9 @@ impl Replay {
     fn drain(&mut self) {
         for event in self.events.try_iter() {
             match event.kind {
-                PeerEventKind::New => {
+                PeerEventKind::New { readmitted } => {
                     self.summary.events_new += 1;
-                    self.summary.readmitted += usize::from(event.readmitted);
+                    self.summary.readmitted += usize::from(readmitted);
                 }
                 PeerEventKind::Updated => self.summary.events_updated += 1,
                 PeerEventKind::Removed { cause } => {

@@ -232,18 +232,16 @@ pub struct Replay {
 impl Replay {
     pub fn new(explain: Option<PublicKey>, settings: &Settings) -> Self {
         let clock = ManualClock::starting_at(trace::trace_start());
-        let max_peers = peerstore::DEFAULT_MAX_PEERS;
+        let mut store = settings.store.clone();
         // One step emits at most one event per stored peer (a cleanup that drops them all),
         // and the replay drains after every step: with this buffer nothing is dropped, and
         // `dropped` would say so if it were.
-        let builder = PeerStore::builder()
+        store.event_buffer = store.max_peers + 1;
+        // For the flap count; a few changes a peer are all a trace shows.
+        store.endpoint_history = Some(16);
+        let store = PeerStore::builder()
+            .settings(store)
             .clock(clock.clone())
-            .max_peers(max_peers)
-            .event_buffer(max_peers + 1);
-        let store = settings
-            .apply(builder)
-            // For the flap count; a few changes a peer are all a trace shows.
-            .endpoint_history(16)
             .build()
             .expect("valid store settings");
         let events = store.subscribe();
@@ -260,7 +258,7 @@ impl Replay {
             removed_keys: HashMap::new(),
             tombstones: settings.tombstones,
             summary: Summary {
-                policy: settings.policy,
+                policy: settings.policy(),
                 settings: settings.describe(),
                 ..Summary::default()
             },
@@ -672,10 +670,9 @@ pub mod testing {
 
     /// The resilient endpoint policy alone.
     pub fn resilient() -> Settings {
-        Settings {
-            policy: Policy::Resilient,
-            ..Settings::defaults()
-        }
+        let mut settings = Settings::defaults();
+        settings.set_policy(Policy::Resilient);
+        settings
     }
 
     pub fn replay(text: &str, explain: Option<&str>) -> (Replay, Vec<(usize, String)>) {
@@ -950,14 +947,9 @@ mod tests {
         // The two sides of `--compare`.
         for settings in [Settings::seed(), Settings::opt_in()] {
             let mut judged = Replay::new(None, &settings);
-            let policy = Policy::Resilient;
-            let mut store = Replay::new(
-                None,
-                &Settings {
-                    policy,
-                    ..settings.clone()
-                },
-            );
+            let mut resilient = settings.clone();
+            resilient.set_policy(Policy::Resilient);
+            let mut store = Replay::new(None, &resilient);
             let (mut stale, mut differ) = (Duration::ZERO, Vec::new());
             let mut t = step / 2;
             for line in &lines {

@@ -30,7 +30,7 @@ use render::compare::{compare_json, compare_text};
 use render::json::render_json;
 use render::pretty;
 use render::text::render_text;
-use settings::{Named, Policy, Settings, WhenFull};
+use settings::{Named, Policy, Readmit, Settings, WhenFull};
 use trace::{MAX_AT_SECS, parse_trace};
 
 /// The default trace, built into the binary so the tool runs from anywhere.
@@ -42,8 +42,8 @@ const MAX_REPORTED_LINES: usize = 20;
 macro_rules! usage {
     () => {
         "usage: replay [TRACE.jsonl | -] [--explain KEY | --compare] [--json] [--policy seed|resilient]
-              [--tombstone-expired SECS] [--when-full refuse|evict-second-hand] [--max-second-hand N]
-              [--keep-going]"
+              [--tombstone-expired SECS] [--readmit first-hand|newer|never]
+              [--when-full refuse|evict-second-hand] [--max-second-hand N] [--keep-going]"
     };
 }
 
@@ -67,6 +67,9 @@ const HELP: &str = concat!(
                   mentions cannot bring it back (default 0: none)
   --when-full P   what a full store does with a new peer: refuse (the default) or
                   evict-second-hand (one heard first-hand takes a second-hand peer's place)
+  --readmit R     what lifts a tombstone early: first-hand (the default: any first-hand
+                  method), newer (only news from after the removal: a LAN announcement, or
+                  a record whose last_seen is later than the removal) or never
   --max-second-hand N
                   peers never heard first-hand may fill at most N slots (default: no limit)
   --compare       replay under the seed's defaults and under the settings the options above
@@ -131,16 +134,23 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--keep-going" => parsed.keep_going = true,
             "--policy" => {
                 parsed.settings_given = true;
-                parsed.settings.policy = Policy::parse(&arg, args.next().as_deref())?;
+                let policy = Policy::parse(&arg, args.next().as_deref())?;
+                parsed.settings.set_policy(policy);
             }
             "--tombstone-expired" => {
                 parsed.settings_given = true;
                 let span = seconds_arg(&arg, args.next().as_deref())?;
-                parsed.settings.tombstone_expired = (!span.is_zero()).then_some(span);
+                parsed.settings.store.tombstone_expired = (!span.is_zero()).then_some(span);
             }
             "--when-full" => {
                 parsed.settings_given = true;
-                parsed.settings.when_full = WhenFull::parse(&arg, args.next().as_deref())?;
+                let when_full = WhenFull::parse(&arg, args.next().as_deref())?;
+                parsed.settings.set_when_full(when_full);
+            }
+            "--readmit" => {
+                parsed.settings_given = true;
+                let readmit = Readmit::parse(&arg, args.next().as_deref())?;
+                parsed.settings.set_readmit(readmit);
             }
             "--max-second-hand" => {
                 parsed.settings_given = true;
@@ -149,7 +159,7 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
                     .as_deref()
                     .and_then(|v| v.parse().ok())
                     .ok_or_else(|| format!("{arg} takes a number of peers, not {value:?}"))?;
-                parsed.settings.max_second_hand = Some(n);
+                parsed.settings.store.max_second_hand = Some(n);
             }
             "--compare" => parsed.compare = true,
             "--explain" => {
@@ -325,11 +335,11 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            opt.settings.tombstone_expired,
+            opt.settings.store.tombstone_expired,
             Some(Duration::from_secs(60))
         );
-        assert_eq!(opt.settings.when_full, WhenFull::EvictSecondHand);
-        assert_eq!(opt.settings.max_second_hand, Some(500));
+        assert_eq!(opt.settings.when_full(), WhenFull::EvictSecondHand);
+        assert_eq!(opt.settings.store.max_second_hand, Some(500));
         assert!(
             args(&["--when-full", "panic"])
                 .unwrap_err()
@@ -355,16 +365,19 @@ mod tests {
     #[test]
     fn the_help_tells_the_opt_in_settings() {
         let opt_in = Settings::opt_in();
-        let span = opt_in.tombstone_expired.unwrap().as_secs();
+        let span = opt_in.store.tombstone_expired.unwrap().as_secs();
         let policies = format!(
             "every opt-in policy: {}, --tombstone-expired {span},",
-            opt_in.policy.name()
+            opt_in.policy().name()
         );
         assert!(HELP.contains(&policies), "{HELP}");
         assert!(
-            HELP.contains(&format!("{})", opt_in.when_full.name())),
+            HELP.contains(&format!("{})", opt_in.when_full().name())),
             "{HELP}"
         );
-        assert_eq!(opt_in.max_second_hand, None, "the help names no quota");
+        assert_eq!(
+            opt_in.store.max_second_hand, None,
+            "the help names no quota"
+        );
     }
 }

@@ -1,10 +1,9 @@
-//! The store settings a replay runs under: the seed's defaults, or opt-in policies. They
-//! mirror the store builder's options until the library offers a settings value of its own;
-//! [`Settings::apply`] is the one place that turns them into a builder's.
+//! The store settings a replay runs under: the seed's defaults, or opt-in policies, held as the
+//! library's own [`peerstore::Settings`]; the command line's names for its choices are here.
 
 use std::time::Duration;
 
-use peerstore::{EndpointPolicy, FullPolicy, PeerStoreBuilder};
+use peerstore::{EndpointPolicy, FullPolicy, Readmission};
 
 /// A choice among a few values, each with the name the command line gives it.
 pub trait Named: Copy + PartialEq + 'static {
@@ -74,13 +73,36 @@ impl Named for WhenFull {
     }
 }
 
+/// What lifts a tombstone early (`--readmit`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Readmit {
+    /// Any first-hand method, the seed's.
+    #[default]
+    FirstHand,
+    /// Only news from after the removal.
+    Newer,
+    /// Nothing: a tombstone stands its span.
+    Never,
+}
+
+impl Named for Readmit {
+    const ALL: &'static [Self] = &[Readmit::FirstHand, Readmit::Newer, Readmit::Never];
+
+    fn name(self) -> &'static str {
+        match self {
+            Readmit::FirstHand => "first-hand",
+            Readmit::Newer => "newer",
+            Readmit::Never => "never",
+        }
+    }
+}
+
+/// The settings a replay runs under: the library's own [`peerstore::Settings`], and what the
+/// replay itself does with a trace's `remove` lines.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Settings {
-    pub policy: Policy,
-    /// `tombstone_expired`, if on.
-    pub tombstone_expired: Option<Duration>,
-    pub when_full: WhenFull,
-    pub max_second_hand: Option<usize>,
+    /// The store's settings.
+    pub store: peerstore::Settings,
     /// Whether a `remove` line's `tombstone_secs` is kept (`remove_for`). Off only for the
     /// seed's side of `--compare`: the seed's store has no tombstones, so a daemon on it
     /// could only remove.
@@ -103,28 +125,76 @@ impl Settings {
 
     /// Every opt-in policy: what `--compare` sets against the seed when told nothing else.
     pub fn opt_in() -> Self {
-        Settings {
-            policy: Policy::Resilient,
-            tombstone_expired: Some(Duration::from_secs(3600)),
-            when_full: WhenFull::EvictSecondHand,
-            max_second_hand: None,
-            tombstones: true,
+        let mut opt_in = Settings::defaults();
+        opt_in.set_policy(Policy::Resilient);
+        opt_in.store.tombstone_expired = Some(Duration::from_secs(3600));
+        opt_in.set_when_full(WhenFull::EvictSecondHand);
+        opt_in
+    }
+
+    /// The endpoint policy, by its name on the command line.
+    pub fn policy(&self) -> Policy {
+        match self.store.endpoint_policy {
+            EndpointPolicy::Resilient(_) => Policy::Resilient,
+            _ => Policy::Seed,
         }
+    }
+
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.store.endpoint_policy = match policy {
+            Policy::Seed => EndpointPolicy::ranked(),
+            Policy::Resilient => EndpointPolicy::resilient(),
+        };
+    }
+
+    /// The full policy, by its name on the command line.
+    pub fn when_full(&self) -> WhenFull {
+        match self.store.when_full {
+            FullPolicy::EvictSecondHand => WhenFull::EvictSecondHand,
+            _ => WhenFull::Refuse,
+        }
+    }
+
+    pub fn set_when_full(&mut self, when_full: WhenFull) {
+        self.store.when_full = match when_full {
+            WhenFull::Refuse => FullPolicy::Refuse,
+            WhenFull::EvictSecondHand => FullPolicy::EvictSecondHand,
+        };
+    }
+
+    /// The readmission rule, by its name on the command line.
+    pub fn readmit(&self) -> Readmit {
+        match self.store.readmit {
+            Readmission::Newer => Readmit::Newer,
+            Readmission::Never => Readmit::Never,
+            _ => Readmit::FirstHand,
+        }
+    }
+
+    pub fn set_readmit(&mut self, readmit: Readmit) {
+        self.store.readmit = match readmit {
+            Readmit::FirstHand => Readmission::FirstHand,
+            Readmit::Newer => Readmission::Newer,
+            Readmit::Never => Readmission::Never,
+        };
     }
 
     /// The settings in words, as the options spell them; `seed` for the defaults.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
-        if self.policy != Policy::default() {
-            parts.push(self.policy.name().to_string());
+        if self.policy() != Policy::default() {
+            parts.push(self.policy().name().to_string());
         }
-        if let Some(span) = self.tombstone_expired {
+        if let Some(span) = self.store.tombstone_expired {
             parts.push(format!("tombstone-expired {}", span.as_secs()));
         }
-        if self.when_full != WhenFull::default() {
-            parts.push(self.when_full.name().to_string());
+        if self.readmit() != Readmit::default() {
+            parts.push(format!("readmit {}", self.readmit().name()));
         }
-        if let Some(n) = self.max_second_hand {
+        if self.when_full() != WhenFull::default() {
+            parts.push(self.when_full().name().to_string());
+        }
+        if let Some(n) = self.store.max_second_hand {
             parts.push(format!("max-second-hand {n}"));
         }
         if self.tombstones {
@@ -135,25 +205,5 @@ impl Settings {
         } else {
             parts.join(", ")
         }
-    }
-
-    /// The builder with these settings: the one place they become the store's.
-    pub fn apply(&self, builder: PeerStoreBuilder) -> PeerStoreBuilder {
-        let policy = match self.policy {
-            Policy::Seed => EndpointPolicy::ranked(),
-            Policy::Resilient => EndpointPolicy::resilient(),
-        };
-        let full = match self.when_full {
-            WhenFull::Refuse => FullPolicy::Refuse,
-            WhenFull::EvictSecondHand => FullPolicy::EvictSecondHand,
-        };
-        let mut builder = builder
-            .endpoint_policy(policy)
-            .when_full(full)
-            .tombstone_expired(self.tombstone_expired.unwrap_or_default());
-        if let Some(n) = self.max_second_hand {
-            builder = builder.max_second_hand(n);
-        }
-        builder
     }
 }

@@ -22,9 +22,11 @@ use serde_json::Value;
 /// same each time.
 pub const TRACE_START_UNIX: u64 = 1_793_491_200;
 
-/// The latest `at` a trace line may have, in seconds (about 31,700 years), and the bound of
-/// every other span given in seconds.
-pub const MAX_AT_SECS: f64 = 1e12;
+/// The latest `at` a trace line may have, in seconds (about 285 years), and the bound of every
+/// other span given in seconds: the store's clock counts nanoseconds from its start in 64
+/// bits, about 292 years, and past that it could no longer tell one instant from the next
+/// (a tombstone would never stand, a silent peer never expire).
+pub const MAX_AT_SECS: f64 = 9e9;
 
 /// The most milliseconds an `rtt_ms` may say (some eleven days).
 const MAX_RTT_MS: f64 = 1e9;
@@ -323,7 +325,9 @@ impl TryFrom<Value> for Line {
             let tombstone = match fields.get("tombstone_secs") {
                 None => None,
                 Some(secs) => Some(secs.as_f64().and_then(seconds).ok_or_else(|| {
-                    format!("\"tombstone_secs\" = {secs}: expected seconds, >= 0")
+                    format!(
+                        "\"tombstone_secs\" = {secs}: expected seconds, from 0 to below {MAX_AT_SECS:e}"
+                    )
                 })?),
             };
             Step::Remove {
@@ -341,7 +345,11 @@ impl TryFrom<Value> for Line {
                     ms.as_f64()
                         .filter(|ms| ms.is_finite() && (0.0..MAX_RTT_MS).contains(ms))
                         .map(|ms| Duration::from_secs_f64(ms / 1e3))
-                        .ok_or_else(|| format!("\"rtt_ms\" = {ms}: expected milliseconds, >= 0"))?,
+                        .ok_or_else(|| {
+                            format!(
+                                "\"rtt_ms\" = {ms}: expected milliseconds, from 0 to below {MAX_RTT_MS:e}"
+                            )
+                        })?,
                 ),
             };
             Step::Confirm {
@@ -440,19 +448,23 @@ mod tests {
             (r#"{"method": "lan", "peer": {}}"#, r#"no "at" field"#),
             (
                 r#"{"at": -1, "cleanup": true}"#,
-                r#""at" = -1: expected seconds from the start, from 0 to below 1e12"#,
+                r#""at" = -1: expected seconds from the start, from 0 to below 9e9"#,
             ),
             (
                 r#"{"at": "x", "cleanup": true}"#,
-                r#""at" = "x": expected seconds from the start, from 0 to below 1e12"#,
+                r#""at" = "x": expected seconds from the start, from 0 to below 9e9"#,
             ),
             (
                 r#"{"at": 1e13, "cleanup": true}"#,
-                r#""at" = 10000000000000.0: expected seconds from the start, from 0 to below 1e12"#,
+                r#""at" = 10000000000000.0: expected seconds from the start, from 0 to below 9e9"#,
+            ),
+            (
+                r#"{"at": 1e10, "cleanup": true}"#,
+                r#""at" = 10000000000.0: expected seconds from the start, from 0 to below 9e9"#,
             ),
             (
                 r#"{"at": null, "cleanup": true}"#,
-                r#""at" = null: expected seconds from the start, from 0 to below 1e12"#,
+                r#""at" = null: expected seconds from the start, from 0 to below 9e9"#,
             ),
             (
                 r#"{"at": 1, "peer": {"public_key": "{K}"}}"#,
@@ -496,19 +508,23 @@ mod tests {
             ),
             (
                 r#"{"at": 1, "remove": "{K}", "tombstone_secs": -1}"#,
-                r#""tombstone_secs" = -1: expected seconds, >= 0"#,
+                r#""tombstone_secs" = -1: expected seconds, from 0 to below 9e9"#,
             ),
             (
                 r#"{"at": 1, "remove": "{K}", "tombstone_secs": "x"}"#,
-                r#""tombstone_secs" = "x": expected seconds, >= 0"#,
+                r#""tombstone_secs" = "x": expected seconds, from 0 to below 9e9"#,
             ),
             (
                 r#"{"at": 1, "remove": "{K}", "tombstone_secs": null}"#,
-                r#""tombstone_secs" = null: expected seconds, >= 0"#,
+                r#""tombstone_secs" = null: expected seconds, from 0 to below 9e9"#,
             ),
             (
                 r#"{"at": 1, "remove": "{K}", "tombstone_secs": 1e13}"#,
-                r#""tombstone_secs" = 10000000000000.0: expected seconds, >= 0"#,
+                r#""tombstone_secs" = 10000000000000.0: expected seconds, from 0 to below 9e9"#,
+            ),
+            (
+                r#"{"at": 1, "remove": "{K}", "tombstone_secs": 1e10}"#,
+                r#""tombstone_secs" = 10000000000.0: expected seconds, from 0 to below 9e9"#,
             ),
             (
                 r#"{"at": 1, "remove": null}"#,
@@ -545,19 +561,23 @@ mod tests {
             ),
             (
                 r#"{"at": 1, "confirm": "{K}", "endpoint": "1.2.3.4:5", "rtt_ms": -1}"#,
-                r#""rtt_ms" = -1: expected milliseconds, >= 0"#,
+                r#""rtt_ms" = -1: expected milliseconds, from 0 to below 1e9"#,
             ),
             (
                 r#"{"at": 1, "confirm": "{K}", "endpoint": "1.2.3.4:5", "rtt_ms": 1e9}"#,
-                r#""rtt_ms" = 1000000000.0: expected milliseconds, >= 0"#,
+                r#""rtt_ms" = 1000000000.0: expected milliseconds, from 0 to below 1e9"#,
+            ),
+            (
+                r#"{"at": 1, "confirm": "{K}", "endpoint": "1.2.3.4:5", "rtt_ms": 1e300}"#,
+                r#""rtt_ms" = 1e+300: expected milliseconds, from 0 to below 1e9"#,
             ),
             (
                 r#"{"at": 1, "confirm": "{K}", "endpoint": "1.2.3.4:5", "rtt_ms": "x"}"#,
-                r#""rtt_ms" = "x": expected milliseconds, >= 0"#,
+                r#""rtt_ms" = "x": expected milliseconds, from 0 to below 1e9"#,
             ),
             (
                 r#"{"at": 1, "confirm": "{K}", "endpoint": "1.2.3.4:5", "rtt_ms": null}"#,
-                r#""rtt_ms" = null: expected milliseconds, >= 0"#,
+                r#""rtt_ms" = null: expected milliseconds, from 0 to below 1e9"#,
             ),
             (
                 r#"{"at": 1, "confirm": null, "endpoint": "1.2.3.4:5"}"#,
@@ -578,7 +598,7 @@ mod tests {
             ),
             (
                 r#"{"at": 18446744073709551616, "cleanup": true}"#,
-                r#""at" = 1.8446744073709552e+19: expected seconds from the start, from 0 to below 1e12"#,
+                r#""at" = 1.8446744073709552e+19: expected seconds from the start, from 0 to below 9e9"#,
             ),
             (
                 r#"{"at": 5, "cleanup": true} trailing"#,

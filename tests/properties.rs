@@ -64,9 +64,10 @@ fn announce(method: BoxedStrategy<u8>) -> impl Strategy<Value = Announce> {
         )
 }
 
-/// Every method of the model's table, equally often (six of the nine are first-hand).
+/// Every method of the model's table, equally often (six of the nine are first-hand), and now
+/// and then any byte, which names one of 29 invented `Other` methods: more than a record holds.
 fn any_method() -> BoxedStrategy<u8> {
-    (0..9u8).boxed()
+    prop_oneof![8 => 0..9u8, 1 => any::<u8>()].boxed()
 }
 
 /// Half first-hand (0 LAN, 1 rendezvous, 2 DHT, 3 gossip, 7 and 8 other names), half
@@ -546,6 +547,56 @@ fn the_chosen_endpoint_is_fresh_or_no_candidate_is(
     })
 }
 
+/// Under the resilient policy, whatever method names an announcement invents: a candidate keeps
+/// reports only for methods its record holds (so never more than the record's bound), and a
+/// report's time never goes back while its candidate stays.
+fn candidate_reports_stay_bounded_and_never_go_back(
+    config: Config,
+    ops: &[Op],
+) -> Result<(), String> {
+    let bound = DiscoveryMethod::BUILT_IN.len() + peerstore::MAX_OTHER_METHODS;
+    let mut last: HashMap<(u8, SocketAddr, DiscoveryMethod), SystemTime> = HashMap::new();
+    observe(config, ops, |seen| {
+        let mut present = HashSet::new();
+        for n in 0..model::KEYS {
+            let k = key(n);
+            let Some(peer) = seen.subject.store.get(&k) else {
+                continue;
+            };
+            for c in seen.subject.store.candidates(&k) {
+                if c.reports.len() > bound {
+                    return Err(format!(
+                        "peer {n}: {} reports of {}",
+                        c.reports.len(),
+                        c.endpoint
+                    ));
+                }
+                for (method, at) in &c.reports {
+                    if !peer.discovered_via.contains(method) {
+                        return Err(format!(
+                            "peer {n}: a report by {method}, which it never held"
+                        ));
+                    }
+                    let slot = (n, c.endpoint, method.clone());
+                    if let Some(before) = last.get(&slot)
+                        && at < before
+                    {
+                        return Err(format!(
+                            "peer {n}: {method}'s report of {} went back from {before:?} to {at:?}",
+                            c.endpoint
+                        ));
+                    }
+                    last.insert(slot.clone(), *at);
+                    present.insert(slot);
+                }
+            }
+        }
+        // A candidate that went (evicted, its peer removed) starts again.
+        last.retain(|slot, _| present.contains(slot));
+        Ok(())
+    })
+}
+
 /// Under the resilient policy: a confirmed endpoint, not failed since, is not displaced within
 /// `trust_for` by an endpoint without such a confirmation of its own (under the default policy
 /// rank does not override trust, so not by a higher rank either, nor a lower one).
@@ -809,6 +860,7 @@ each_config!(a_lan_endpoint_is_replaced_only_by_lan over [seed]);
 // The resilient policy's, under the configurations that choose endpoints by it.
 each_config!(the_chosen_endpoint_is_fresh_or_no_candidate_is over [resilient, all]);
 each_config!(a_confirmed_unfailed_endpoint_is_not_displaced_within_trust_for over [resilient, all]);
+each_config!(candidate_reports_stay_bounded_and_never_go_back over [resilient, all]);
 // The admission settings', under those that set them.
 each_config!(a_first_hand_peer_is_never_evicted over [evict_second_hand, all]);
 each_config!(second_hand_peers_never_pass_the_quota over [max_second_hand, all]);

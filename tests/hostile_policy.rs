@@ -9,9 +9,9 @@ use std::time::SystemTime;
 
 use peerstore::{
     BuildError, DiscoveryMethod as M, EndpointRule, MAX_OTHER_METHODS, ManualClock, PeerInfo,
-    PeerStore, ResilientPolicy, cache,
+    PeerStore, ResilientPolicy,
 };
-use support::{Scratch, addr, key, on_clock, secs};
+use support::{addr, key, on_clock, secs};
 
 fn resilient(shards: usize) -> (PeerStore, ManualClock) {
     on_clock(
@@ -165,7 +165,20 @@ fn a_link_local_endpoint_keeps_its_zone() {
         let other_interface = addr("[fe80::1%3]:51820");
         assert!(!store.confirm(&key(1), other_interface, peerstore::Evidence::Handshake));
         assert!(store.confirm(&key(1), kept, peerstore::Evidence::Handshake));
+    });
+}
 
+/// The cache file keeps a link-local endpoint's zone, and reads it back.
+#[cfg(feature = "serde")]
+#[test]
+fn a_link_local_endpoint_keeps_its_zone_in_the_cache_file() {
+    use peerstore::cache;
+    use support::Scratch;
+
+    support::each_shards(|shards| {
+        let (store, _clock) = resilient(shards);
+        announce(&store, "[fe80::1%2]:51820", M::Lan, None);
+        let kept = endpoint(&store).unwrap();
         let scratch = Scratch::new(&format!("zone-{shards}"));
         let path = scratch.file("peers.json");
         cache::save(&store, &path).unwrap();

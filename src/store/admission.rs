@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{Inner, Record, Settings};
 use crate::capacity::Capacity;
-use crate::clock::{Nanos, nanos_of};
+use crate::clock::Nanos;
 use crate::events::{PeerEventKind, RemovalCause};
 use crate::keymap::{KeyMap, key_map};
 use crate::stats::Counter;
@@ -389,7 +389,7 @@ impl PeerStore {
         let age = wall.duration_since(since).unwrap_or_default();
         match inner.peers.entry(key) {
             dashmap::Entry::Vacant(entry) => {
-                let placed = now.saturating_sub(nanos_of(age));
+                let placed = now.saturating_sub(crate::clock::nanos_of(age));
                 let span = span.saturating_add(age);
                 let tombstones = &inner.admission.tombstones;
                 let placed = tombstones.place(key, span, placed, since, cause);

@@ -215,6 +215,11 @@ impl Inner {
         key: PublicKey,
         claim: &mut Claim<'a>,
     ) -> Result<(), UpdateError> {
+        // Every peer heard first-hand: nothing to evict, and no claim to take (a flood of
+        // first-hand newcomers into such a store costs no visit and no claim each).
+        if !self.may_hold_a_victim() {
+            return Err(self.full());
+        }
         if claim.holds.is_none()
             && let Some(evicting) = &self.admission.evicting
         {
@@ -268,10 +273,7 @@ impl Inner {
     /// shard in turn, the eviction the victim's.
     #[inline(never)]
     fn evict_second_hand(&self) -> Eviction {
-        // Every peer heard first-hand: nothing to look for (a flood of first-hand newcomers
-        // into such a store costs no visit each).
-        let quota = self.admission.second_hand.as_ref();
-        if quota.is_some_and(|count| count.held() == 0) {
+        if !self.may_hold_a_victim() {
             return Eviction::NoVictim;
         }
         let mut victim: Option<(Nanos, PublicKey)> = None;
@@ -308,6 +310,13 @@ impl Inner {
         );
         drop(record);
         Eviction::Evicted
+    }
+
+    /// Whether the store may hold a peer never heard first-hand: `false` when it counts them
+    /// and holds none.
+    fn may_hold_a_victim(&self) -> bool {
+        let count = self.admission.second_hand.as_ref();
+        count.is_none_or(|count| count.held() != 0)
     }
 
     /// Whether a record counts against the second-hand quota: they are counted, and no method

@@ -25,7 +25,10 @@
 //!   the place of a peer never heard first-hand;
 //! - a removed peer is forgotten at once, unless removed with a tombstone
 //!   ([`PeerStore::remove_for`], [`PeerStoreBuilder::tombstone_expired`]), which refuses the
-//!   cache and the second-hand methods a new record until it falls;
+//!   cache and the second-hand methods a new record until it falls, and a first-hand one as
+//!   the store's [`Readmission`] rule says (by default it lets any first-hand method in);
+//! - every setting is one [`Settings`] value, which the builder checks and
+//!   [`PeerStore::settings`] hands back;
 //! - subscribers are told of new, changed and removed peers over bounded channels, and a slow
 //!   subscriber never slows the store.
 //!

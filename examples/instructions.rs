@@ -72,7 +72,9 @@ fn main() {
         let pool: Vec<PeerInfo> = (0..4096).map(|j| info(j % 1000, j)).collect();
         let store = PeerStore::new();
         for i in 0..1000 {
-            store.update(info(i, i), DiscoveryMethod::Dht).expect("room");
+            store
+                .update(info(i, i), DiscoveryMethod::Dht)
+                .expect("room");
         }
         let mut x: u32 = 1;
         for op in 0..n {

@@ -62,6 +62,8 @@ pub enum RemovalCause {
     /// heard of the peers never heard first-hand
     /// ([`FullPolicy::EvictSecondHand`](crate::FullPolicy::EvictSecondHand)).
     Evicted,
+    /// [`PeerStore::ban`](crate::PeerStore::ban) ruled the key out.
+    Banned,
 }
 
 impl PeerEventKind {
@@ -87,13 +89,14 @@ impl std::fmt::Display for PeerEventKind {
 }
 
 impl RemovalCause {
-    /// A short name for logs and JSON: `"explicit"`, `"expired"`, `"evicted"`.
+    /// A short name for logs and JSON: `"explicit"`, `"expired"`, `"evicted"`, `"banned"`.
     #[must_use]
     pub fn as_str(&self) -> &'static str {
         match self {
             RemovalCause::Explicit => "explicit",
             RemovalCause::Expired => "expired",
             RemovalCause::Evicted => "evicted",
+            RemovalCause::Banned => "banned",
         }
     }
 }

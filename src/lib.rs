@@ -105,6 +105,7 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+mod ban;
 #[cfg(feature = "serde")]
 pub mod cache;
 mod capacity;
@@ -129,6 +130,7 @@ mod wire_time;
 
 use std::time::Duration;
 
+pub use ban::{Ban, BanError, MAX_BAN_REASON, MAX_BANS};
 pub use cleanup::CleanupHandle;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use events::{PeerEvent, PeerEventKind, RemovalCause, Subscription};

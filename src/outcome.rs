@@ -41,6 +41,12 @@ pub enum UpdateError {
         /// When the tombstone falls, on the store's wall clock.
         until: SystemTime,
     },
+    /// The key is banned ([`PeerStore::ban`](crate::PeerStore::ban)): no method, nor the
+    /// cache, brings it in until the ban is lifted or runs out.
+    Banned {
+        /// Until when the ban stands, on the wall clock; `None` until it is lifted.
+        until: Option<SystemTime>,
+    },
 }
 
 impl fmt::Display for UpdateError {
@@ -51,20 +57,31 @@ impl fmt::Display for UpdateError {
                 "peer store is full: it holds its limit of {capacity} peers, so a new peer is refused"
             ),
             UpdateError::Invalid(invalid) => write!(f, "invalid announcement: {invalid}"),
+            UpdateError::Banned { until: None } => {
+                f.write_str("peer is banned until the ban is lifted: no announcement brings it in")
+            }
+            UpdateError::Banned { until: Some(until) } => write!(
+                f,
+                "peer is banned until Unix time {}: no announcement brings it in before then",
+                unix_secs(*until)
+            ),
             UpdateError::Tombstoned { until } => write!(
                 f,
                 "peer was removed and is tombstoned until Unix time {}: this announcement cannot \
                  bring it back before then (the cache and second-hand methods never do; a \
                  first-hand one as the store's readmission rule allows)",
-                until
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |since| since.as_secs())
+                unix_secs(*until)
             ),
         }
     }
 }
 
 impl std::error::Error for UpdateError {}
+
+fn unix_secs(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
 
 impl From<InvalidPeerInfo> for UpdateError {
     fn from(invalid: InvalidPeerInfo) -> Self {

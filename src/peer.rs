@@ -138,6 +138,15 @@ pub struct Peer {
     pub last_seen: SystemTime,
     /// The round-trip time the health monitor measured, if any.
     pub latency: Option<Duration>,
+    /// Whether WireGuard completed a handshake with the peer since its record was made
+    /// ([`PeerStore::confirm`](crate::PeerStore::confirm) with
+    /// [`Evidence::Handshake`](crate::Evidence::Handshake), under any endpoint policy): the
+    /// key holder was reachable. An announcement proves nothing. In JSON only when `true`.
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "std::ops::Not::not")
+    )]
+    pub proven: bool,
 }
 
 impl Peer {
@@ -167,6 +176,7 @@ impl Peer {
             discovered_via: MethodSet::new(),
             last_seen,
             latency: None,
+            proven: false,
         }
     }
 

@@ -60,11 +60,16 @@ counters! {
     /// New records refused to a second-hand method or the cache by a tombstone
     /// ([`UpdateError::Tombstoned`](crate::UpdateError::Tombstoned)).
     rejected_tombstoned: RejectedTombstoned,
+    /// Announcements and evidence refused because their key is banned
+    /// ([`UpdateError::Banned`](crate::UpdateError::Banned)).
+    rejected_banned: RejectedBanned,
     /// Peers inserted again by a first-hand method over their tombstone.
     readmitted: Readmitted,
     /// Peers evicted by a new peer heard first-hand in a full store
     /// ([`FullPolicy::EvictSecondHand`](crate::FullPolicy::EvictSecondHand)).
     evicted: Evicted,
+    /// Peers removed by a ban ([`PeerStore::ban`](crate::PeerStore::ban)).
+    banned: Banned,
     /// Announcements refused as invalid.
     rejected_invalid: RejectedInvalid,
     /// Peers removed by [`PeerStore::remove`](crate::PeerStore::remove) and

@@ -148,9 +148,12 @@ fn a_failure_ends_the_trust_and_the_next_fresh_candidate_takes_over_at_once() {
             Some(addr(DHT)),
             "the newest at equal rank"
         );
-        // Unknown peers and addresses are refused.
+        // Unknown peers, and addresses no method reported for a probe or a failure, are refused.
         assert!(!store.note_failure(&key(9), addr(DHT)));
-        assert!(!store.confirm(&key(1), addr("192.0.2.99:1"), Evidence::Handshake));
+        assert!(!store.confirm(&key(9), addr(DHT), Evidence::Handshake));
+        assert!(!store.note_failure(&key(1), addr("192.0.2.99:1")));
+        let probe = Evidence::Probe { rtt: secs(0) };
+        assert!(!store.confirm(&key(1), addr("192.0.2.99:1"), probe));
     });
 }
 
@@ -600,5 +603,70 @@ fn a_report_made_right_after_a_failure_vouches() {
         store.update(info, M::GossipTransitive).unwrap();
         assert!(!store.candidates(&key(1))[1].fresh);
         assert_eq!(endpoint(&store), Some(addr(DHT)));
+    });
+}
+
+/// A NAT rebind: the peer's mapping moves to a new port, which no discovery method has
+/// reported yet. WireGuard follows it on the peer's first packet and authenticates it; the
+/// handshake is the strongest evidence there is. Under the resilient policy the store takes
+/// it as a trusted candidate; under the ranked policy the announcements' endpoint stays, and
+/// the peer is proven under both.
+#[test]
+fn a_handshake_at_an_endpoint_no_method_reported_is_taken_and_proves_the_peer() {
+    const REBOUND: &str = "203.0.113.9:61234";
+    support::each_shards(|shards| {
+        let resilient = EndpointPolicy::resilient();
+        let (store, clock) = support::on_clock(
+            support::builder(shards)
+                .endpoint_policy(resilient)
+                .endpoint_history(8),
+        );
+        announce(&store, DHT, M::Dht);
+        assert!(
+            !store.get(&key(1)).unwrap().proven,
+            "an announcement proves nothing"
+        );
+        clock.advance(secs(5));
+        let events = store.subscribe();
+        assert!(store.confirm(&key(1), addr(REBOUND), Evidence::Handshake));
+        let peer = store.get(&key(1)).unwrap();
+        assert_eq!(peer.endpoint, Some(addr(REBOUND)));
+        assert_eq!(
+            peer.endpoint_method,
+            Some(M::Dht),
+            "set by the method it roamed from"
+        );
+        assert!(peer.proven);
+        assert_eq!(
+            events.try_recv().map(|e| e.kind),
+            Ok(PeerEventKind::Updated)
+        );
+        let candidates = store.candidates(&key(1));
+        let rebound = candidates
+            .iter()
+            .find(|c| c.endpoint == addr(REBOUND))
+            .unwrap();
+        assert!(rebound.trusted && rebound.fresh && rebound.reports.is_empty());
+        let history = store.endpoint_history(&key(1));
+        let last = history.last().unwrap();
+        assert_eq!(
+            (last.to, last.rule),
+            (addr(REBOUND), peerstore::EndpointRule::Trusted)
+        );
+        // The DHT still serves the old mapping: it does not displace the handshake's.
+        clock.advance(secs(60));
+        announce(&store, DHT, M::Dht);
+        assert_eq!(endpoint(&store), Some(addr(REBOUND)));
+
+        let (ranked, _) = support::on_clock(support::builder(shards));
+        announce(&ranked, DHT, M::Dht);
+        assert!(!ranked.confirm(&key(1), addr(REBOUND), Evidence::Handshake));
+        let peer = ranked.get(&key(1)).unwrap();
+        assert_eq!(
+            peer.endpoint,
+            Some(addr(DHT)),
+            "the ranked rules weigh announcements"
+        );
+        assert!(peer.proven, "proven under every policy");
     });
 }

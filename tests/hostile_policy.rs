@@ -163,7 +163,13 @@ fn a_link_local_endpoint_keeps_its_zone() {
         let kept = endpoint(&store).unwrap();
         assert_eq!(kept.to_string(), "[fe80::1%2]:51820");
         let other_interface = addr("[fe80::1%3]:51820");
-        assert!(!store.confirm(&key(1), other_interface, peerstore::Evidence::Handshake));
+        let probe = peerstore::Evidence::Probe { rtt: secs(0) };
+        assert!(!store.confirm(&key(1), other_interface, probe));
+        // A handshake there is another endpoint's, which does not vouch for this one.
+        assert!(store.confirm(&key(1), other_interface, peerstore::Evidence::Handshake));
+        let candidates = store.candidates(&key(1));
+        let this = candidates.iter().find(|c| c.endpoint == kept).unwrap();
+        assert!(!this.trusted && this.confirmed.is_none());
         assert!(store.confirm(&key(1), kept, peerstore::Evidence::Handshake));
     });
 }

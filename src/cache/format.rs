@@ -15,6 +15,13 @@
 //!                  "cause": "explicit"}]
 //! ```
 //!
+//! and its bans ([`PeerStore::ban`](crate::PeerStore::ban)) the same way, `until` absent for a
+//! ban that stands until lifted:
+//!
+//! ```json
+//!  "bans": [{"wg_pubkey": "<base64>", "since": 1763800000, "reason": "key revoked"}]
+//! ```
+//!
 //! Times are Unix seconds. `hostname`, `mesh_ipv6`, `introducer`, `routable_networks` and
 //! `nat_type` may be absent; an empty string or `null` counts as absent everywhere (the
 //! reference writes `""` for a peer with no endpoint and `null` for no peers); unknown fields
@@ -37,7 +44,7 @@ use serde_json::{Map, Value};
 
 use super::EntryError;
 use crate::{
-    Hostname, NatType, Peer, PeerInfo, PublicKey, RemovalCause, RoutableNetworks, Tombstone,
+    Ban, Hostname, NatType, Peer, PeerInfo, PublicKey, RemovalCause, RoutableNetworks, Tombstone,
 };
 
 /// The longest entry read, in bytes of JSON: a peer with the most routable networks takes
@@ -51,12 +58,14 @@ pub const MAX_ENTRY_LEN: usize = 32 * 1024;
 pub(super) fn write(
     peers: &[std::sync::Arc<Peer>],
     tombstones: &[Tombstone],
+    bans: &[Ban],
     now: SystemTime,
 ) -> Vec<u8> {
     let file = CacheFile {
         peers: peers.iter().map(|peer| CacheEntry::of(peer)).collect(),
         updated_at: unix_seconds(now),
         tombstones: tombstones.iter().map(TombstoneEntry::of).collect(),
+        bans: bans.iter().map(BanEntry::of).collect(),
     };
     let mut json = serde_json::to_vec_pretty(&file).unwrap_or_default();
     json.push(b'\n');
@@ -71,6 +80,75 @@ struct CacheFile<'a> {
     /// Left out when there are none, so that such a file is the reference's byte for byte.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tombstones: Vec<TombstoneEntry>,
+    /// Left out when there are none, as the tombstones are.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    bans: Vec<BanEntry<'a>>,
+}
+
+/// One ban as written.
+#[derive(Serialize)]
+struct BanEntry<'a> {
+    wg_pubkey: PublicKey,
+    since: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<u64>,
+    reason: &'a str,
+}
+
+impl<'a> BanEntry<'a> {
+    fn of(ban: &'a Ban) -> Self {
+        BanEntry {
+            wg_pubkey: ban.public_key,
+            since: unix_seconds(ban.since),
+            until: ban.until.map(unix_seconds),
+            reason: &ban.reason,
+        }
+    }
+}
+
+/// A ban read back: the key, since when, until when (`None`: until lifted), and why.
+pub(super) type ReadBan = (PublicKey, SystemTime, Option<SystemTime>, String);
+
+/// The ban an entry of `bans` describes, or `None` if it is not one. The reason is checked
+/// when the ban is placed.
+pub(super) fn read_ban(raw: &str) -> Option<ReadBan> {
+    #[derive(serde::Deserialize)]
+    struct Read {
+        wg_pubkey: PublicKey,
+        since: u64,
+        #[serde(default)]
+        until: Option<u64>,
+        #[serde(default)]
+        reason: String,
+    }
+    if raw.len() > MAX_ENTRY_LEN {
+        return None;
+    }
+    let entry: Read = serde_json::from_str(raw).ok()?;
+    let at = |secs: u64| UNIX_EPOCH.checked_add(Duration::from_secs(secs));
+    let until = match entry.until {
+        None => None,
+        Some(secs) => Some(at(secs)?),
+    };
+    Some((entry.wg_pubkey, at(entry.since)?, until, entry.reason))
+}
+
+/// This crate's own lists beside `peers`, which the reference reader ignores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Extra {
+    /// `tombstones`.
+    Tombstone,
+    /// `bans`.
+    Ban,
+}
+
+impl Extra {
+    fn key(self) -> &'static str {
+        match self {
+            Extra::Tombstone => "tombstones",
+            Extra::Ban => "bans",
+        }
+    }
 }
 
 /// One tombstone as written and read.
@@ -198,15 +276,15 @@ impl Text {
 /// every entry whole JSON, and bytes that are not UTF-8 only inside entries (one elsewhere,
 /// in a key say, breaks the file's structure). The message says what was found instead, with
 /// the line and column.
-pub(super) fn check(text: &Text, mut tombstone: impl FnMut(&str)) -> Result<(), String> {
+pub(super) fn check(text: &Text, mut extra: impl FnMut(Extra, &str)) -> Result<(), String> {
     let inside = std::cell::Cell::new(0);
     visit_entries(
         &text.text,
         |_, raw| inside.set(inside.get() + text.replaced_within(raw.get())),
-        |raw| {
-            // A tombstone with a byte that is not UTF-8 in it is not one.
+        |kind, raw| {
+            // A tombstone or a ban with a byte that is not UTF-8 in it is not one.
             match text.replaced_within(raw.get()) {
-                0 => tombstone(raw.get()),
+                0 => extra(kind, raw.get()),
                 n => inside.set(inside.get() + n),
             }
         },
@@ -225,7 +303,7 @@ pub(super) fn for_each_entry(
     text: &Text,
     mut each: impl FnMut(usize, Result<PeerInfo, EntryError>),
 ) -> Result<(), String> {
-    let ignore = |_: &RawValue| {};
+    let ignore = |_: Extra, _: &RawValue| {};
     visit_entries(
         &text.text,
         |index, raw| {
@@ -253,21 +331,21 @@ pub(super) fn for_each_entry(
 fn visit_entries<'de>(
     text: &'de str,
     each: impl FnMut(usize, &'de RawValue),
-    tombstone: impl FnMut(&'de RawValue),
+    extra: impl FnMut(Extra, &'de RawValue),
 ) -> Result<(), String> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     deserializer
-        .deserialize_map(FileVisitor { each, tombstone })
+        .deserialize_map(FileVisitor { each, extra })
         .and_then(|()| deserializer.end())
         .map_err(|e| e.to_string())
 }
 
 struct FileVisitor<F, T> {
     each: F,
-    tombstone: T,
+    extra: T,
 }
 
-impl<'de, F: FnMut(usize, &'de RawValue), T: FnMut(&'de RawValue)> Visitor<'de>
+impl<'de, F: FnMut(usize, &'de RawValue), T: FnMut(Extra, &'de RawValue)> Visitor<'de>
     for FileVisitor<F, T>
 {
     type Value = ();
@@ -279,9 +357,13 @@ impl<'de, F: FnMut(usize, &'de RawValue), T: FnMut(&'de RawValue)> Visitor<'de>
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         let mut seen = false;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key == "tombstones" {
-                map.next_value_seed(TombstonesSeed {
-                    each: &mut self.tombstone,
+            let extra = [Extra::Tombstone, Extra::Ban]
+                .into_iter()
+                .find(|extra| key == extra.key());
+            if let Some(kind) = extra {
+                map.next_value_seed(ExtrasSeed {
+                    kind,
+                    each: &mut self.extra,
                 })?;
             } else if key != "peers" {
                 map.next_value::<IgnoredAny>()?;
@@ -299,13 +381,14 @@ impl<'de, F: FnMut(usize, &'de RawValue), T: FnMut(&'de RawValue)> Visitor<'de>
     }
 }
 
-/// This crate's own `tombstones` value, streamed like `peers`: an array of entries, each
-/// handed over raw; any other value says nothing and is skipped.
-struct TombstonesSeed<'f, T> {
+/// This crate's own `tombstones` or `bans` value, streamed like `peers`: an array of entries,
+/// each handed over raw; any other value says nothing and is skipped.
+struct ExtrasSeed<'f, T> {
+    kind: Extra,
     each: &'f mut T,
 }
 
-impl<'de, T: FnMut(&'de RawValue)> DeserializeSeed<'de> for TombstonesSeed<'_, T> {
+impl<'de, T: FnMut(Extra, &'de RawValue)> DeserializeSeed<'de> for ExtrasSeed<'_, T> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -313,16 +396,16 @@ impl<'de, T: FnMut(&'de RawValue)> DeserializeSeed<'de> for TombstonesSeed<'_, T
     }
 }
 
-impl<'de, T: FnMut(&'de RawValue)> Visitor<'de> for TombstonesSeed<'_, T> {
+impl<'de, T: FnMut(Extra, &'de RawValue)> Visitor<'de> for ExtrasSeed<'_, T> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"tombstones\" as an array of entries")
+        write!(f, "\"{}\" as an array of entries", self.kind.key())
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         while let Some(raw) = seq.next_element::<&'de RawValue>()? {
-            (self.each)(raw);
+            (self.each)(self.kind, raw);
         }
         Ok(())
     }

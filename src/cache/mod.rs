@@ -87,6 +87,11 @@ pub struct RestoreReport {
     /// Tombstones restored (standing, for peers the store does not hold); at most
     /// [`MAX_TOMBSTONES`](crate::MAX_TOMBSTONES) are read.
     pub tombstones: usize,
+    /// Entries for banned keys ([`PeerStore::ban`](crate::PeerStore::ban)), refused.
+    pub rejected_banned: usize,
+    /// Bans restored (standing); at most [`MAX_BANS`](crate::MAX_BANS) are read, and one
+    /// whose reason the store would refuse is not one.
+    pub bans: usize,
 }
 
 impl RestoreReport {
@@ -341,14 +346,20 @@ pub fn restore(store: &PeerStore, path: &Path) -> Result<RestoreReport, CacheErr
     // The whole file's shape first, so that a file broken at its end restores nothing; the
     // tombstones with it, so that they stand before the first entry is fed.
     let mut tombstones = Vec::new();
-    format::check(&text, |raw| {
-        if tombstones.len() < crate::MAX_TOMBSTONES {
+    let mut bans = Vec::new();
+    format::check(&text, |kind, raw| match kind {
+        format::Extra::Tombstone if tombstones.len() < crate::MAX_TOMBSTONES => {
             tombstones.extend(format::TombstoneEntry::tombstone(raw));
         }
+        format::Extra::Ban if bans.len() < crate::MAX_BANS => bans.extend(format::read_ban(raw)),
+        format::Extra::Tombstone | format::Extra::Ban => {}
     })
     .map_err(parse_error)?;
     let now = store.wall_now();
     let mut report = RestoreReport::default();
+    for (key, since, until, reason) in bans {
+        report.bans += usize::from(store.restore_ban(key, since, until, &reason));
+    }
     for (key, since, until, cause) in tombstones {
         report.tombstones += usize::from(store.restore_tombstone(key, since, until, cause));
     }
@@ -369,6 +380,7 @@ pub fn restore(store: &PeerStore, path: &Path) -> Result<RestoreReport, CacheErr
             Ok(_) => report.restored += 1,
             Err(UpdateError::StoreFull { .. }) => report.rejected_full += 1,
             Err(UpdateError::Tombstoned { .. }) => report.rejected_tombstoned += 1,
+            Err(UpdateError::Banned { .. }) => report.rejected_banned += 1,
             Err(UpdateError::Invalid(why)) => report.skip_invalid(index, EntryError::Refused(why)),
         }
     })
@@ -386,7 +398,12 @@ fn save_with(
     let mut peers = store.get_all();
     // A stable order: files that differ only by the map's order would differ on every save.
     peers.sort_unstable_by_key(|peer| peer.public_key);
-    let contents = format::write(&peers, &store.tombstones(), store.wall_now());
+    let contents = format::write(
+        &peers,
+        &store.tombstones(),
+        &store.banned(),
+        store.wall_now(),
+    );
     file::replace(path, &contents, before).map_err(|(step, error)| CacheError::Write {
         path: path.to_owned(),
         step,

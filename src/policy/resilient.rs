@@ -283,6 +283,9 @@ struct CandidateState {
     failed_at: Option<Nanos>,
     /// Until when its last confirmation trusts it (`None`: never confirmed, or failed since).
     trusted_until: Option<Nanos>,
+    /// For an endpoint first known from a handshake, which no method had reported: the method
+    /// it counts as set by until one does (the method the peer's endpoint came from before).
+    label: Option<DiscoveryMethod>,
 }
 
 /// A peer's candidates, each with its own trust.
@@ -330,10 +333,11 @@ impl CandidateState {
         self.trusted_until.is_some_and(|until| now < until)
     }
 
-    /// The report it counts as set by when its trust vouches for it: the best method that ever
-    /// reported it (the newest report of that rank).
-    fn best_ever(&self) -> Option<&Report> {
-        self.reports.iter().max_by_key(|r| (r.method.rank(), r.at))
+    /// The method it counts as set by when its trust vouches for it: the best method that ever
+    /// reported it (the newest report of that rank), or, if none did, its label.
+    fn best_ever(&self) -> Option<&DiscoveryMethod> {
+        let best = self.reports.iter().max_by_key(|r| (r.method.rank(), r.at));
+        best.map(|r| &r.method).or(self.label.as_ref())
     }
 
     fn to_public(&self, cx: &Context<'_>, cache_counts: bool) -> Candidate {
@@ -442,19 +446,51 @@ impl Candidates {
             .push(CandidateState::new(endpoint, method, at, wall));
     }
 
-    /// Evidence that `endpoint` works, at `at`: it is confirmed and trusted for `trust_for`.
-    /// `false` if it is not a candidate.
+    /// Evidence that `endpoint` works, at `cx.now`: it is confirmed and trusted for the
+    /// policy's `trust_for`. `false` if it is not a candidate, unless the evidence is a
+    /// handshake: WireGuard authenticated the peer there, so it becomes a candidate that
+    /// counts as set by `label` until a method reports it. Past `max_candidates` it replaces
+    /// the candidate reported least recently that is not `keep` (the chosen one) and not
+    /// trusted; if there is none, it is not kept (`false`).
     pub(crate) fn confirm(
         &mut self,
         endpoint: SocketAddr,
         evidence: crate::Evidence,
-        at: Nanos,
         wall: SystemTime,
-        trust_for: Duration,
+        cx: &Context<'_>,
+        keep: Option<SocketAddr>,
+        label: Option<&DiscoveryMethod>,
     ) -> bool {
-        let Some(c) = self.list.iter_mut().find(|c| c.endpoint == endpoint) else {
-            return false;
+        let at = cx.now;
+        let trust_for = cx.policy.trust_for;
+        let i = match self.list.iter().position(|c| c.endpoint == endpoint) {
+            Some(i) => i,
+            None => {
+                let (crate::Evidence::Handshake, Some(label)) = (evidence, label) else {
+                    return false;
+                };
+                if self.list.len() >= cx.policy.max_candidates {
+                    let evict = self
+                        .list
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| Some(c.endpoint) != keep && !c.trusted_at(at))
+                        .min_by_key(|(_, c)| c.reports.iter().map(|r| r.at).max())
+                        .map(|(i, _)| i);
+                    let Some(i) = evict else {
+                        return false;
+                    };
+                    self.list.remove(i);
+                }
+                self.list.push(CandidateState {
+                    reports: Vec::new(),
+                    label: Some(label.clone()),
+                    ..CandidateState::new(endpoint, label.clone(), at, wall)
+                });
+                self.list.len() - 1
+            }
         };
+        let c = &mut self.list[i];
         c.confirmed = Some((at, wall));
         c.failures = 0;
         // Evidence that it works: what was reported of it before it failed vouches again.
@@ -538,7 +574,7 @@ impl Candidates {
             .filter_map(|c| Some((c, c.best_ever()?)))
             .max_by_key(|(c, best)| {
                 let confirmed = c.confirmed.map(|(at, _)| at);
-                (best.method.rank(), is_ipv6(c.endpoint), confirmed)
+                (best.rank(), is_ipv6(c.endpoint), confirmed)
             });
         // Why the best fresh candidate replaces the one in use, if it does.
         let why = |c: &CandidateState, report: &Report| {
@@ -581,14 +617,14 @@ impl Candidates {
             method: report.method.clone(),
             rule: why(c, report),
         };
-        let trusted = |c: &CandidateState, best: &Report| EndpointChoice {
+        let trusted = |c: &CandidateState, best: &DiscoveryMethod| EndpointChoice {
             endpoint: c.endpoint,
-            method: best.method.clone(),
+            method: best.clone(),
             rule: EndpointRule::Trusted,
         };
         let choice = match (best, trusted_choice) {
             (Some((c, report, _)), Some((t, t_best))) => {
-                let outranks = report.method.rank() > t_best.method.rank();
+                let outranks = report.method.rank() > t_best.rank();
                 if c.endpoint != t.endpoint && outranks && cx.policy.rank_overrides_trust {
                     EndpointChoice {
                         rule: EndpointRule::HigherRank,
@@ -632,6 +668,7 @@ impl CandidateState {
             failures: 0,
             failed_at: None,
             trusted_until: None,
+            label: None,
         }
     }
 }

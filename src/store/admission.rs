@@ -1,10 +1,13 @@
-//! Admission: who may come in, and what a removal leaves behind. The cap (a counter of
-//! reserved slots, [`Capacity`]), the second-hand quota, eviction of a second-hand peer for a
-//! first-hand newcomer, and every place a tombstone is placed, checked or cleared.
+//! Admission: who may come in, and what a removal leaves behind. Bans (placed in `bans`),
+//! the cap (a counter of reserved slots, [`Capacity`]), the second-hand quota, eviction of a
+//! second-hand peer for a first-hand newcomer, and every place a tombstone is placed, checked
+//! or cleared.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{Inner, Record, Settings};
+use crate::ban::Bans;
 use crate::capacity::Capacity;
 use crate::clock::Nanos;
 use crate::events::{PeerEventKind, RemovalCause};
@@ -69,6 +72,8 @@ pub(super) struct Admission {
     second_hand: Option<Capacity>,
     /// Removed peers that second-hand word cannot bring back for a while.
     tombstones: Tombstones,
+    /// Keys nothing brings in.
+    pub(super) bans: Bans,
     /// The keys a newcomer is evicting for (under [`FullPolicy::EvictSecondHand`] only): a
     /// second newcomer of the same key waits for the first instead of evicting too, so that a
     /// peer announced by the LAN and the DHT at once costs one victim, not two.
@@ -84,6 +89,7 @@ impl Admission {
             second_hand: counts_second_hand
                 .then(|| Capacity::new(settings.max_second_hand.unwrap_or(usize::MAX))),
             tombstones: Tombstones::new(shards),
+            bans: Bans::new(shards),
             evicting: (settings.when_full == FullPolicy::EvictSecondHand).then(|| key_map(shards)),
         }
     }
@@ -137,7 +143,7 @@ enum Eviction {
 
 impl Inner {
     /// Whether a new peer heard by `method` may go in now, called with its vacant slot locked:
-    /// its tombstone, the second-hand quota and the cap. `Ok(true)`: it goes in over a
+    /// its ban, its tombstone, the second-hand quota and the cap. `Ok(true)`: it goes in over a
     /// tombstone, which [`readmitted`](Self::readmitted) clears.
     pub(super) fn admit(
         &self,
@@ -155,6 +161,11 @@ impl Inner {
             first_hand || !claim.evicted,
             "a second-hand newcomer evicted"
         );
+        if let Some(ban) = admission.bans.standing(key, now) {
+            self.counters.add(Counter::RejectedBanned, 1);
+            let until = ban.until;
+            return Err(Refusal::Error(UpdateError::Banned { until }));
+        }
         let readmitted = match admission.tombstones.standing(key, now) {
             None => false,
             Some(stone) if first_hand && self.lifts(stone, method, carried) => true,
@@ -310,6 +321,13 @@ impl Inner {
         );
         drop(record);
         Eviction::Evicted
+    }
+
+    /// WireGuard completed a handshake with a known peer: it is proven from now on. Called
+    /// with its record locked; no event (a measurement, as a latency is, not news from the
+    /// peer).
+    pub(super) fn prove(&self, record: &mut Record) {
+        Arc::make_mut(&mut record.peer).proven = true;
     }
 
     /// Whether the store may hold a peer never heard first-hand: `false` when it counts them

@@ -215,41 +215,68 @@ impl Inner {
         extra.map(|e| e.history.to_vec()).unwrap_or_default()
     }
 
-    /// [`PeerStore::confirm`](crate::PeerStore::confirm).
+    /// [`PeerStore::confirm`](crate::PeerStore::confirm): a handshake proves the peer under
+    /// every policy; under the resilient one the evidence confirms a candidate (a handshake
+    /// at an endpoint no method reported makes it one), and the endpoint is chosen again.
     pub(super) fn confirm(
         &self,
         key: &PublicKey,
         endpoint: SocketAddr,
         evidence: Evidence,
     ) -> bool {
-        self.with_candidates(key, endpoint, |candidates, endpoint, now, wall, policy| {
-            candidates.confirm(endpoint, evidence, now, wall, policy.trust_for)
-        })
-    }
-
-    /// [`PeerStore::note_failure`](crate::PeerStore::note_failure).
-    pub(super) fn note_failure(&self, key: &PublicKey, endpoint: SocketAddr) -> bool {
-        self.with_candidates(key, endpoint, |candidates, endpoint, now, _, _| {
-            candidates.fail(endpoint, now)
-        })
-    }
-
-    /// Runs `change` on a peer's candidates under the entry's lock, then chooses its endpoint
-    /// again; an endpoint change is an `Updated` event like any other. Under the ranked
-    /// policy: whether `endpoint` is the peer's endpoint.
-    fn with_candidates(
-        &self,
-        key: &PublicKey,
-        endpoint: SocketAddr,
-        change: impl FnOnce(&mut Candidates, SocketAddr, Nanos, SystemTime, &ResilientPolicy) -> bool,
-    ) -> bool {
         // The spelling the store keeps: an IPv4-mapped address is its IPv4 address.
         let endpoint = canonical_endpoint(endpoint);
-        let Some(policy) = self.resilient() else {
+        let handshake = matches!(evidence, Evidence::Handshake);
+        let seq = {
+            let Some(mut record) = self.peers.get_mut(key) else {
+                self.refuses_banned(key);
+                return false;
+            };
+            if handshake && !record.peer.proven {
+                self.prove(&mut record);
+            }
+            let Some(policy) = self.resilient() else {
+                return record.peer.endpoint == Some(endpoint);
+            };
+            let (now, wall) = self.timeline.now_and_wall();
+            let changed = {
+                let Some(mut extra) = self.endpoint_state(key) else {
+                    return false;
+                };
+                let Some(candidates) = extra.candidates.as_mut() else {
+                    return false;
+                };
+                let peer = &record.peer;
+                // An endpoint only WireGuard saw counts as set by the method the peer's
+                // endpoint came from, or the first the peer was heard by.
+                let label = peer
+                    .endpoint_method
+                    .as_ref()
+                    .or(peer.discovered_via.iter().next());
+                let cx = self.context(policy, now);
+                candidates.confirm(endpoint, evidence, wall, &cx, peer.endpoint, label)
+            };
+            if !changed {
+                return false;
+            }
+            self.rechoose(key, &mut record, now)
+        };
+        if let Some(seq) = seq {
+            self.publish(*key, PeerEventKind::Updated, seq);
+        }
+        true
+    }
+
+    /// [`PeerStore::note_failure`](crate::PeerStore::note_failure): under the resilient
+    /// policy the candidate's trust ends, and the endpoint is chosen again. Under the ranked
+    /// policy: whether `endpoint` is the peer's endpoint.
+    pub(super) fn note_failure(&self, key: &PublicKey, endpoint: SocketAddr) -> bool {
+        let endpoint = canonical_endpoint(endpoint);
+        if self.resilient().is_none() {
             let record = self.peers.get(key);
             return record.is_some_and(|r| r.peer.endpoint == Some(endpoint));
-        };
-        let (now, wall) = self.timeline.now_and_wall();
+        }
+        let now = self.timeline.now();
         let seq = {
             let Some(mut record) = self.peers.get_mut(key) else {
                 return false;
@@ -261,7 +288,7 @@ impl Inner {
                 let Some(candidates) = extra.candidates.as_mut() else {
                     return false;
                 };
-                change(candidates, endpoint, now, wall, policy)
+                candidates.fail(endpoint, now)
             };
             if !changed {
                 return false;

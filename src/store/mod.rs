@@ -4,6 +4,7 @@
 //! - `merge`: a known peer's announcement folded in, a new peer's record made, by the plans
 //!   of [`policy`](crate::policy);
 //! - `admission`: who may come in: the cap, the second-hand quota, eviction, tombstones;
+//! - `bans`: keys the operator ruled out, and the records they remove;
 //! - `endpoints`: the opt-in endpoint state (candidates, history), re-choosing, evidence;
 //! - `removal`: removal and expiry;
 //! - `settings` and `builder`: the one [`Settings`] value, checked, and the store it makes.
@@ -13,6 +14,7 @@
 //! same peer's opt-in state or tombstone.
 
 mod admission;
+mod bans;
 mod builder;
 mod endpoints;
 mod merge;
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use crate::ban::{Ban, BanError};
 use crate::clock::{Nanos, Timeline};
 use crate::events::{PeerEvent, PeerEventKind, SubscriberList, Subscription};
 use crate::keymap::KeyMap;
@@ -211,6 +214,13 @@ impl PeerStore {
         self.inner.tombstones(self.inner.timeline.now())
     }
 
+    /// The bans standing now, oldest first, those placed at one instant by key
+    /// ([`ban`](Self::ban)).
+    #[must_use]
+    pub fn banned(&self) -> Vec<Ban> {
+        self.inner.banned()
+    }
+
     /// How many peers the store holds (counting an insert in flight).
     #[must_use]
     pub fn len(&self) -> usize {
@@ -356,6 +366,50 @@ impl PeerStore {
         self.inner.remove(key, tombstone)
     }
 
+    /// Bans a key: every method, the cache and evidence are refused it
+    /// ([`UpdateError::Banned`]) for `span`, or until [`unban`](Self::unban) if `None`;
+    /// whatever record it had is removed (subscribers hear
+    /// [`RemovalCause::Banned`](crate::RemovalCause::Banned)) and returned. The key's
+    /// tombstone, if it has one, stands as it was. Banned again, a key's ban is replaced.
+    /// Bans are written to the cache file ([`cache::save`](crate::cache::save)) and stand
+    /// again after a restart; nothing drops one to make room.
+    ///
+    /// ```
+    /// use peerstore::{DiscoveryMethod, PeerInfo, PeerStore, PublicKey, UpdateError};
+    ///
+    /// let store = PeerStore::new();
+    /// let key = PublicKey::from_bytes([7; 32]);
+    /// store.update(PeerInfo::new(key), DiscoveryMethod::Dht)?;
+    /// assert!(store.ban(&key, None, "key revoked")?.is_some(), "its record is removed");
+    /// // The DHT still serves its signed record: refused, again and again.
+    /// let again = store.update(PeerInfo::new(key), DiscoveryMethod::Dht);
+    /// assert_eq!(again, Err(UpdateError::Banned { until: None }));
+    /// assert_eq!(store.banned()[0].reason, "key revoked");
+    /// assert!(store.unban(&key));
+    /// store.update(PeerInfo::new(key), DiscoveryMethod::Dht)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`BanError`] for a reason longer than [`MAX_BAN_REASON`](crate::MAX_BAN_REASON) bytes or
+    /// holding a control character, a zero span, or a new ban past
+    /// [`MAX_BANS`](crate::MAX_BANS); nothing is changed then.
+    pub fn ban(
+        &self,
+        key: &PublicKey,
+        span: Option<Duration>,
+        reason: &str,
+    ) -> Result<Option<Arc<Peer>>, BanError> {
+        self.inner.ban(key, span, reason)
+    }
+
+    /// Lifts a key's ban; whether one stood. Announcements of the key are weighed again as
+    /// any other's (a tombstone it has still stands).
+    pub fn unban(&self, key: &PublicKey) -> bool {
+        self.inner.unban(key)
+    }
+
     /// Removes every peer silent for longer than the remove timeout (10 minutes by default) and
     /// returns their keys. Subscribers hear [`RemovalCause::Expired`](crate::RemovalCause::Expired).
     /// Their slots are free when this returns.
@@ -377,9 +431,24 @@ impl PeerStore {
 
     /// Evidence that `endpoint` reaches the peer (a handshake seen there, a probe answered):
     /// under the resilient policy it becomes a confirmed candidate, trusted for the policy's
-    /// `trust_for` against equal-rank challengers, and chosen if it was not. Under the ranked
-    /// policy it changes nothing. `false` for an unknown peer, or an address that is not one
-    /// of its candidates (under the ranked policy: not its endpoint).
+    /// `trust_for` against equal-rank challengers, and chosen if it was not. `false` for an
+    /// unknown peer (a banned key counts in [`Stats::rejected_banned`]), or an address that
+    /// is not one of its candidates (under the ranked policy: not its endpoint).
+    ///
+    /// A handshake ([`Evidence::Handshake`]) is more: WireGuard authenticated the key holder
+    /// at `endpoint`.
+    /// - Under every policy it makes the peer [`proven`](Peer::proven), for as long as its
+    ///   record lives.
+    /// - Under the resilient policy the store takes the endpoint even when no discovery
+    ///   method reported it (WireGuard followed the peer to a new NAT mapping): it becomes a
+    ///   trusted candidate that counts as set by the method the peer's endpoint came from
+    ///   (or the first it was heard by) until a method reports it, and it is chosen as any
+    ///   trusted candidate is ([`EndpointRule::Trusted`](crate::EndpointRule::Trusted) in the
+    ///   history). Past the candidate limit it replaces the least recently reported one that
+    ///   is neither in use nor trusted; if every one is, it is not kept and this is `false`.
+    /// - Under the ranked policy the endpoint stays what the announcements chose (the ranked
+    ///   rules weigh announcements only); a reconciler that leaves WireGuard's own roaming
+    ///   alone is how such a peer keeps working. `false` unless it is the peer's endpoint.
     ///
     /// Trust is each candidate's own: confirming `endpoint` leaves another candidate's trust as
     /// it was. Of several trusted candidates the one chosen is the first in the ranked order

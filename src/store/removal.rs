@@ -54,6 +54,7 @@ impl Inner {
             self.timeline.now_and_wall()
         };
         self.expire_tombstones(now);
+        self.expire_bans(now);
         // The events in the order their seqs were taken: a subscriber never sees seq go back.
         let mut events = Vec::new();
         let mut expired = Vec::new();

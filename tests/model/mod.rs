@@ -416,6 +416,8 @@ struct Cand {
     confirmed_at: Option<i128>,
     /// Until when its own trust lasts: set by `confirm`, ended by `note_failure`.
     trusted_until: Option<i128>,
+    /// The method a candidate first known from a handshake counts as set by.
+    label: Option<DiscoveryMethod>,
 }
 
 /// A candidate as `PeerStore::candidates` shows it, comparable field by field.
@@ -464,9 +466,15 @@ impl From<&Candidate> for CandidateView {
 ///    then, not at it), resets its failures and makes its voided reports vouch again; the
 ///    other candidates' trust stays as it was. `note_failure` voids its reports so far,
 ///    counts a failure and ends its trust at once (only its own). A report resets the
-///    candidate's failures (they count "since it was last confirmed or reported").
+///    candidate's failures (they count "since it was last confirmed or reported"). A
+///    handshake (not a probe) at an endpoint that is no candidate makes it one, with no
+///    report, labelled by the method of the endpoint in use (else the first method that
+///    heard the peer), and confirms it; past the limit it replaces the candidate reported
+///    least recently (one with no report first) that is neither in use nor trusted, or is
+///    not kept if there is none. Under every policy a handshake makes a known peer proven.
 /// 6. The chosen endpoint: if any candidate is trusted, the first of the trusted ones in the
-///    seed's order among them (the rank of the best method that ever reported it, then IPv6,
+///    seed's order among them (the rank of the best method that ever reported it, or of its
+///    label if none did, then IPv6,
 ///    then the most recent confirmation), set by that best method (rank does not override
 ///    trust); else the best fresh candidate in the seed's order (the rank of its best vouching
 ///    report, then IPv6, then its newest vouching report), set by that best report's method;
@@ -586,14 +594,15 @@ impl Candidates {
         // The trusted ones first, in the seed's order: (best rank ever, IPv6, confirmed last).
         let mut trusted: Option<((u8, bool, i128), SocketAddr, DiscoveryMethod)> = None;
         for c in self.list.iter().filter(|c| Candidates::trusted_at(c, now)) {
-            let by = best_report(c.reports.iter()).expect("a candidate has a report");
+            let by = best_report(c.reports.iter()).map(|r| &r.method);
+            let by = by.or(c.label.as_ref()).expect("a report or a label");
             let confirmed = c.confirmed_at.expect("a trusted candidate was confirmed");
-            let order = (by.method.rank(), c.endpoint.is_ipv6(), confirmed);
+            let order = (by.rank(), c.endpoint.is_ipv6(), confirmed);
             if trusted
                 .as_ref()
                 .is_none_or(|(b, _, _)| seed_order_at_least(order, *b))
             {
-                trusted = Some((order, c.endpoint, by.method.clone()));
+                trusted = Some((order, c.endpoint, by.clone()));
             }
         }
         if let Some((_, endpoint, method)) = trusted {
@@ -660,7 +669,7 @@ impl Candidates {
                 Some(window) => now - report.at <= window,
                 None => self.cache_vouches(now),
             };
-            let mut victim: Option<(usize, i128)> = None;
+            let mut victim: Option<(usize, Option<i128>)> = None;
             for (i, c) in self.list.iter().enumerate() {
                 if Some(c.endpoint) == in_use || Candidates::trusted_at(c, now) {
                     continue;
@@ -668,7 +677,8 @@ impl Candidates {
                 if !newcomer_vouches && self.is_fresh(c, now) {
                     continue;
                 }
-                let last = c.reports.iter().map(|r| r.at).max().expect("a report");
+                // A candidate no method reported counts as reported longest ago.
+                let last = c.reports.iter().map(|r| r.at).max();
                 if victim.is_none_or(|(_, oldest)| last < oldest) {
                     victim = Some((i, last));
                 }
@@ -688,17 +698,54 @@ impl Candidates {
             failed_at: None,
             confirmed_at: None,
             trusted_until: None,
+            label: None,
         });
     }
 
-    /// Rule 5: evidence for `endpoint`; `false` if it is no candidate.
+    /// Rule 5: evidence for `endpoint` (a probe's round trip, or a handshake's none), while
+    /// `in_use` is the peer's endpoint and `label` what a new candidate counts as set by;
+    /// `false` if it is no candidate and the evidence does not make it one.
     fn confirm(
         &mut self,
         endpoint: SocketAddr,
         rtt: Option<Duration>,
         now: i128,
         wall: SystemTime,
+        in_use: Option<SocketAddr>,
+        label: Option<DiscoveryMethod>,
     ) -> bool {
+        if !self.list.iter().any(|c| c.endpoint == endpoint) {
+            let (None, Some(label)) = (rtt, label) else {
+                return false;
+            };
+            if self.list.len() >= MAX_CANDIDATES {
+                let mut victim: Option<(usize, Option<i128>)> = None;
+                for (i, c) in self.list.iter().enumerate() {
+                    if Some(c.endpoint) == in_use || Candidates::trusted_at(c, now) {
+                        continue;
+                    }
+                    let last = c.reports.iter().map(|r| r.at).max();
+                    if victim.is_none_or(|(_, oldest)| last < oldest) {
+                        victim = Some((i, last));
+                    }
+                }
+                let Some((i, _)) = victim else {
+                    return false;
+                };
+                self.list.remove(i);
+            }
+            self.list.push(Cand {
+                endpoint,
+                reports: Vec::new(),
+                confirmed: None,
+                rtt: None,
+                failures: 0,
+                failed_at: None,
+                confirmed_at: None,
+                trusted_until: None,
+                label: Some(label),
+            });
+        }
         let Some(c) = self.list.iter_mut().find(|c| c.endpoint == endpoint) else {
             return false;
         };
@@ -1376,6 +1423,11 @@ impl Model {
         endpoint: Option<SocketAddr>,
         rtt: Option<Duration>,
     ) -> (bool, Option<PeerEventKind>) {
+        // A handshake proves a known peer, under every policy (with no address there is no
+        // call to make).
+        if let (None, Some(_), Some(entry)) = (rtt, endpoint, self.peers.get_mut(key)) {
+            entry.peer.proven = true;
+        }
         if self.config.endpoints == Endpoints::Seed {
             return (self.evidence(key, endpoint), None);
         }
@@ -1386,7 +1438,16 @@ impl Model {
         let Some(entry) = self.peers.get_mut(key) else {
             return (false, None);
         };
-        if !entry.candidates.confirm(endpoint, rtt, now, wall) {
+        let in_use = entry.peer.endpoint;
+        let label = entry
+            .peer
+            .endpoint_method
+            .clone()
+            .or(entry.via.first().cloned());
+        if !entry
+            .candidates
+            .confirm(endpoint, rtt, now, wall, in_use, label)
+        {
             return (false, None);
         }
         (true, self.rechoose_peer(key))

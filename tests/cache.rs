@@ -549,3 +549,78 @@ fn bad_tombstones_in_a_file_are_skipped_and_the_peers_still_restore() {
     assert_eq!(standing.len(), 2);
     assert!(standing.contains(&key(1)) && standing.contains(&key(2)));
 }
+
+#[test]
+fn bans_survive_a_restart_and_refuse_the_cache_its_entries() {
+    let dir = Scratch::new("bans");
+    let path = dir.file("peers.json");
+    let clock = clock();
+    let store = PeerStore::builder().clock(clock.clone()).build().unwrap();
+    for n in 1..=3 {
+        let endpoint = format!("198.51.100.{n}:1");
+        store
+            .update(at(n, &endpoint), DiscoveryMethod::Dht)
+            .unwrap();
+    }
+    store.ban(&key(1), None, "key revoked").unwrap();
+    store.ban(&key(4), Some(secs(600)), "flooding").unwrap();
+    assert_eq!(cache::save(&store, &path).unwrap(), 2);
+    let saved: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    let bans = saved["bans"].as_array().unwrap();
+    assert_eq!(bans.len(), 2, "{saved}");
+    assert!(
+        bans[0].get("until").is_none(),
+        "a ban until lifted has no end: {saved}"
+    );
+
+    // The banned key's entry comes back in a file the DHT layer wrote meanwhile: refused.
+    let mut text: Value = saved.clone();
+    text["peers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::from_str(&entry_of(1)).unwrap());
+    fs::write(&path, text.to_string()).unwrap();
+
+    let restarted_clock = support::clock();
+    restarted_clock.advance(secs(60));
+    let restarted = PeerStore::builder()
+        .clock(restarted_clock.clone())
+        .build()
+        .unwrap();
+    let report = cache::restore(&restarted, &path).unwrap();
+    let counts = (report.bans, report.restored, report.rejected_banned);
+    assert_eq!(counts, (2, 2, 1), "{report:?}");
+    let before: Vec<_> = store
+        .banned()
+        .iter()
+        .map(|b| (b.public_key, b.reason.clone(), b.until.is_some()))
+        .collect();
+    let after: Vec<_> = restarted
+        .banned()
+        .iter()
+        .map(|b| (b.public_key, b.reason.clone(), b.until.is_some()))
+        .collect();
+    assert_eq!(after, before);
+    assert_eq!(
+        restarted.banned()[1].since,
+        store.banned()[1].since,
+        "whole seconds"
+    );
+    let refused = restarted.update(PeerInfo::new(key(1)), DiscoveryMethod::Lan);
+    assert!(refused.is_err(), "still banned after the restart");
+    // The span runs on from the file's end: ten minutes after the ban, it has lifted.
+    restarted_clock.advance(secs(540));
+    assert!(
+        restarted
+            .update(PeerInfo::new(key(4)), DiscoveryMethod::Lan)
+            .is_ok()
+    );
+}
+
+fn entry_of(n: u32) -> String {
+    format!(
+        r#"{{"wg_pubkey": "{}", "mesh_ip": "10.42.0.{n}", "endpoint": "198.51.100.{n}:1", "last_seen": {}}}"#,
+        key(n),
+        START.as_secs()
+    )
+}

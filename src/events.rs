@@ -58,9 +58,9 @@ pub enum RemovalCause {
     Explicit,
     /// [`PeerStore::cleanup_stale`](crate::PeerStore::cleanup_stale) found it silent too long.
     Expired,
-    /// A new peer heard first-hand took its place in a full store: it was the least recently
-    /// heard of the peers never heard first-hand
-    /// ([`FullPolicy::EvictSecondHand`](crate::FullPolicy::EvictSecondHand)).
+    /// A newcomer took its place in a full store: it was the least recently heard of the
+    /// peers the store's [`FullPolicy`](crate::FullPolicy) lets go (never heard first-hand, or
+    /// never proven).
     Evicted,
     /// [`PeerStore::ban`](crate::PeerStore::ban) ruled the key out.
     Banned,

@@ -22,7 +22,9 @@
 //!   again is [`Updated`](UpdateOutcome::Updated), like a change;
 //! - at most 1000 peers are held, so a flood of fake peers cannot exhaust memory; a full store
 //!   refuses a new peer, unless [`FullPolicy::EvictSecondHand`] lets one heard first-hand take
-//!   the place of a peer never heard first-hand;
+//!   the place of a peer never heard first-hand, or [`FullPolicy::EvictUnproven`] lets one
+//!   heard on the LAN take the place of a peer WireGuard never completed a handshake with;
+//! - a banned key ([`PeerStore::ban`]) is refused whatever any method says of it;
 //! - a removed peer is forgotten at once, unless removed with a tombstone
 //!   ([`PeerStore::remove_for`], [`PeerStoreBuilder::tombstone_expired`]), which refuses the
 //!   cache and the second-hand methods a new record until it falls, and a first-hand one as
@@ -125,6 +127,7 @@ mod stats;
 mod store;
 mod sync;
 mod tombstone;
+mod victims;
 #[cfg(feature = "serde")]
 mod wire_time;
 

@@ -65,8 +65,9 @@ counters! {
     rejected_banned: RejectedBanned,
     /// Peers inserted again by a first-hand method over their tombstone.
     readmitted: Readmitted,
-    /// Peers evicted by a new peer heard first-hand in a full store
-    /// ([`FullPolicy::EvictSecondHand`](crate::FullPolicy::EvictSecondHand)).
+    /// Peers evicted by a newcomer to a full store
+    /// ([`FullPolicy::EvictSecondHand`](crate::FullPolicy::EvictSecondHand),
+    /// [`FullPolicy::EvictUnproven`](crate::FullPolicy::EvictUnproven)).
     evicted: Evicted,
     /// Peers removed by a ban ([`PeerStore::ban`](crate::PeerStore::ban)).
     banned: Banned,

@@ -315,21 +315,32 @@ fn max_second_hand_caps_the_flood_and_leaves_room_for_first_hand_peers() {
     });
 }
 
-/// Inserts by first- and second-hand methods, evictions, removals with tombstones and
-/// cleanups, racing on 8 threads at the cap: the cap holds at every step, and at the end the
-/// books balance (the map, `len`, the stats and the events replayed).
+/// Inserts by first- and second-hand methods, handshakes, evictions, removals with
+/// tombstones and cleanups, racing on 8 threads at the cap, under each evicting policy and
+/// its quotas: the cap holds at every step, and at the end the books balance (the map, `len`,
+/// the stats, the events replayed, and quotas whole again).
 #[test]
 fn racing_admissions_evictions_and_removals_keep_the_cap_and_the_books() {
-    for (cap, quota) in [(64, None), (64, Some(16))] {
+    let configs = [
+        (FullPolicy::EvictSecondHand, None, None),
+        (FullPolicy::EvictSecondHand, Some(16), None),
+        (FullPolicy::EvictUnproven, None, None),
+        (FullPolicy::EvictUnproven, Some(16), Some(24)),
+    ];
+    for (policy, quota, unproven) in configs {
+        let cap = 64;
         let clock = support::clock();
         let mut builder = support::builder(2)
             .clock(clock.clone())
             .max_peers(cap)
-            .when_full(FullPolicy::EvictSecondHand)
+            .when_full(policy)
             .tombstone_expired(secs(5))
             .event_buffer(1 << 20);
         if let Some(quota) = quota {
             builder = builder.max_second_hand(quota);
+        }
+        if let Some(unproven) = unproven {
+            builder = builder.max_unproven(unproven);
         }
         let store = builder.build().unwrap();
         let events = store.subscribe();
@@ -353,6 +364,10 @@ fn racing_admissions_evictions_and_removals_keep_the_cap_and_the_books() {
                     30 if t == 0 => {
                         shared_clock.advance(secs(1));
                         shared.cleanup_stale();
+                    }
+                    40 => {
+                        let endpoint = support::addr("198.51.100.1:1");
+                        let _ = shared.confirm(&key(n), endpoint, peerstore::Evidence::Handshake);
                     }
                     _ => {}
                 }
@@ -384,6 +399,15 @@ fn racing_admissions_evictions_and_removals_keep_the_cap_and_the_books() {
             s.evicted > 0 && s.rejected_tombstoned > 0 && s.rejected_full > 0,
             "the race went through every path: {s:?}"
         );
+        // The unproven quota came back whole: it admits `unproven` new peers again.
+        if let Some(unproven) = unproven {
+            let admitted = (0..100)
+                .filter(|&n| store.update(PeerInfo::new(key(20_000 + n)), M::Dht).is_ok())
+                .count();
+            assert_eq!(admitted, unproven, "{policy:?}");
+            clock.advance(secs(700));
+            store.cleanup_stale();
+        }
         // The quota came back whole: it admits `quota` second-hand peers again.
         if let Some(quota) = quota {
             let admitted = (0..100)
@@ -537,4 +561,162 @@ fn one_newcomer_announced_on_four_threads_at_once_evicts_once() {
             "round {round}: one eviction a newcomer"
         );
     }
+}
+
+/// A full store of `cap` holding ten real peers (heard first, and proven by a handshake) and
+/// fakes a DHT flood announced after them (first-hand, never proven).
+fn flooded(when_full: FullPolicy, cap: usize) -> (PeerStore, ManualClock) {
+    let (store, clock) = on_clock(support::builder(2).max_peers(cap).when_full(when_full));
+    for n in 0..10 {
+        store
+            .update(support::at(n, "198.51.100.1:51820"), M::Dht)
+            .unwrap();
+        let endpoint = support::addr("198.51.100.1:51820");
+        store.confirm(&key(n), endpoint, peerstore::Evidence::Handshake);
+    }
+    let mut refused = 0;
+    for n in 0..1100 {
+        clock.advance(Duration::from_millis(50));
+        refused += usize::from(store.update(PeerInfo::new(key(1000 + n)), M::Dht).is_err());
+    }
+    assert_eq!(refused, 1100 - (cap - 10), "the flood fills the store");
+    (store, clock)
+}
+
+/// (G) 1,100 fresh keys announced by the DHT within a minute fill the store; they never
+/// complete a handshake. Four LAN newcomers arrive: refused under the reference policy and
+/// under `EvictSecondHand` (the fakes are first-hand), let in under `EvictUnproven`, each in
+/// the place of the least recently heard fake, the proven peers untouched.
+#[test]
+fn a_first_hand_flood_locks_lan_newcomers_out_unless_the_store_keeps_proven_peers() {
+    const CAP: usize = 100;
+    for policy in [FullPolicy::Refuse, FullPolicy::EvictSecondHand] {
+        let (store, _clock) = flooded(policy, CAP);
+        for n in 0..4 {
+            let refused = store.update(PeerInfo::new(key(500 + n)), M::Lan);
+            assert_eq!(
+                refused,
+                Err(UpdateError::StoreFull { capacity: CAP }),
+                "{policy:?}"
+            );
+        }
+    }
+    let (store, _clock) = flooded(FullPolicy::EvictUnproven, CAP);
+    let events = store.subscribe();
+    for n in 0..4 {
+        let outcome = store.update(PeerInfo::new(key(500 + n)), M::Lan);
+        assert_eq!(outcome, Ok(UpdateOutcome::Inserted), "newcomer {n}");
+        assert!(
+            store.get(&key(1000 + n)).is_none(),
+            "the oldest fake went: {n}"
+        );
+    }
+    assert_eq!(store.len(), CAP);
+    assert!(
+        (0..10).all(|n| store.get(&key(n)).is_some()),
+        "every proven peer stays"
+    );
+    assert_eq!(store.stats().evicted, 4);
+    let evicted = kinds(&events)
+        .into_iter()
+        .filter(|k| *k == removed(RemovalCause::Evicted))
+        .count();
+    assert_eq!(evicted, 4);
+    // A DHT newcomer may take only a second-hand peer's place, and there is none; a
+    // second-hand newcomer never evicts.
+    let dht = store.update(PeerInfo::new(key(600)), M::Dht);
+    assert_eq!(dht, Err(UpdateError::StoreFull { capacity: CAP }));
+    let gossip = store.update(PeerInfo::new(key(601)), M::GossipTransitive);
+    assert_eq!(gossip, Err(UpdateError::StoreFull { capacity: CAP }));
+}
+
+/// Among the unproven, a peer never heard first-hand goes before one heard first-hand, even a
+/// more recently heard one; a peer heard again since it went in goes after those that were
+/// not; a proven peer never goes, however long ago it was heard.
+#[test]
+fn under_evict_unproven_victims_go_second_hand_first_then_least_recently_heard() {
+    support::each_shards(|shards| {
+        let builder = support::builder(shards)
+            .max_peers(4)
+            .when_full(FullPolicy::EvictUnproven);
+        let (store, clock) = on_clock(builder);
+        store
+            .update(support::at(0, "198.51.100.1:1"), M::Dht)
+            .unwrap();
+        let proven = support::addr("198.51.100.1:1");
+        assert!(store.confirm(&key(0), proven, peerstore::Evidence::Handshake));
+        clock.advance(secs(1));
+        store.update(PeerInfo::new(key(1)), M::Dht).unwrap();
+        clock.advance(secs(1));
+        store.update(PeerInfo::new(key(2)), M::Dht).unwrap();
+        clock.advance(secs(1));
+        store
+            .update(PeerInfo::new(key(3)), M::GossipTransitive)
+            .unwrap();
+        clock.advance(secs(1));
+        // Key 1 is heard again: now key 2 is the least recently heard first-hand one.
+        store.update(PeerInfo::new(key(1)), M::Dht).unwrap();
+        let mut held: Vec<u32> = vec![1, 2, 3];
+        let mut order = Vec::new();
+        for n in 10..13 {
+            clock.advance(secs(1));
+            store.update(PeerInfo::new(key(n)), M::Lan).unwrap();
+            let gone: Vec<u32> = held
+                .iter()
+                .copied()
+                .filter(|&k| store.get(&key(k)).is_none())
+                .collect();
+            held.retain(|k| !gone.contains(k));
+            order.extend(gone);
+        }
+        // The second-hand peer 3 first, then the least recently heard first-hand one (2, as
+        // key 1 was heard again), then 1; the proven peer 0 stays.
+        assert_eq!(order, [3, 2, 1]);
+        assert!(store.get(&key(0)).is_some(), "proven, never evicted");
+        // The newcomers are unproven too: the next takes the oldest of them, not peer 0.
+        store.update(PeerInfo::new(key(20)), M::Lan).unwrap();
+        assert!(store.get(&key(10)).is_none() && store.get(&key(0)).is_some());
+        assert_eq!(store.len(), 4);
+    });
+}
+
+/// `max_unproven` bounds what a flood holds, whatever method it claims: a DHT flood of 1,100
+/// fills 30 slots of 100, and a peer that completed a handshake leaves the quota.
+#[test]
+fn max_unproven_bounds_a_flood_whatever_method_it_claims() {
+    support::each_shards(|shards| {
+        let builder = support::builder(shards).max_peers(100).max_unproven(30);
+        let (store, _clock) = on_clock(builder);
+        for n in 0..10 {
+            store
+                .update(support::at(n, "198.51.100.1:1"), M::Dht)
+                .unwrap();
+            let endpoint = support::addr("198.51.100.1:1");
+            store.confirm(&key(n), endpoint, peerstore::Evidence::Handshake);
+        }
+        let methods = [M::Dht, M::Lan, M::Gossip, M::GossipTransitive, M::Cache];
+        let taken = (0..1100)
+            .filter(|&n| {
+                let method = methods[n as usize % methods.len()].clone();
+                store.update(PeerInfo::new(key(1000 + n)), method).is_ok()
+            })
+            .count();
+        assert_eq!(taken, 30);
+        assert_eq!(store.len(), 40);
+        // A proven flood peer leaves the quota: one more fits. A removed one gives its slot.
+        let endpoint = support::addr("198.51.100.9:1");
+        store.confirm(&key(1000), endpoint, peerstore::Evidence::Handshake);
+        assert!(store.update(PeerInfo::new(key(5000)), M::Dht).is_ok());
+        assert!(
+            store.update(PeerInfo::new(key(5001)), M::Dht).is_err(),
+            "full again"
+        );
+        store.remove(&key(1001));
+        assert!(store.update(PeerInfo::new(key(5001)), M::Dht).is_ok());
+        assert!(store.remove(&key(0)).is_some());
+        assert!(
+            store.update(PeerInfo::new(key(5002)), M::Dht).is_err(),
+            "a proven slot is no unproven one"
+        );
+    });
 }

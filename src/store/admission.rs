@@ -1,17 +1,17 @@
 //! Admission: who may come in, and what a removal leaves behind. Bans (placed in `bans`),
-//! the cap (a counter of reserved slots, [`Capacity`]), the second-hand quota, eviction of a
-//! second-hand peer for a first-hand newcomer, and every place a tombstone is placed, checked
-//! or cleared.
+//! the cap (a counter of reserved slots, [`Capacity`]), the second-hand and unproven quotas,
+//! what a record holds of them and gives back, and every place a tombstone is placed, checked
+//! or cleared. Making room in a full store is `eviction`'s.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::eviction::{Claim, Tier};
 use super::{Inner, Record, Settings};
 use crate::ban::Bans;
 use crate::capacity::Capacity;
 use crate::clock::Nanos;
-use crate::events::{PeerEventKind, RemovalCause};
-use crate::keymap::{KeyMap, key_map};
+use crate::events::RemovalCause;
 use crate::stats::Counter;
 use crate::tombstone::{Standing, Tombstone, Tombstones};
 use crate::{DiscoveryMethod, PeerStore, PublicKey, UpdateError};
@@ -35,9 +35,20 @@ pub enum FullPolicy {
     /// a second-hand newcomer is still refused, and a peer ever heard first-hand is never
     /// evicted. When every peer was heard first-hand, the newcomer is refused. "Ever" is since
     /// the peer's record was inserted (its `discovered_via`): a peer removed and brought back
-    /// second-hand starts again. Among peers heard equally long ago, which one goes is not
-    /// specified.
+    /// second-hand starts again. Among peers heard equally long ago, the one whose key sorts
+    /// first goes.
     EvictSecondHand,
+    /// Proof over word: a peer WireGuard completed a handshake with
+    /// ([`Peer::proven`](crate::Peer::proven)) is never evicted. A newcomer heard on the LAN
+    /// (it is on the link now) takes the place of the least recently heard unproven peer,
+    /// one never heard first-hand first: a first-hand peer outranks a second-hand one among
+    /// the unproven. A newcomer heard first-hand by another method takes only a second-hand
+    /// unproven peer's place, and a second-hand newcomer is refused. So a flood of fresh keys
+    /// announced first-hand (a DHT flood) fills the store, and a real peer on the LAN still
+    /// gets in; [`max_unproven`](crate::PeerStoreBuilder::max_unproven) bounds what such a flood
+    /// can hold at all. Victims are found in an order kept by when they were heard, not by a
+    /// visit of the map.
+    EvictUnproven,
 }
 
 /// What lifts a tombstone before it falls: [`PeerStoreBuilder::readmit`](crate::PeerStoreBuilder::readmit).
@@ -65,32 +76,33 @@ pub enum Readmission {
 
 /// The admission room's state.
 pub(super) struct Admission {
-    capacity: Capacity,
+    pub(super) capacity: Capacity,
     /// How many peers never heard first-hand the store holds, against `max_second_hand`
-    /// (unlimited if not set); kept when that is set or when the full policy evicts them,
-    /// so that an eviction with no victim to find costs no visit of the map.
-    second_hand: Option<Capacity>,
+    /// (unlimited if not set); kept when that is set or when the full policy evicts, so that
+    /// an eviction with no victim to find costs no look.
+    pub(super) second_hand: Option<Capacity>,
+    /// How many peers never proven the store holds, against `max_unproven` (unlimited if not
+    /// set); kept when that is set or under [`FullPolicy::EvictUnproven`].
+    pub(super) unproven: Option<Capacity>,
     /// Removed peers that second-hand word cannot bring back for a while.
     tombstones: Tombstones,
     /// Keys nothing brings in.
     pub(super) bans: Bans,
-    /// The keys a newcomer is evicting for (under [`FullPolicy::EvictSecondHand`] only): a
-    /// second newcomer of the same key waits for the first instead of evicting too, so that a
-    /// peer announced by the LAN and the DHT at once costs one victim, not two.
-    evicting: Option<KeyMap<()>>,
 }
 
 impl Admission {
     pub(super) fn new(settings: &Settings, shards: Option<usize>) -> Self {
         let counts_second_hand =
-            settings.max_second_hand.is_some() || settings.when_full == FullPolicy::EvictSecondHand;
+            settings.max_second_hand.is_some() || settings.when_full != FullPolicy::Refuse;
+        let counts_unproven =
+            settings.max_unproven.is_some() || settings.when_full == FullPolicy::EvictUnproven;
+        let quota = |max: Option<usize>| Capacity::new(max.unwrap_or(usize::MAX));
         Admission {
             capacity: Capacity::new(settings.max_peers),
-            second_hand: counts_second_hand
-                .then(|| Capacity::new(settings.max_second_hand.unwrap_or(usize::MAX))),
+            second_hand: counts_second_hand.then(|| quota(settings.max_second_hand)),
+            unproven: counts_unproven.then(|| quota(settings.max_unproven)),
             tombstones: Tombstones::new(shards),
             bans: Bans::new(shards),
-            evicting: (settings.when_full == FullPolicy::EvictSecondHand).then(|| key_map(shards)),
         }
     }
 }
@@ -99,52 +111,32 @@ impl Admission {
 pub(super) enum Refusal {
     /// Refused, for this reason.
     Error(UpdateError),
-    /// The store is full, and the full policy lets this newcomer evict a second-hand peer:
-    /// [`Inner::make_room`], with no record locked.
-    Full,
+    /// The store is full, and the full policy lets this newcomer evict a peer of these
+    /// tiers: [`Inner::make_room`], with no record locked.
+    Full(&'static [Tier]),
 }
 
-/// A newcomer's claim on a slot while it goes in: whether an eviction freed one for it, how
-/// many evictions it tried, and, once it evicts, its hold on its key's right to evict (given
-/// back when the claim is dropped, after the newcomer went in or was refused).
-#[derive(Debug, Default)]
-pub(super) struct Claim<'a> {
-    holds: Option<(&'a KeyMap<()>, PublicKey)>,
-    evicted: bool,
-    tries: u32,
-    waits: u32,
+/// The slots a record holds: one under the cap, and one under each quota it counts against.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Slots {
+    pub records: usize,
+    pub second_hand: usize,
+    pub unproven: usize,
 }
 
-impl Drop for Claim<'_> {
-    fn drop(&mut self) {
-        if let Some((evicting, key)) = self.holds {
-            evicting.remove(&key);
-        }
+impl std::ops::AddAssign for Slots {
+    fn add_assign(&mut self, other: Slots) {
+        self.records += other.records;
+        self.second_hand += other.second_hand;
+        self.unproven += other.unproven;
     }
-}
-
-/// How many times a newcomer yields to another newcomer of its key that is evicting for it,
-/// before it is refused as in a full store with no victim.
-const MAX_CLAIM_WAITS: u32 = 100_000;
-
-/// How many times a newcomer tries to evict when racing threads take each victim (or the slot
-/// it freed) before it: then it is refused, as in a store with no victim.
-const MAX_EVICTION_TRIES: u32 = 4;
-
-/// What an eviction did ([`Inner::evict_second_hand`]).
-enum Eviction {
-    /// A peer was evicted; its slot under the cap is the caller's.
-    Evicted,
-    /// The chosen victim was gone or heard first-hand by the time it was locked.
-    Raced,
-    /// Every peer was heard first-hand.
-    NoVictim,
 }
 
 impl Inner {
     /// Whether a new peer heard by `method` may go in now, called with its vacant slot locked:
-    /// its ban, its tombstone, the second-hand quota and the cap. `Ok(true)`: it goes in over a
-    /// tombstone, which [`readmitted`](Self::readmitted) clears.
+    /// its ban, its tombstone, the quotas and the cap. `Ok(true)`: it goes in over a
+    /// tombstone, which [`readmitted`](Self::readmitted) clears. The slots it reserves (or an
+    /// eviction handed it in `claim`) are its record's from then on.
     pub(super) fn admit(
         &self,
         key: &PublicKey,
@@ -175,20 +167,41 @@ impl Inner {
                 return Err(Refusal::Error(UpdateError::Tombstoned { until }));
             }
         };
+        // Full, for this newcomer: make room if it may evict, else refused.
+        let full = || match self.may_evict(method) {
+            [] => Refusal::Error(self.full()),
+            tiers => Refusal::Full(tiers),
+        };
         let quota = admission.second_hand.as_ref().filter(|_| !first_hand);
         if let Some(quota) = quota
             && !quota.try_reserve()
         {
             return Err(Refusal::Error(self.full()));
         }
+        // Every newcomer is unproven: under the unproven quota, unless an eviction handed it
+        // an unproven peer's slot.
+        let unproven = admission.unproven.as_ref().filter(|_| !claim.unproven_slot);
+        if let Some(unproven) = unproven
+            && !unproven.try_reserve()
+        {
+            if let Some(quota) = quota {
+                quota.release();
+            }
+            // Only under `EvictUnproven` is every victim unproven, so that evicting one frees
+            // an unproven slot.
+            if self.settings.when_full == FullPolicy::EvictUnproven {
+                return Err(full());
+            }
+            return Err(Refusal::Error(self.full()));
+        }
         if !claim.evicted && !admission.capacity.try_reserve() {
             if let Some(quota) = quota {
                 quota.release();
             }
-            if first_hand && self.settings.when_full == FullPolicy::EvictSecondHand {
-                return Err(Refusal::Full);
+            if let Some(unproven) = unproven {
+                unproven.release();
             }
-            return Err(Refusal::Error(self.full()));
+            return Err(full());
         }
         Ok(readmitted)
     }
@@ -211,63 +224,10 @@ impl Inner {
     }
 
     /// Counts a refusal of a new peer as full, and says so.
-    fn full(&self) -> UpdateError {
+    pub(super) fn full(&self) -> UpdateError {
         self.counters.add(Counter::RejectedFull, 1);
         UpdateError::StoreFull {
             capacity: self.admission.capacity.max(),
-        }
-    }
-
-    /// Makes room for a first-hand newcomer to a full store, with no record locked: `Ok` to
-    /// try again (a slot was freed for it, or a racer took the victim and another may be
-    /// there), or refused.
-    pub(super) fn make_room<'a>(
-        &'a self,
-        key: PublicKey,
-        claim: &mut Claim<'a>,
-    ) -> Result<(), UpdateError> {
-        // Every peer heard first-hand: nothing to evict, and no claim to take (a flood of
-        // first-hand newcomers into such a store costs no visit and no claim each).
-        if !self.may_hold_a_victim() {
-            return Err(self.full());
-        }
-        if claim.holds.is_none()
-            && let Some(evicting) = &self.admission.evicting
-        {
-            if evicting.insert(key, ()).is_some() {
-                // Another newcomer of this key is making room for it: the peer will be in a
-                // moment, and this announcement is merged into it then.
-                claim.waits += 1;
-                if claim.waits > MAX_CLAIM_WAITS {
-                    return Err(self.full());
-                }
-                std::thread::yield_now();
-                return Ok(());
-            }
-            claim.holds = Some((evicting, key));
-            // The newcomer that held it may have gone in between this one's look and its
-            // claim: then there is nothing to make room for.
-            if self.peers.contains_key(&key) {
-                return Ok(());
-            }
-        }
-        claim.tries += 1;
-        match self.evict_second_hand() {
-            Eviction::Evicted => {
-                claim.evicted = true;
-                return Ok(());
-            }
-            Eviction::Raced if claim.tries < MAX_EVICTION_TRIES => return Ok(()),
-            Eviction::Raced | Eviction::NoVictim => {}
-        }
-        Err(self.full())
-    }
-
-    /// The newcomer found its peer inserted meanwhile: a slot an eviction freed for it is
-    /// not needed.
-    pub(super) fn claim_not_needed(&self, claim: &Claim<'_>) {
-        if claim.evicted {
-            self.admission.capacity.release();
         }
     }
 
@@ -278,63 +238,14 @@ impl Inner {
         self.counters.add(Counter::Readmitted, 1);
     }
 
-    /// Evicts the least recently heard peer never heard first-hand, handing its slot under the
-    /// cap to the caller (never released, so no racing insert can take it; the loom model in
-    /// `capacity.rs` checks the protocol). Called with no record locked: the visit locks each
-    /// shard in turn, the eviction the victim's.
-    #[inline(never)]
-    fn evict_second_hand(&self) -> Eviction {
-        if !self.may_hold_a_victim() {
-            return Eviction::NoVictim;
-        }
-        let mut victim: Option<(Nanos, PublicKey)> = None;
-        for record in self.peers.iter() {
-            let second_hand = !record.peer.discovered_via.any_first_hand();
-            if second_hand && victim.is_none_or(|(heard, _)| record.heard_at < heard) {
-                victim = Some((record.heard_at, *record.key()));
-            }
-        }
-        let Some((_, key)) = victim else {
-            return Eviction::NoVictim;
-        };
-        let mut seq = 0;
-        // Still there and still second-hand: a racing update may have heard it first-hand.
-        let evicted = self.peers.remove_if(&key, |key, record| {
-            let second_hand = !record.peer.discovered_via.any_first_hand();
-            if second_hand {
-                seq = self.next_seq();
-                self.forget_endpoints(key);
-            }
-            second_hand
-        });
-        let Some((key, record)) = evicted else {
-            return Eviction::Raced;
-        };
-        self.release_second_hand(1);
-        self.counters.add(Counter::Evicted, 1);
-        self.publish(
-            key,
-            PeerEventKind::Removed {
-                cause: RemovalCause::Evicted,
-            },
-            seq,
-        );
-        drop(record);
-        Eviction::Evicted
-    }
-
-    /// WireGuard completed a handshake with a known peer: it is proven from now on. Called
-    /// with its record locked; no event (a measurement, as a latency is, not news from the
-    /// peer).
+    /// WireGuard completed a handshake with a known peer: it is proven from now on, and
+    /// leaves the unproven quota. Called with its record locked; no event (a measurement, as
+    /// a latency is, not news from the peer).
     pub(super) fn prove(&self, record: &mut Record) {
+        if self.counts_as_unproven(record) {
+            self.release_unproven(1);
+        }
         Arc::make_mut(&mut record.peer).proven = true;
-    }
-
-    /// Whether the store may hold a peer never heard first-hand: `false` when it counts them
-    /// and holds none.
-    fn may_hold_a_victim(&self) -> bool {
-        let count = self.admission.second_hand.as_ref();
-        count.is_none_or(|count| count.held() != 0)
     }
 
     /// Whether a record counts against the second-hand quota: they are counted, and no method
@@ -351,15 +262,36 @@ impl Inner {
         }
     }
 
-    /// Gives back the slots of `records` removed records, `second_hand` of which counted
-    /// against the quota.
-    pub(super) fn release(&self, records: usize, second_hand: usize) {
-        self.release_second_hand(second_hand);
-        self.admission.capacity.release_many(records);
+    /// Whether a record counts against the unproven quota: they are counted, and WireGuard
+    /// never completed a handshake with it.
+    fn counts_as_unproven(&self, record: &Record) -> bool {
+        self.admission.unproven.is_some() && !record.peer.proven
     }
 
-    fn release_second_hand(&self, n: usize) {
+    /// The slots a record holds, which its removal gives back.
+    pub(super) fn slots_of(&self, record: &Record) -> Slots {
+        Slots {
+            records: 1,
+            second_hand: usize::from(self.counts_as_second_hand(record)),
+            unproven: usize::from(self.counts_as_unproven(record)),
+        }
+    }
+
+    /// Gives back the slots of removed records.
+    pub(super) fn release(&self, slots: Slots) {
+        self.release_second_hand(slots.second_hand);
+        self.release_unproven(slots.unproven);
+        self.admission.capacity.release_many(slots.records);
+    }
+
+    pub(super) fn release_second_hand(&self, n: usize) {
         if let Some(quota) = &self.admission.second_hand {
+            quota.release_many(n);
+        }
+    }
+
+    pub(super) fn release_unproven(&self, n: usize) {
+        if let Some(quota) = &self.admission.unproven {
             quota.release_many(n);
         }
     }

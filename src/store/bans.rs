@@ -50,7 +50,7 @@ impl Inner {
                 return Ok(None);
             }
         };
-        self.release(1, usize::from(self.counts_as_second_hand(&record)));
+        self.release(self.slots_of(&record));
         self.counters.add(Counter::Banned, 1);
         let cause = RemovalCause::Banned;
         self.publish(*key, PeerEventKind::Removed { cause }, seq);

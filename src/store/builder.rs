@@ -8,6 +8,7 @@ use std::sync::atomic::AtomicU64;
 
 use super::admission::Admission;
 use super::endpoints::Endpoints;
+use super::eviction::Eviction;
 use super::{Inner, PeerStore, SeqCounter};
 use crate::clock::{Timeline, nanos_of};
 use crate::keymap::key_map;
@@ -105,6 +106,7 @@ impl PeerStoreBuilder {
                 dead_after: nanos_of(settings.dead_after),
                 remove_after: nanos_of(settings.remove_after),
                 admission: Admission::new(&settings, self.shards),
+                eviction: Eviction::new(settings.when_full, settings.max_peers, self.shards),
                 endpoints: Endpoints::new(&settings, self.shards),
                 settings,
             }),

@@ -6,8 +6,9 @@ use std::time::SystemTime;
 
 use dashmap::mapref::entry::{Entry, VacantEntry};
 
-use super::admission::{Claim, Refusal};
+use super::admission::Refusal;
 use super::endpoints::Extra;
+use super::eviction::Claim;
 use super::{Inner, Record};
 use crate::clock::Nanos;
 use crate::events::PeerEventKind;
@@ -32,7 +33,7 @@ impl Inner {
         loop {
             match self.peers.entry(key) {
                 Entry::Occupied(mut entry) => {
-                    self.claim_not_needed(&claim);
+                    self.claim_not_needed(&mut claim);
                     let record = entry.get_mut();
                     let second_hand = self.counts_as_second_hand(record);
                     let merged = self.merge_known(key, record, info, method, now, wall);
@@ -44,12 +45,24 @@ impl Inner {
                     let heard = policy::first_heard(&method, info.last_seen, now, wall());
                     match self.admit(&key, &method, info.last_seen, now, &claim) {
                         Ok(readmitted) => {
-                            return Ok(self.insert_new(entry, info, method, heard, readmitted));
+                            let ordered = self.eviction.is_some().then(|| method.clone());
+                            let merged = self.insert_new(entry, info, method, heard, readmitted);
+                            // With the record's lock gone: the order is never locked under it.
+                            if let Some(method) = ordered {
+                                self.order_newcomer(key, heard.at, &method);
+                            }
+                            return Ok(merged);
                         }
-                        Err(Refusal::Error(refused)) => return Err(refused),
-                        Err(Refusal::Full) => {
+                        Err(Refusal::Error(refused)) => {
+                            self.claim_not_needed(&mut claim);
+                            return Err(refused);
+                        }
+                        Err(Refusal::Full(tiers)) => {
                             drop(entry);
-                            self.make_room(key, &mut claim)?;
+                            if let Err(refused) = self.make_room(key, tiers, &mut claim) {
+                                self.claim_not_needed(&mut claim);
+                                return Err(refused);
+                            }
                         }
                     }
                 }

@@ -3,7 +3,8 @@
 //!
 //! - `merge`: a known peer's announcement folded in, a new peer's record made, by the plans
 //!   of [`policy`](crate::policy);
-//! - `admission`: who may come in: the cap, the second-hand quota, eviction, tombstones;
+//! - `admission`: who may come in: the cap, the quotas, tombstones;
+//! - `eviction`: a full store making room, in the order victims were last heard;
 //! - `bans`: keys the operator ruled out, and the records they remove;
 //! - `endpoints`: the opt-in endpoint state (candidates, history), re-choosing, evidence;
 //! - `removal`: removal and expiry;
@@ -17,6 +18,7 @@ mod admission;
 mod bans;
 mod builder;
 mod endpoints;
+mod eviction;
 mod merge;
 mod removal;
 mod settings;
@@ -71,8 +73,10 @@ struct Inner {
     /// `settings.dead_after` and `settings.remove_after` as nanoseconds on the timeline.
     dead_after: Nanos,
     remove_after: Nanos,
-    /// The cap, the quota and the tombstones.
+    /// The cap, the quotas, the tombstones and the bans.
     admission: admission::Admission,
+    /// The order victims are evicted in, under an evicting full policy.
+    eviction: Option<eviction::Eviction>,
     /// The opt-in endpoint state.
     endpoints: endpoints::Endpoints,
     /// What the store was built with, checked.
@@ -130,10 +134,10 @@ impl PeerStore {
     ///
     /// [`UpdateError::Invalid`] for a value the store will not keep (see
     /// [`PeerInfo::validate`]); [`UpdateError::StoreFull`] for a new peer when the store holds
-    /// its cap (and, under [`FullPolicy::EvictSecondHand`], the peer is second-hand or no peer
-    /// is) or the second-hand quota is full; [`UpdateError::Tombstoned`] for a new record by
-    /// the cache or a second-hand method while the peer's tombstone stands (whether or not the
-    /// store is full). Whatever the error, nothing in the store changed.
+    /// its cap (and its [`FullPolicy`] finds it no victim) or a quota it counts against is
+    /// full; [`UpdateError::Tombstoned`] for a new record its tombstone refuses (whether or not
+    /// the store is full); [`UpdateError::Banned`] for a banned key. Whatever the error,
+    /// nothing in the store changed.
     pub fn update(
         &self,
         mut info: PeerInfo,

@@ -37,7 +37,7 @@ impl Inner {
                 return None;
             }
         };
-        self.release(1, usize::from(self.counts_as_second_hand(&record)));
+        self.release(self.slots_of(&record));
         self.counters.add(Counter::Removed, 1);
         let cause = RemovalCause::Explicit;
         self.publish(*key, PeerEventKind::Removed { cause }, seq);
@@ -58,7 +58,7 @@ impl Inner {
         // The events in the order their seqs were taken: a subscriber never sees seq go back.
         let mut events = Vec::new();
         let mut expired = Vec::new();
-        let mut second_hand = 0;
+        let mut slots = super::admission::Slots::default();
         let removed = PeerEventKind::Removed {
             cause: RemovalCause::Expired,
         };
@@ -69,13 +69,13 @@ impl Inner {
                 expired.push(*key);
                 self.forget_endpoints(key);
                 self.entomb_expired(*key, now, wall);
-                second_hand += usize::from(self.counts_as_second_hand(record));
+                slots += self.slots_of(record);
             } else if let Some(seq) = self.rechoose(key, record, now) {
                 events.push((*key, PeerEventKind::Updated, seq));
             }
             keep
         });
-        self.release(expired.len(), second_hand);
+        self.release(slots);
         self.counters.add(Counter::Expired, expired.len() as u64);
         for (key, kind, seq) in events {
             self.publish(key, kind, seq);

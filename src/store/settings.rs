@@ -54,6 +54,9 @@ pub struct Settings {
     pub when_full: FullPolicy,
     /// How many slots peers never heard first-hand may fill; `None` (the default) is no quota.
     pub max_second_hand: Option<usize>,
+    /// How many slots peers never proven by a handshake may fill; `None` (the default) is no
+    /// quota.
+    pub max_unproven: Option<usize>,
 }
 
 impl Default for Settings {
@@ -69,6 +72,7 @@ impl Default for Settings {
             readmit: Readmission::FirstHand,
             when_full: FullPolicy::Refuse,
             max_second_hand: None,
+            max_unproven: None,
         }
     }
 }
@@ -342,6 +346,32 @@ impl PeerStoreBuilder {
     /// leaves the quota. Unlimited by default (up to the cap).
     pub fn max_second_hand(mut self, n: usize) -> Self {
         self.settings.max_second_hand = Some(n);
+        self
+    }
+
+    /// Peers never proven by a handshake ([`Peer::proven`](crate::Peer::proven)) may fill at
+    /// most `n` of the store's slots, whatever method announced them: a newcomer past it is
+    /// refused with [`UpdateError::StoreFull`](crate::UpdateError::StoreFull) (under
+    /// [`FullPolicy::EvictUnproven`] a LAN newcomer takes an unproven peer's place instead),
+    /// and a peer leaves the quota when it is proven. So a flood of fresh keys, announced by
+    /// any method, holds at most `n` slots, and the rest stay for peers that completed a
+    /// handshake. Unlimited by default (up to the cap).
+    ///
+    /// ```
+    /// use peerstore::{DiscoveryMethod, Evidence, PeerInfo, PeerStore, PublicKey};
+    ///
+    /// let store = PeerStore::builder().max_unproven(1).build()?;
+    /// let (real, fake) = (PublicKey::from_bytes([1; 32]), PublicKey::from_bytes([2; 32]));
+    /// let mut info = PeerInfo::new(real);
+    /// info.endpoint = Some("198.51.100.1:51820".parse()?);
+    /// store.update(info, DiscoveryMethod::Dht)?;
+    /// assert!(store.update(PeerInfo::new(fake), DiscoveryMethod::Dht).is_err(), "quota full");
+    /// store.confirm(&real, "198.51.100.1:51820".parse()?, Evidence::Handshake);
+    /// assert!(store.update(PeerInfo::new(fake), DiscoveryMethod::Dht).is_ok(), "room again");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_unproven(mut self, n: usize) -> Self {
+        self.settings.max_unproven = Some(n);
         self
     }
 }

@@ -1,0 +1,283 @@
+//! Eviction: a full store making room for a newcomer, under [`FullPolicy::EvictSecondHand`]
+//! or [`FullPolicy::EvictUnproven`]. Victims are found in an order kept beside the map
+//! ([`Victims`]), least recently heard first, in two tiers: peers never heard first-hand,
+//! then (under `EvictUnproven` only, and only for a LAN newcomer) peers heard first-hand but
+//! never proven by a handshake. A proven peer is never a victim under `EvictUnproven`, nor a
+//! peer ever heard first-hand under `EvictSecondHand`.
+//!
+//! The victim's slots (under the cap, and under the unproven quota when one is kept) are
+//! handed to the newcomer, never released, so that no racing insert can take them; the loom
+//! model in `capacity.rs` checks that protocol.
+
+use super::admission::FullPolicy;
+use super::{Inner, Record};
+use crate::clock::Nanos;
+use crate::events::{PeerEventKind, RemovalCause};
+use crate::keymap::KeyMap;
+use crate::stats::Counter;
+use crate::victims::Victims;
+use crate::{DiscoveryMethod, PublicKey, UpdateError};
+
+/// The two orders of victims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tier {
+    /// Never heard first-hand (only by the cache or second-hand methods).
+    SecondHand,
+    /// Heard first-hand, never proven (under [`FullPolicy::EvictUnproven`] only).
+    Unproven,
+}
+
+/// The eviction room's state: present under an evicting [`FullPolicy`] only.
+pub(super) struct Eviction {
+    second_hand: Victims,
+    unproven: Victims,
+    /// The keys a newcomer is evicting for: a second newcomer of the same key waits for the
+    /// first instead of evicting too, so that a peer announced by the LAN and the DHT at once
+    /// costs one victim, not two.
+    evicting: KeyMap<()>,
+    /// How many entries an order may hold before it is rebuilt: twice the cap, and some.
+    bound: usize,
+}
+
+impl Eviction {
+    pub(super) fn new(policy: FullPolicy, max_peers: usize, shards: Option<usize>) -> Option<Self> {
+        (policy != FullPolicy::Refuse).then(|| Eviction {
+            second_hand: Victims::default(),
+            unproven: Victims::default(),
+            evicting: crate::keymap::key_map(shards),
+            bound: max_peers.saturating_mul(2).saturating_add(64),
+        })
+    }
+
+    fn order(&self, tier: Tier) -> &Victims {
+        match tier {
+            Tier::SecondHand => &self.second_hand,
+            Tier::Unproven => &self.unproven,
+        }
+    }
+}
+
+/// A newcomer's claim while it goes in: the slots an eviction handed it, how many evictions
+/// it tried, and, once it evicts, its hold on its key's right to evict (given back when the
+/// claim is dropped, after the newcomer went in or was refused).
+#[derive(Debug, Default)]
+pub(super) struct Claim<'a> {
+    holds: Option<(&'a KeyMap<()>, PublicKey)>,
+    /// An eviction handed it the victim's slot under the cap.
+    pub(super) evicted: bool,
+    /// ... and the victim's slot under the unproven quota.
+    pub(super) unproven_slot: bool,
+    tries: u32,
+    waits: u32,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if let Some((evicting, key)) = self.holds {
+            evicting.remove(&key);
+        }
+    }
+}
+
+/// How many times a newcomer yields to another newcomer of its key that is evicting for it,
+/// before it is refused as in a full store with no victim.
+const MAX_CLAIM_WAITS: u32 = 100_000;
+
+/// How many times a newcomer tries to evict when racing threads take the slot it freed
+/// before it: then it is refused, as in a store with no victim.
+const MAX_EVICTION_TRIES: u32 = 4;
+
+impl Inner {
+    /// The tiers a newcomer heard by `method` may evict from, best first; empty if it may not
+    /// evict at all.
+    pub(super) fn may_evict(&self, method: &DiscoveryMethod) -> &'static [Tier] {
+        match self.settings.when_full {
+            FullPolicy::Refuse => &[],
+            _ if !method.refreshes_last_seen() => &[],
+            FullPolicy::EvictSecondHand => &[Tier::SecondHand],
+            FullPolicy::EvictUnproven if *method == DiscoveryMethod::Lan => {
+                &[Tier::SecondHand, Tier::Unproven]
+            }
+            FullPolicy::EvictUnproven => &[Tier::SecondHand],
+        }
+    }
+
+    /// The order a record belongs in now, if it may be evicted at all.
+    fn tier_of(&self, record: &Record) -> Option<Tier> {
+        let first_hand = record.peer.discovered_via.any_first_hand();
+        match self.settings.when_full {
+            FullPolicy::Refuse => None,
+            FullPolicy::EvictSecondHand => (!first_hand).then_some(Tier::SecondHand),
+            FullPolicy::EvictUnproven if record.peer.proven => None,
+            FullPolicy::EvictUnproven if first_hand => Some(Tier::Unproven),
+            FullPolicy::EvictUnproven => Some(Tier::SecondHand),
+        }
+    }
+
+    /// A new record went in, heard at `heard_at` by `method`: it joins its order. Called
+    /// after the record's lock is released.
+    pub(super) fn order_newcomer(&self, key: PublicKey, heard_at: Nanos, method: &DiscoveryMethod) {
+        let Some(eviction) = &self.eviction else {
+            return;
+        };
+        let tier = if !method.refreshes_last_seen() {
+            Tier::SecondHand
+        } else if self.settings.when_full == FullPolicy::EvictUnproven {
+            Tier::Unproven
+        } else {
+            return;
+        };
+        let current = |key: &PublicKey| {
+            let record = self.peers.get(key)?;
+            (self.tier_of(&record) == Some(tier)).then_some(record.heard_at)
+        };
+        eviction
+            .order(tier)
+            .push(heard_at, key, eviction.bound, current);
+    }
+
+    /// Makes room for a newcomer to a full store that `tiers` lets it evict from, with no
+    /// record locked: `Ok` to try again (a slot was freed for it, or its peer went in
+    /// meanwhile), or refused.
+    pub(super) fn make_room<'a>(
+        &'a self,
+        key: PublicKey,
+        tiers: &[Tier],
+        claim: &mut Claim<'a>,
+    ) -> Result<(), UpdateError> {
+        let Some(eviction) = &self.eviction else {
+            return Err(self.full());
+        };
+        // No peer of any tier it may evict: nothing to do, and no claim to take (a flood of
+        // newcomers into such a store costs no look and no claim each).
+        if !tiers.iter().any(|&tier| self.may_hold(tier)) {
+            return Err(self.full());
+        }
+        if claim.holds.is_none() {
+            if eviction.evicting.insert(key, ()).is_some() {
+                // Another newcomer of this key is making room for it: the peer will be in a
+                // moment, and this announcement is merged into it then.
+                claim.waits += 1;
+                if claim.waits > MAX_CLAIM_WAITS {
+                    return Err(self.full());
+                }
+                std::thread::yield_now();
+                return Ok(());
+            }
+            claim.holds = Some((&eviction.evicting, key));
+            // The newcomer that held it may have gone in between this one's look and its
+            // claim: then there is nothing to make room for.
+            if self.peers.contains_key(&key) {
+                return Ok(());
+            }
+        }
+        if claim.evicted {
+            // It evicted once and still found no room (the unproven quota stood full while
+            // the cap did not): it is refused, and its slots go back when the claim is let go.
+            return Err(self.full());
+        }
+        claim.tries += 1;
+        if claim.tries > MAX_EVICTION_TRIES {
+            return Err(self.full());
+        }
+        for &tier in tiers {
+            if let Some(unproven) = self.evict(eviction.order(tier), tier) {
+                claim.evicted = true;
+                claim.unproven_slot = unproven && self.admission.unproven.is_some();
+                return Ok(());
+            }
+        }
+        Err(self.full())
+    }
+
+    /// The newcomer found its peer inserted meanwhile, or was refused after an eviction: the
+    /// slots an eviction handed it go back.
+    pub(super) fn claim_not_needed(&self, claim: &mut Claim<'_>) {
+        if std::mem::take(&mut claim.evicted) {
+            self.admission.capacity.release();
+        }
+        if std::mem::take(&mut claim.unproven_slot) {
+            self.release_unproven(1);
+        }
+    }
+
+    /// Evicts the least recently heard peer of `tier`, handing its slot under the cap (and its
+    /// unproven slot, if counted) to the caller; whether it was unproven, or `None` if the
+    /// tier holds no peer. Called with no record locked: each look locks one record.
+    #[inline(never)]
+    fn evict(&self, order: &Victims, tier: Tier) -> Option<bool> {
+        // Each look drops an entry or puts it back later than it was (its peer was heard
+        // since): bounded by the entries and the updates since, and capped for a store whose
+        // peers are heard faster than they can be looked at.
+        let mut looks = order.len().saturating_mul(2).saturating_add(8);
+        while looks > 0 {
+            looks -= 1;
+            let (heard_at, key) = order.pop()?;
+            let now = {
+                let Some(record) = self.peers.get(&key) else {
+                    continue;
+                };
+                (self.tier_of(&record), record.heard_at)
+            };
+            match now {
+                (None, _) => continue,
+                (Some(t), at) if t != tier || at != heard_at => {
+                    self.requeue(key, t, at);
+                    continue;
+                }
+                (Some(_), _) => {}
+            }
+            let mut seq = 0;
+            let mut unproven = false;
+            // Still of its tier and still heard no later: a racing update may have heard it.
+            let evicted = self.peers.remove_if(&key, |key, record| {
+                let victim = self.tier_of(record) == Some(tier) && record.heard_at == heard_at;
+                if victim {
+                    seq = self.next_seq();
+                    unproven = !record.peer.proven;
+                    self.forget_endpoints(key);
+                }
+                victim
+            });
+            let Some((key, record)) = evicted else {
+                // Heard again, or gone: look at it again later, as it is then.
+                let now = self.peers.get(&key).map(|r| (self.tier_of(&r), r.heard_at));
+                if let Some((Some(t), at)) = now {
+                    self.requeue(key, t, at);
+                }
+                continue;
+            };
+            // Its slot under the cap goes to the newcomer, and so does its unproven slot (the
+            // newcomer is unproven too); its second-hand slot, if counted, is free.
+            let slots = self.slots_of(&record);
+            self.release_second_hand(slots.second_hand);
+            self.counters.add(Counter::Evicted, 1);
+            let cause = RemovalCause::Evicted;
+            self.publish(key, PeerEventKind::Removed { cause }, seq);
+            return Some(unproven);
+        }
+        None
+    }
+
+    /// Puts a peer back in the order of `tier`, heard at `at`.
+    fn requeue(&self, key: PublicKey, tier: Tier, at: Nanos) {
+        let Some(eviction) = &self.eviction else {
+            return;
+        };
+        let current = |key: &PublicKey| {
+            let record = self.peers.get(key)?;
+            (self.tier_of(&record) == Some(tier)).then_some(record.heard_at)
+        };
+        eviction.order(tier).push(at, key, eviction.bound, current);
+    }
+
+    /// Whether the store may hold a peer of `tier`: `false` when it counts them and holds
+    /// none.
+    fn may_hold(&self, tier: Tier) -> bool {
+        let count = match tier {
+            Tier::SecondHand => self.admission.second_hand.as_ref(),
+            Tier::Unproven => self.admission.unproven.as_ref(),
+        };
+        count.is_none_or(|count| count.held() != 0)
+    }
+}

@@ -4,7 +4,8 @@
 //!
 //! Each property runs under the configurations it makes sense for (`model::Config`: the seed's
 //! defaults, the resilient endpoint policy, tombstones, `EvictSecondHand`, a second-hand quota,
-//! and all of them at once), one proptest per configuration (see [`each_config!`]), so that a
+//! all of them at once, and the evidence-based admission: bans, `EvictUnproven`, the unproven
+//! quota and the readmission rules), one proptest per configuration (see [`each_config!`]), so that a
 //! failure names its configuration: `cargo test --test properties the_cap_holds` runs one
 //! property under each, `cargo test --test properties ::tombstones` every property under one.
 //!
@@ -19,8 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use model::{Announce, CAP, Config, Endpoints, Op, Subject, key, method};
 use peerstore::{
-    DiscoveryMethod, Peer, PeerEvent, PeerEventKind, RemovalCause, Tombstone, UpdateError,
-    UpdateOutcome,
+    DiscoveryMethod, FullPolicy, Peer, PeerEvent, PeerEventKind, Readmission, RemovalCause,
+    Tombstone, UpdateError, UpdateOutcome,
 };
 use proptest::prelude::*;
 use proptest::strategy::BoxedStrategy;
@@ -148,7 +149,21 @@ fn ops_for(config: Config) -> BoxedStrategy<Vec<Op>> {
     } else {
         op
     };
+    let op = if config.bans {
+        prop_oneof![12 => op, 1 => ban()].boxed()
+    } else {
+        op
+    };
     proptest::collection::vec(op, 1..60).boxed()
+}
+
+/// `ban` until lifted, or for less than a clock step, about one, or several; `unban` as often.
+fn ban() -> impl Strategy<Value = Op> {
+    let secs = prop_oneof![2 => Just(0u16), 1 => 1..60u16, 1 => 60..2000u16];
+    prop_oneof![
+        (0..model::KEYS, secs).prop_map(|(key, secs)| Op::Ban { key, secs }),
+        (0..model::KEYS).prop_map(|key| Op::Unban { key }),
+    ]
 }
 
 /// The configuration of `Config::EACH` called `name`.
@@ -184,7 +199,8 @@ fn config() -> ProptestConfig {
 macro_rules! each_config {
     ($name:ident) => {
         each_config!(@module $name every [
-            seed, resilient, tombstones, evict_second_hand, max_second_hand, all
+            seed, resilient, tombstones, evict_second_hand, max_second_hand, all, evidence,
+            proven_only
         ]);
     };
     ($name:ident over [$($config:ident),+ $(,)?]) => {
@@ -337,6 +353,11 @@ fn observe(
                 let taken = store.set_latency(&key(*k), Duration::from_millis(u64::from(*ms)));
                 (taken, vec![])
             }
+            Op::Ban { key: k, secs } => {
+                let banned = store.ban(&key(*k), model::ban_span(*secs), "a property's");
+                (banned.is_ok_and(|gone| gone.is_some()), vec![])
+            }
+            Op::Unban { key: k } => (store.unban(&key(*k)), vec![]),
         };
         let seen = Seen {
             subject: &subject,
@@ -378,9 +399,12 @@ fn the_store_behaves_as_the_model(config: Config, ops: &[Op]) -> Result<(), Stri
 }
 
 /// `len` never passes the cap and `last_seen` is never in the future (checked after every
-/// step by `observe`); a new peer is refused as full only when the store is full (or, for a
-/// second-hand one, the quota is), and under `EvictSecondHand` a first-hand one only when no
-/// peer is second-hand; a tombstone refuses only a second-hand new peer.
+/// step by `observe`); a new peer is refused as full only when the store is full or a quota
+/// it counts against is (the second-hand one for a second-hand peer, the unproven one for
+/// any), under `EvictSecondHand` a first-hand one only when no peer is second-hand, and under
+/// `EvictUnproven` a first-hand one only when no unproven peer is second-hand and a LAN one
+/// only when no peer is unproven; a tombstone refuses only a second-hand new peer, unless the
+/// readmission rule is not `FirstHand`; a ban, only a banned key.
 fn the_cap_holds_and_last_seen_is_never_in_the_future(
     config: Config,
     ops: &[Op],
@@ -397,27 +421,53 @@ fn the_cap_holds_and_last_seen_is_never_in_the_future(
                     return Err("an update of a stored peer refused as full".into());
                 }
                 let second_hand_peers = stored().iter().filter(|p| second_hand(p)).count();
-                let quota_full = !first_hand
+                let unproven = stored().iter().filter(|p| !p.proven).count();
+                let unproven_second_hand = stored()
+                    .iter()
+                    .filter(|p| !p.proven && second_hand(p))
+                    .count();
+                let quota_full = (!first_hand
                     && config
                         .max_second_hand
-                        .is_some_and(|n| second_hand_peers == n);
+                        .is_some_and(|n| second_hand_peers == n))
+                    || config.max_unproven.is_some_and(|n| unproven == n);
                 if seen.subject.store.len() != CAP && !quota_full {
                     return Err(format!(
                         "refused as full with {} peers, {second_hand_peers} of them second-hand",
                         seen.subject.store.len()
                     ));
                 }
-                if config.evicts() && first_hand && second_hand_peers > 0 {
+                let victims = match config.when_full {
+                    FullPolicy::EvictSecondHand => second_hand_peers,
+                    FullPolicy::EvictUnproven if method(a.method) == DiscoveryMethod::Lan => {
+                        unproven
+                    }
+                    FullPolicy::EvictUnproven => unproven_second_hand,
+                    _ => 0,
+                };
+                let unproven_quota_binds = config.when_full != FullPolicy::EvictUnproven
+                    && config.max_unproven.is_some_and(|n| unproven == n);
+                if first_hand && victims > 0 && !unproven_quota_binds {
                     return Err(format!(
-                        "a first-hand newcomer refused as full though {second_hand_peers} \
-                         peers are second-hand"
+                        "a first-hand newcomer refused as full though {victims} peers could \
+                         make room"
                     ));
                 }
             }
             UpdateError::Tombstoned { .. }
-                if first_hand || seen.before[usize::from(a.key)].is_some() =>
+                if (first_hand && config.readmit == Readmission::FirstHand)
+                    || seen.before[usize::from(a.key)].is_some() =>
             {
                 return Err("tombstoned, but first-hand or a stored peer".into());
+            }
+            UpdateError::Banned { .. } => {
+                let banned = seen.subject.store.banned();
+                if !banned
+                    .iter()
+                    .any(|b| b.public_key == key(a.key % model::KEYS))
+                {
+                    return Err("refused as banned, but not banned".into());
+                }
             }
             _ => {}
         }
@@ -724,6 +774,58 @@ fn a_first_hand_peer_is_never_evicted(config: Config, ops: &[Op]) -> Result<(), 
 
 /// Under `max_second_hand(n)`: the peers never heard first-hand (tracked from what the store
 /// answered, not read from `discovered_via`) never number more than `n`.
+/// A key banned (and not lifted, nor run out) is never in the store, whatever is said of it.
+fn a_banned_key_is_never_in_the_store(config: Config, ops: &[Op]) -> Result<(), String> {
+    observe(config, ops, |seen| {
+        for ban in seen.subject.store.banned() {
+            if seen.subject.store.get(&ban.public_key).is_some() {
+                return Err(format!("{} is banned and in the store", ban.public_key));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Under `EvictUnproven`: a peer WireGuard completed a handshake with is never evicted (it
+/// leaves only by a removal, a ban or the cleanup).
+fn a_proven_peer_is_never_evicted(config: Config, ops: &[Op]) -> Result<(), String> {
+    observe(config, ops, |seen| {
+        let evicted: Vec<peerstore::PublicKey> = seen
+            .events
+            .iter()
+            .filter(|e| {
+                e.kind
+                    == PeerEventKind::Removed {
+                        cause: RemovalCause::Evicted,
+                    }
+            })
+            .map(|e| e.public_key)
+            .collect();
+        for n in 0..model::KEYS {
+            let proven = seen.before[usize::from(n)]
+                .as_ref()
+                .is_some_and(|p| p.proven);
+            if proven && evicted.contains(&key(n)) {
+                return Err(format!("peer {n} was proven and evicted"));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Under `max_unproven(n)`: at most `n` peers the store holds are unproven, whatever methods
+/// announced them.
+fn unproven_peers_never_pass_their_quota(config: Config, ops: &[Op]) -> Result<(), String> {
+    let quota = config.max_unproven.expect("a configuration with a quota");
+    observe(config, ops, |seen| {
+        let unproven = seen.after.iter().flatten().filter(|p| !p.proven).count();
+        if unproven > quota {
+            return Err(format!("{unproven} unproven peers: more than {quota}"));
+        }
+        Ok(())
+    })
+}
+
 fn second_hand_peers_never_pass_the_quota(config: Config, ops: &[Op]) -> Result<(), String> {
     let quota = config
         .max_second_hand
@@ -865,6 +967,9 @@ each_config!(candidate_reports_stay_bounded_and_never_go_back over [resilient, a
 each_config!(a_first_hand_peer_is_never_evicted over [evict_second_hand, all]);
 each_config!(second_hand_peers_never_pass_the_quota over [max_second_hand, all]);
 each_config!(a_tombstone_keeps_second_hand_word_out over [tombstones, all]);
+each_config!(a_banned_key_is_never_in_the_store over [evidence, proven_only]);
+each_config!(a_proven_peer_is_never_evicted over [evidence, proven_only]);
+each_config!(unproven_peers_never_pass_their_quota over [proven_only]);
 
 /// The model is a real check: it catches a store that differs from it (here, the model is run
 /// against a sequence where the store's answer is known and a wrong expectation is injected).

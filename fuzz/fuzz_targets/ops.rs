@@ -2,7 +2,8 @@
 //! without tombstones, cleanups, clock steps, latencies, confirmations and failures) on the
 //! store and on the model of `tests/model/mod.rs`, under each configuration of
 //! `model::Config::EACH` in turn (the seed's defaults, the resilient endpoint policy,
-//! tombstones, `EvictSecondHand`, a second-hand quota, and all of them at once): a panic or any
+//! tombstones, `EvictSecondHand`, a second-hand quota, all of them at once, and the
+//! evidence-based admission with bans, `EvictUnproven` and the unproven quota): a panic or any
 //! difference between the two is a crash. Every configuration runs every input, rather than a
 //! byte choosing one, so that the committed seeds keep their meaning.
 //!
@@ -11,6 +12,8 @@
 //! second-hand and knocks at it first-hand) took selector values past the old ones: 14 to 19
 //! of `0..=19`, where a selector byte below 14 still means what it meant, so a seed written
 //! for the old decoder (`seed-expire`, `seed-fill-past-cap`) decodes to the same operations.
+//! Bans and unbans came the same way, as 20 and 21 of `0..=21`: a selector byte below 20
+//! decodes as it did (the selector is the byte modulo the range's size).
 #![no_main]
 
 #[path = "../../tests/model/mod.rs"]
@@ -28,7 +31,7 @@ impl<'a> Arbitrary<'a> for Ops {
     fn arbitrary(u: &mut Unstructured<'a>) -> Result<Self> {
         let mut ops = Vec::new();
         while !u.is_empty() && ops.len() < 200 {
-            let op = match u.int_in_range(0u8..=19)? {
+            let op = match u.int_in_range(0u8..=21)? {
                 0..=6 => Op::Update(Announce {
                     key: u.arbitrary()?,
                     method: u.arbitrary()?,
@@ -66,6 +69,14 @@ impl<'a> Arbitrary<'a> for Ops {
                 14 | 15 => Op::RemoveFor {
                     key: u.arbitrary()?,
                     secs: u.int_in_range(0..=900)?,
+                },
+                // A ban until lifted (0) or of up to 15 minutes, and its lifting.
+                20 => Op::Ban {
+                    key: u.arbitrary()?,
+                    secs: u.int_in_range(0..=900)?,
+                },
+                21 => Op::Unban {
+                    key: u.arbitrary()?,
                 },
                 // A peer heard by a method, saying nothing else, in two bytes: enough of them
                 // fill the store, flood it second-hand and knock at it first-hand.

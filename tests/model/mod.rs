@@ -20,9 +20,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ipnet::IpNet;
 use peerstore::{
     Candidate, Clock, DiscoveryMethod, EndpointPolicy, Evidence, FullPolicy, ManualClock,
-    MethodSet, NatType, Peer, PeerEventKind, PeerInfo, PeerStore, PublicKey, RemovalCause,
-    Settings, Stats, Subscription, Tombstone, UpdateError, UpdateOutcome, canonical_endpoint,
-    decide_endpoint,
+    MethodSet, NatType, Peer, PeerEventKind, PeerInfo, PeerStore, PublicKey, Readmission,
+    RemovalCause, Settings, Stats, Subscription, Tombstone, UpdateError, UpdateOutcome,
+    canonical_endpoint, decide_endpoint,
 };
 
 /// How many distinct peers the operations name: more than the cap, so the cap is hit.
@@ -49,6 +49,9 @@ pub const TOMBSTONE_EXPIRED: Duration = Duration::from_secs(900);
 /// The second-hand quota (`PeerStoreBuilder::max_second_hand`) of the configurations that set
 /// one: half the cap, so the quota binds before the cap does.
 pub const MAX_SECOND_HAND: usize = 2;
+/// The unproven quota (`PeerStoreBuilder::max_unproven`) of the configuration that sets one:
+/// below the cap, so that it binds before the cap does and proven peers fill the rest.
+pub const MAX_UNPROVEN: usize = 3;
 
 /// Which endpoint policy the store is built with and the model follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -76,6 +79,13 @@ pub struct Config {
     pub when_full: FullPolicy,
     /// `PeerStoreBuilder::max_second_hand`; `None`, the default, is no quota.
     pub max_second_hand: Option<usize>,
+    /// `PeerStoreBuilder::readmit`.
+    pub readmit: Readmission,
+    /// `PeerStoreBuilder::max_unproven`; `None`, the default, is no quota.
+    pub max_unproven: Option<usize>,
+    /// Whether the operations drawn for it ban and unban keys (bans are no setting: every
+    /// store has them).
+    pub bans: bool,
 }
 
 impl Config {
@@ -86,6 +96,9 @@ impl Config {
         tombstone_expired: Duration::ZERO,
         when_full: FullPolicy::Refuse,
         max_second_hand: None,
+        readmit: Readmission::FirstHand,
+        max_unproven: None,
+        bans: false,
     };
     /// The resilient endpoint policy, the rest default.
     pub const RESILIENT: Config = Config {
@@ -119,16 +132,41 @@ impl Config {
         tombstone_expired: TOMBSTONE_EXPIRED,
         when_full: FullPolicy::EvictSecondHand,
         max_second_hand: Some(MAX_SECOND_HAND),
+        ..Config::SEED
+    };
+    /// The evidence-based admission: bans, `FullPolicy::EvictUnproven`, and tombstones that
+    /// only news newer than the removal lifts (`Readmission::Newer`).
+    pub const EVIDENCE: Config = Config {
+        name: "evidence",
+        tombstone_expired: TOMBSTONE_EXPIRED,
+        when_full: FullPolicy::EvictUnproven,
+        readmit: Readmission::Newer,
+        bans: true,
+        ..Config::SEED
+    };
+    /// The evidence-based admission at its tightest, with the resilient policy: the unproven
+    /// quota, and tombstones that nothing lifts (`Readmission::Never`).
+    pub const PROVEN_ONLY: Config = Config {
+        name: "proven_only",
+        endpoints: Endpoints::Resilient,
+        tombstone_expired: TOMBSTONE_EXPIRED,
+        when_full: FullPolicy::EvictUnproven,
+        max_second_hand: Some(MAX_SECOND_HAND),
+        readmit: Readmission::Never,
+        max_unproven: Some(MAX_UNPROVEN),
+        bans: true,
     };
 
     /// Every configuration the properties and the fuzz target run under.
-    pub const EACH: [Config; 6] = [
+    pub const EACH: [Config; 8] = [
         Config::SEED,
         Config::RESILIENT,
         Config::TOMBSTONES,
         Config::EVICT_SECOND_HAND,
         Config::MAX_SECOND_HAND,
         Config::ALL,
+        Config::EVIDENCE,
+        Config::PROVEN_ONLY,
     ];
 
     pub fn policy(self) -> EndpointPolicy {
@@ -150,6 +188,8 @@ impl Config {
         settings.tombstone_expired = self.tombstones().then_some(self.tombstone_expired);
         settings.when_full = self.when_full;
         settings.max_second_hand = self.max_second_hand;
+        settings.readmit = self.readmit;
+        settings.max_unproven = self.max_unproven;
         settings
     }
 
@@ -158,9 +198,9 @@ impl Config {
         !self.tombstone_expired.is_zero()
     }
 
-    /// Whether a first-hand newcomer to a full store evicts a second-hand peer.
+    /// Whether a newcomer to a full store may evict.
     pub fn evicts(self) -> bool {
-        self.when_full == FullPolicy::EvictSecondHand
+        self.when_full != FullPolicy::Refuse
     }
 }
 
@@ -217,6 +257,14 @@ pub enum Op {
     Fail {
         key: u8,
         endpoint: u8,
+    },
+    /// `ban` for `secs` seconds (zero: until lifted).
+    Ban {
+        key: u8,
+        secs: u16,
+    },
+    Unban {
+        key: u8,
     },
 }
 
@@ -807,6 +855,10 @@ pub enum Expected {
     Tombstoned {
         until: SystemTime,
     },
+    /// Refused by a ban that stands until then (`None`: until lifted).
+    Banned {
+        until: Option<SystemTime>,
+    },
     /// Refused, naming this field.
     Invalid(&'static str),
     /// Refused in a way the model does not know.
@@ -906,10 +958,12 @@ pub struct Counts {
     pub rejected_invalid: u64,
     pub rejected_full: u64,
     pub rejected_tombstoned: u64,
+    pub rejected_banned: u64,
     pub readmitted: u64,
     pub evicted: u64,
     pub removed: u64,
     pub expired: u64,
+    pub banned: u64,
     /// How many times a peer's endpoint address changed.
     pub endpoint_changes: u64,
 }
@@ -923,6 +977,8 @@ impl From<&Stats> for Counts {
             rejected_invalid: s.rejected_invalid,
             rejected_full: s.rejected_full,
             rejected_tombstoned: s.rejected_tombstoned,
+            rejected_banned: s.rejected_banned,
+            banned: s.banned,
             readmitted: s.readmitted,
             evicted: s.evicted,
             removed: s.removed,
@@ -941,6 +997,8 @@ pub struct Model {
     /// the oldest: the model has no such bound, since its [`KEYS`] keys can never hold more
     /// than six.
     tombstones: HashMap<PublicKey, Stone>,
+    /// Bans: until when each stands (`None`: until lifted), standing or run out.
+    bans: HashMap<PublicKey, (Option<i128>, SystemTime, Option<SystemTime>)>,
     /// Nanoseconds since the start, on the monotonic clock.
     now: i128,
     counts: Counts,
@@ -1041,15 +1099,26 @@ impl Model {
     /// documentation lists the errors, not their precedence; this order is the store's):
     ///
     /// 1. An invalid announcement is refused (`Invalid`), whatever else holds.
-    /// 2. A tombstone standing (`now < until`) refuses a method that does not refresh
+    /// 2. A ban standing (`now < until`, or with no end) refuses every method with
+    ///    `Banned { until }`.
+    /// 3. A tombstone standing (`now < until`) refuses a method that does not refresh
     ///    `last_seen` (the cache, the transitive ones) with `Tombstoned { until }`, even when
-    ///    the store is also full; a first-hand method goes in over it (if there is room), the
-    ///    tombstone is cleared and its `New` is `readmitted`.
-    /// 3. Under `max_second_hand(n)`, a second-hand newcomer while `n` peers were never heard
+    ///    the store is also full; a first-hand method lifts it as the readmission rule says
+    ///    (`FirstHand`: always; `Newer`: a LAN announcement, or one whose carried `last_seen`,
+    ///    as given, is later than the removal's wall time; `Never`: never) and goes in over it
+    ///    (if there is room): the tombstone is cleared and its `New` is `readmitted`.
+    /// 4. Under `max_second_hand(n)`, a second-hand newcomer while `n` peers were never heard
     ///    first-hand is refused `StoreFull`.
-    /// 4. At the cap: under `EvictSecondHand` a first-hand newcomer evicts the least recently
+    /// 5. Under `max_unproven(n)`, a newcomer while `n` peers are unproven is refused
+    ///    `StoreFull`, unless under `EvictUnproven` it may evict (rule 6), which frees an
+    ///    unproven peer's slot.
+    /// 6. At the cap: under `EvictSecondHand` a first-hand newcomer evicts the least recently
     ///    heard peer never heard first-hand (`Removed { cause: Evicted }`, then its `New`);
-    ///    if there is none, and under `Refuse`, and for a second-hand newcomer, `StoreFull`.
+    ///    under `EvictUnproven` a first-hand newcomer evicts the least recently heard unproven
+    ///    peer never heard first-hand, and a LAN newcomer, if there is none, the least
+    ///    recently heard unproven one; if there is none, and under `Refuse`, and for a
+    ///    second-hand newcomer, `StoreFull`. Among victims heard at the same instant, the
+    ///    lowest key goes.
     ///
     /// "Heard first-hand" is any method in `discovered_via` that refreshes `last_seen`; "least
     /// recently heard" is the oldest `last_seen` on the store's clock (a carried time counts).
@@ -1071,7 +1140,8 @@ impl Model {
         let wall = self.wall();
         let carried = info.last_seen.map(|t| self.carried(t));
         let Some(entry) = self.peers.get_mut(&info.public_key) else {
-            return self.admit(info, method, carried, victim);
+            let raw = info.last_seen;
+            return self.admit(info, method, carried, raw, victim);
         };
         let was_dead = now - entry.seen_at > nanos(DEAD_AFTER);
         let old = entry.peer.clone();
@@ -1147,23 +1217,37 @@ impl Model {
         }
     }
 
-    /// A new peer (rules 2 to 4 of [`Model::update_evicting`]).
+    /// A new peer (rules 2 to 6 of [`Model::update_evicting`]); `raw` is the `last_seen` the
+    /// announcement carried, as given.
     fn admit(
         &mut self,
         info: PeerInfo,
         method: DiscoveryMethod,
         carried: Option<(SystemTime, i128)>,
+        raw: Option<SystemTime>,
         victim: Option<PublicKey>,
     ) -> (Expected, Vec<Event>) {
         let key = info.public_key;
         let first_hand = method.refreshes_last_seen();
+        if let Some(until) = self.ban_standing(&key) {
+            self.counts.rejected_banned += 1;
+            return (Expected::Banned { until }, Vec::new());
+        }
         let stone = self.standing(&key);
-        if let Some(stone) = stone
-            && !first_hand
-        {
-            self.counts.rejected_tombstoned += 1;
-            let until = stone.until_wall;
-            return (Expected::Tombstoned { until }, Vec::new());
+        if let Some(stone) = stone {
+            let lifts = first_hand
+                && match self.config.readmit {
+                    Readmission::Newer => {
+                        method == DiscoveryMethod::Lan || raw.is_some_and(|t| t > stone.since_wall)
+                    }
+                    Readmission::Never => false,
+                    _ => true,
+                };
+            if !lifts {
+                self.counts.rejected_tombstoned += 1;
+                let until = stone.until_wall;
+                return (Expected::Tombstoned { until }, Vec::new());
+            }
         }
         if !first_hand
             && self
@@ -1174,11 +1258,17 @@ impl Model {
             self.counts.rejected_full += 1;
             return (Expected::Full, Vec::new());
         }
+        let unproven_full = self
+            .config
+            .max_unproven
+            .is_some_and(|n| self.unproven() >= n);
+        if unproven_full && self.config.when_full != FullPolicy::EvictUnproven {
+            self.counts.rejected_full += 1;
+            return (Expected::Full, Vec::new());
+        }
         let mut events = Vec::new();
-        if self.peers.len() >= CAP {
-            if first_hand && self.config.evicts() {
-                self.tied = self.least_recently_heard_second_hand();
-            }
+        if self.peers.len() >= CAP || unproven_full {
+            self.tied = self.victims(&method);
             let Some(&lowest) = self.tied.first() else {
                 self.counts.rejected_full += 1;
                 return (Expected::Full, Vec::new());
@@ -1271,14 +1361,78 @@ impl Model {
         self.peers.values().filter(|e| !e.first_hand()).count()
     }
 
-    /// The peers never heard first-hand last heard longest ago, in key order: the victims an
-    /// eviction may take.
-    fn least_recently_heard_second_hand(&self) -> Vec<PublicKey> {
-        let second_hand = || self.peers.iter().filter(|(_, e)| !e.first_hand());
-        let Some(oldest) = second_hand().map(|(_, e)| e.seen_at).min() else {
+    /// How many peers were never proven.
+    pub fn unproven(&self) -> usize {
+        self.peers.values().filter(|e| !e.peer.proven).count()
+    }
+
+    /// The victims a newcomer heard by `method` may evict now, tied (rule 6): empty if none.
+    fn victims(&self, method: &DiscoveryMethod) -> Vec<PublicKey> {
+        if !method.refreshes_last_seen() {
+            return Vec::new();
+        }
+        let unproven = |e: &Entry| !e.peer.proven;
+        match self.config.when_full {
+            FullPolicy::EvictSecondHand => self.least_recently_heard(|e| !e.first_hand()),
+            FullPolicy::EvictUnproven => {
+                let second_hand = self.least_recently_heard(|e| unproven(e) && !e.first_hand());
+                if !second_hand.is_empty() || *method != DiscoveryMethod::Lan {
+                    return second_hand;
+                }
+                self.least_recently_heard(unproven)
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// `key`'s ban, if one stands now (until when, on the wall clock).
+    fn ban_standing(&self, key: &PublicKey) -> Option<Option<SystemTime>> {
+        let (until, _, until_wall) = self.bans.get(key)?;
+        until
+            .is_none_or(|until| self.now < until)
+            .then_some(*until_wall)
+    }
+
+    /// `ban`: the key's record goes (`Removed { cause: Banned }`), and a ban stands for `span`
+    /// (until lifted if `None`), replacing any it had.
+    pub fn ban(&mut self, key: &PublicKey, span: Option<Duration>) -> Option<Peer> {
+        let wall = self.wall();
+        let until = span.map(|span| self.now + nanos(span));
+        self.bans
+            .insert(*key, (until, wall, span.map(|span| wall + span)));
+        let gone = self.peers.remove(key).map(|e| e.peer);
+        if gone.is_some() {
+            self.counts.banned += 1;
+        }
+        gone
+    }
+
+    /// `unban`: whether a ban stood.
+    pub fn unban(&mut self, key: &PublicKey) -> bool {
+        let standing = self.ban_standing(key).is_some();
+        self.bans.remove(key);
+        standing
+    }
+
+    /// `PeerStore::banned` as the model sees it: the standing bans' keys and ends, in key
+    /// order.
+    pub fn banned(&self) -> Vec<(PublicKey, Option<SystemTime>)> {
+        let mut bans: Vec<_> = self
+            .bans
+            .keys()
+            .filter_map(|k| Some((*k, self.ban_standing(k)?)))
+            .collect();
+        bans.sort_by_key(|(k, _)| *k);
+        bans
+    }
+
+    /// The peers `which` picks last heard longest ago, in key order.
+    fn least_recently_heard(&self, which: impl Fn(&Entry) -> bool) -> Vec<PublicKey> {
+        let picked = || self.peers.iter().filter(|(_, e)| which(e));
+        let Some(oldest) = picked().map(|(_, e)| e.seen_at).min() else {
             return Vec::new();
         };
-        let mut tied: Vec<PublicKey> = second_hand()
+        let mut tied: Vec<PublicKey> = picked()
             .filter(|(_, e)| e.seen_at == oldest)
             .map(|(k, _)| *k)
             .collect();
@@ -1375,6 +1529,8 @@ impl Model {
     pub fn cleanup(&mut self) -> Vec<PublicKey> {
         let now = self.now;
         self.tombstones.retain(|_, s| now < s.until);
+        self.bans
+            .retain(|_, (until, _, _)| until.is_none_or(|until| now < until));
         let mut gone: Vec<PublicKey> = self
             .peers
             .iter()
@@ -1423,6 +1579,10 @@ impl Model {
         endpoint: Option<SocketAddr>,
         rtt: Option<Duration>,
     ) -> (bool, Option<PeerEventKind>) {
+        // Evidence for a banned key, which has no record, is refused and counted.
+        if endpoint.is_some() && !self.peers.contains_key(key) && self.ban_standing(key).is_some() {
+            self.counts.rejected_banned += 1;
+        }
         // A handshake proves a known peer, under every policy (with no address there is no
         // call to make).
         if let (None, Some(_), Some(entry)) = (rtt, endpoint, self.peers.get_mut(key)) {
@@ -1584,6 +1744,7 @@ fn expected_of(result: &Result<UpdateOutcome, UpdateError>) -> Expected {
         Err(UpdateError::StoreFull { .. }) => Expected::Full,
         Err(UpdateError::Tombstoned { until }) => Expected::Tombstoned { until: *until },
         Err(UpdateError::Invalid(why)) => Expected::Invalid(why.field()),
+        Err(UpdateError::Banned { until }) => Expected::Banned { until: *until },
         Err(other) => Expected::Unknown(other.to_string()),
     }
 }
@@ -1602,6 +1763,11 @@ pub fn run_with(config: Config, ops: &[Op]) -> Result<(), String> {
         step(&mut subject, &mut model, op).map_err(|e| format!("step {i} ({op:?}): {e}"))?;
     }
     Ok(())
+}
+
+/// The span `Op::Ban` bans for: zero seconds is until lifted.
+pub fn ban_span(secs: u16) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(u64::from(secs)))
 }
 
 /// The evidence `Op::Confirm` gives.
@@ -1727,6 +1893,26 @@ pub fn step(subject: &mut Subject, model: &mut Model, op: &Op) -> Result<(), Str
                 return Err(format!("set_latency returned {got}, the model says {want}"));
             }
         }
+        Op::Ban { key: k, secs } => {
+            let span = ban_span(*secs);
+            let got = store
+                .ban(&key(*k), span, "the model's")
+                .map_err(|e| format!("ban refused: {e}"))?
+                .map(|p| (*p).clone());
+            let want = model.ban(&key(*k), span);
+            if got != want {
+                return Err(format!("ban returned {got:?}, the model says {want:?}"));
+            }
+            if want.is_some() {
+                expected_events.push(removal(key(*k), RemovalCause::Banned));
+            }
+        }
+        Op::Unban { key: k } => {
+            let (got, want) = (store.unban(&key(*k)), model.unban(&key(*k)));
+            if got != want {
+                return Err(format!("unban returned {got}, the model says {want}"));
+            }
+        }
     }
 
     let mut events = match seen {
@@ -1791,6 +1977,18 @@ pub fn step(subject: &mut Subject, model: &mut Model, op: &Op) -> Result<(), Str
     if got != want {
         return Err(format!(
             "tombstones differ:\n store {got:#?}\n model {want:#?}"
+        ));
+    }
+    let mut got: Vec<_> = store
+        .banned()
+        .iter()
+        .map(|b| (b.public_key, b.until))
+        .collect();
+    got.sort_by_key(|(k, _)| *k);
+    if got != model.banned() {
+        return Err(format!(
+            "bans differ:\n store {got:?}\n model {:?}",
+            model.banned()
         ));
     }
     let stats = store.stats();

@@ -126,6 +126,8 @@ mod sync;
 mod tombstone;
 #[cfg(feature = "serde")]
 mod wire_time;
+#[cfg(feature = "wireguard")]
+pub mod wireguard;
 
 use std::time::Duration;
 

@@ -9,13 +9,18 @@
 //! configuration, and where the evidence that a peer is reachable (a recent handshake, bytes
 //! received) comes back from.
 //!
-//! [`Uapi`] implements it: it speaks the cross-platform userspace protocol over the
-//! interface's Unix socket (`/var/run/wireguard/IFNAME.sock`), as served by `wireguard-go` and
-//! other userspace implementations. No program is run; the parser and the writer are pure
-//! functions ([`uapi::parse_get_reply`], [`uapi::write_set_request`]).
+//! Two backends implement it:
+//!
+//! - [`Uapi`] speaks the cross-platform userspace protocol over the interface's Unix socket
+//!   (`/var/run/wireguard/IFNAME.sock`), as served by `wireguard-go` and other userspace
+//!   implementations. No program is run; the parser and the writer are pure functions
+//!   ([`uapi::parse_get_reply`], [`uapi::write_set_request`]).
+//! - [`WgCommand`] runs the `wg` tool (`wg show IF dump`, `wg set IF …`), which reaches kernel
+//!   interfaces as well as userspace ones. Its output parser is pure too
+//!   ([`wg_command::parse_dump`]).
 //!
 //! Nothing here is `async`: each call blocks for at most its backend's timeout (2 s by
-//! default).
+//! default for the socket, 5 s for the command).
 //!
 //! # What a batch guarantees
 //!
@@ -24,11 +29,11 @@
 //! batch); a refused change is a [`DeviceError::InvalidChange`] and the device is untouched.
 //! What happens when the device itself refuses part of a batch depends on the backend, and
 //! each one's documentation says it: in short, neither can roll back what the device had
-//! already taken, and it sends a batch as one request.
+//! already taken, and both send a batch as one request.
 //!
 //! # Secrets
 //!
-//! The backend skips the device's private key and the peers' preshared keys in what they
+//! Both backends skip the device's private key and the peers' preshared keys in what they
 //! read: they are neither parsed into a value nor kept.
 //!
 //! # Example
@@ -64,8 +69,10 @@ use std::time::{Duration, SystemTime};
 use crate::{IpNet, PublicKey};
 
 pub mod uapi;
+pub mod wg_command;
 
 pub use uapi::Uapi;
+pub use wg_command::WgCommand;
 
 /// The most bytes a device's answer may take (4 MiB): a longer one is an error, read no
 /// further. About 10,000 peers of a few allowed IPs each fit.
@@ -82,17 +89,17 @@ pub const MAX_PERSISTENT_KEEPALIVE: Duration = Duration::from_secs(65_535);
 
 /// One WireGuard interface: a snapshot of its peers, and batches of changes to them.
 ///
-/// Implemented by [`Uapi`]; a test double of a reconciler can implement it
+/// Implemented by [`Uapi`] and [`WgCommand`]; a test double of a reconciler can implement it
 /// too (build its answers with [`DevicePeer::new`]).
 ///
 /// ```no_run
-/// use peerstore::wireguard::{Device, Uapi};
+/// use peerstore::wireguard::{Device, Uapi, WgCommand};
 ///
 /// // The same code drives either backend.
 /// fn count(device: &dyn Device) -> Result<usize, Box<dyn std::error::Error>> {
 ///     Ok(device.peers()?.len())
 /// }
-/// let devices: Vec<Box<dyn Device>> = vec![Box::new(Uapi::new("wg0")?)];
+/// let devices: Vec<Box<dyn Device>> = vec![Box::new(Uapi::new("wg0")?), Box::new(WgCommand::new("wg0")?)];
 /// for device in &devices {
 ///     println!("{}: {} peers", device.name(), count(device.as_ref())?);
 /// }
@@ -118,7 +125,7 @@ pub trait Device: Send + Sync {
     ///
     /// A change is refused before anything is sent ([`DeviceError::InvalidChange`]); or the
     /// device cannot be reached, does not answer in time or refuses the request. What a
-    /// refusal leaves applied is the backend's to say: see [`Uapi`].
+    /// refusal leaves applied is the backend's to say: see [`Uapi`] and [`WgCommand`].
     fn apply(&self, changes: &[PeerChange]) -> Result<(), DeviceError>;
 }
 

@@ -573,6 +573,12 @@ pub(crate) fn check_changes(interface: &str, changes: &[PeerChange]) -> Result<(
     Ok(())
 }
 
+/// The shortest and longest timeouts a backend takes: a zero one would fail every call, and
+/// one of years would overflow the clock's arithmetic.
+pub(crate) fn clamp_timeout(timeout: Duration) -> Duration {
+    timeout.clamp(Duration::from_millis(1), Duration::from_secs(3600))
+}
+
 /// The keepalive in whole seconds, 0 for off (what both protocols write). Only called on a
 /// checked batch, so the value fits.
 pub(crate) fn keepalive_secs(keepalive: Option<Duration>) -> u64 {

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use super::{
     DeviceError, DevicePeer, MAX_ALLOWED_IPS, MAX_PEERS, MAX_REPLY_BYTES, PeerChange, bounded,
-    check_changes, check_name, handshake_time, keepalive_secs, parse_decimal, parse_endpoint,
+    check_changes, check_name, clamp_timeout, handshake_time, keepalive_secs, parse_decimal,
+    parse_endpoint,
 };
 use crate::{IpNet, PublicKey};
 
@@ -26,7 +27,9 @@ pub const SOCKET_DIR: &str = "/var/run/wireguard";
 ///
 /// Each call opens one connection, sends one request and reads its answer, all within the
 /// timeout ([`DEFAULT_TIMEOUT`](Uapi::DEFAULT_TIMEOUT) unless set with
-/// [`with_timeout`](Uapi::with_timeout)); an answer longer than
+/// [`with_timeout`](Uapi::with_timeout); connecting to a Unix socket returns at once unless
+/// the device's backlog of connections is full, which the timeout cannot bound); an answer
+/// longer than
 /// [`MAX_REPLY_BYTES`] is an error, read no further.
 ///
 /// **What a batch guarantees.** [`apply`](super::Device::apply) checks the batch, then sends
@@ -88,10 +91,10 @@ impl Uapi {
     }
 
     /// The same device with another timeout for each call (connecting, sending and reading
-    /// together); a zero timeout is taken as 1 ms.
+    /// together), taken as at least 1 ms and at most an hour.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout.max(Duration::from_millis(1));
+        self.timeout = clamp_timeout(timeout);
         self
     }
 
@@ -1057,8 +1060,12 @@ errno=0\n\
         );
         assert_eq!(device.timeout(), Duration::from_secs(2));
         assert_eq!(
-            device.with_timeout(Duration::ZERO).timeout(),
+            device.clone().with_timeout(Duration::ZERO).timeout(),
             Duration::from_millis(1)
+        );
+        assert_eq!(
+            device.with_timeout(Duration::MAX).timeout(),
+            Duration::from_secs(3600)
         );
         assert!(matches!(
             Uapi::new(".."),

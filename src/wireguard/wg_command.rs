@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use super::{
     DeviceError, DevicePeer, MAX_ALLOWED_IPS, MAX_PEERS, MAX_REPLY_BYTES, PeerChange, bounded,
-    check_changes, check_name, handshake_time, keepalive_secs, parse_decimal, parse_endpoint,
+    check_changes, check_name, clamp_timeout, handshake_time, keepalive_secs, parse_decimal,
+    parse_endpoint,
 };
 use crate::{IpNet, PublicKey};
 
@@ -85,10 +86,11 @@ impl WgCommand {
         self
     }
 
-    /// The same device with another timeout for each run; a zero timeout is taken as 1 ms.
+    /// The same device with another timeout for each run, taken as at least 1 ms and at most
+    /// an hour.
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout.max(Duration::from_millis(1));
+        self.timeout = clamp_timeout(timeout);
         self
     }
 

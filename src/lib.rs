@@ -130,6 +130,8 @@ mod tombstone;
 mod victims;
 #[cfg(feature = "serde")]
 mod wire_time;
+#[cfg(feature = "wireguard")]
+pub mod wireguard;
 
 use std::time::Duration;
 

@@ -66,13 +66,9 @@ fn row(
     row_of(name, go, 3, measure)
 }
 
-/// `row` with `measures` figures per round; a fourth is the workload's input alone.
-fn row_of(
-    name: &'static str,
-    go: Option<f64>,
-    measures: usize,
-    mut measure: impl FnMut(usize) -> f64,
-) -> Row {
+/// The median of `ROUNDS` interleaved rounds of each of `measures` figures, after one warm-up
+/// round.
+fn medians(measures: usize, mut measure: impl FnMut(usize) -> f64) -> Vec<f64> {
     let mut samples = vec![Vec::new(); measures];
     for round in 0..=ROUNDS {
         for (which, sample) in samples.iter_mut().enumerate() {
@@ -82,7 +78,17 @@ fn row_of(
             }
         }
     }
-    let mut medians = samples.into_iter().map(median);
+    samples.into_iter().map(median).collect()
+}
+
+/// `row` with `measures` figures per round; a fourth is the workload's input alone.
+fn row_of(
+    name: &'static str,
+    go: Option<f64>,
+    measures: usize,
+    measure: impl FnMut(usize) -> f64,
+) -> Row {
+    let mut medians = medians(measures, measure).into_iter();
     let mut next = || medians.next().unwrap_or(f64::NAN);
     Row {
         name,
@@ -500,16 +506,26 @@ impl Memory {
 }
 
 /// What a full store costs under each full policy, in one run: `insert_to_cap`
-/// (2000 new peers by the DHT into a fresh store of 1000) and a flood (1000 new second-hand
+/// (2000 new peers by the DHT into a fresh store of 1000), a flood (1000 new second-hand
 /// peers, then 1000 new first-hand ones: each first-hand newcomer evicts a fake under
-/// `EvictSecondHand`, and finds room under the quota).
+/// `EvictSecondHand`, and finds room under the quota), and LAN newcomers to a store a
+/// first-hand flood filled (100 proven peers, 900 DHT fakes, then 1000 LAN newcomers: each
+/// takes a fake's place under `EvictUnproven`; the others refuse them).
 struct Admission {
     /// Per workload: its name, then per configuration the time per call and the peers taken.
-    rows: Vec<(&'static str, [(f64, usize); 3])>,
+    rows: Vec<(&'static str, [(f64, usize); 4])>,
 }
 
+/// A workload of [`Admission`]: what fills the store first (not timed), then what is timed.
+type Announcements = Vec<(peerstore::PeerInfo, peerstore::DiscoveryMethod)>;
+
 impl Admission {
-    const CONFIGS: [&'static str; 3] = ["Refuse", "EvictSecondHand", "max_second_hand(500)"];
+    const CONFIGS: [&'static str; 4] = [
+        "Refuse",
+        "EvictSecondHand",
+        "max_second_hand(500)",
+        "EvictUnproven",
+    ];
 
     fn store(config: usize) -> PeerStore {
         use peerstore::FullPolicy;
@@ -517,18 +533,30 @@ impl Admission {
         match config {
             0 => builder,
             1 => builder.when_full(FullPolicy::EvictSecondHand),
-            _ => builder.max_second_hand(common::PEERS / 2),
+            2 => builder.max_second_hand(common::PEERS / 2),
+            _ => builder.when_full(FullPolicy::EvictUnproven),
         }
         .build()
         .expect("valid store settings")
     }
 
-    /// Feeds `input` to a fresh store of `config`; the time per call, and the peers held.
+    /// Feeds `prefill` (proving the first `proven` of it by a handshake), then `input`, to a
+    /// fresh store of `config`; the time per call of `input`, and the peers held.
     fn run(
         config: usize,
-        input: &[(peerstore::PeerInfo, peerstore::DiscoveryMethod)],
+        prefill: &Announcements,
+        proven: usize,
+        input: &Announcements,
     ) -> (f64, usize) {
         let store = Admission::store(config);
+        for (i, (info, method)) in prefill.iter().enumerate() {
+            let _ = store.update(info.clone(), method.clone());
+            if i < proven
+                && let Some(endpoint) = info.endpoint
+            {
+                let _ = store.confirm(&info.public_key, endpoint, peerstore::Evidence::Handshake);
+            }
+        }
         let input = input.to_vec();
         let calls = input.len() as f64;
         let start = Instant::now();
@@ -542,11 +570,11 @@ impl Admission {
     fn measure() -> Self {
         use peerstore::DiscoveryMethod as M;
         let peers = common::PEERS;
-        let to_cap: Vec<_> = common::insert_to_cap_input()
+        let to_cap: Announcements = common::insert_to_cap_input()
             .into_iter()
             .map(|info| (info, M::Dht))
             .collect();
-        let flood: Vec<_> = (0..2 * peers)
+        let flood: Announcements = (0..2 * peers)
             .map(|i| {
                 let method = if i < peers {
                     M::GossipTransitive
@@ -556,24 +584,31 @@ impl Admission {
                 (common::info(i, i), method)
             })
             .collect();
+        let first_hand_flood: Announcements =
+            (0..peers).map(|i| (common::info(i, i), M::Dht)).collect();
+        let lan: Announcements = (peers..2 * peers)
+            .map(|i| (common::info(i, i), M::Lan))
+            .collect();
         let mut rows = Vec::new();
-        for (name, input) in [
-            ("insert_to_cap", &to_cap),
-            ("flood_then_first_hand", &flood),
+        for (name, prefill, proven, input) in [
+            ("insert_to_cap", &Vec::new(), 0, &to_cap),
+            ("flood_then_first_hand", &Vec::new(), 0, &flood),
+            (
+                "lan_newcomers_after_a_first_hand_flood",
+                &first_hand_flood,
+                peers / 10,
+                &lan,
+            ),
         ] {
-            let mut held = [0; 3];
-            let row = row_of(name, None, 3, |config| {
-                let (ns, len) = Admission::run(config, input);
+            let mut held = [0; 4];
+            let figures = medians(4, |config| {
+                let (ns, len) = Admission::run(config, prefill, proven, input);
                 held[config] = len;
                 ns
             });
             rows.push((
                 name,
-                [
-                    (row.ours, held[0]),
-                    (row.reference, held[1]),
-                    (row.floor, held[2]),
-                ],
+                std::array::from_fn(|config| (figures[config], held[config])),
             ));
         }
         Admission { rows }
@@ -584,21 +619,14 @@ impl Admission {
         println!(
             "Full policies: median of {ROUNDS} interleaved rounds, a fresh store of 1000 each; per call, and the peers it then holds"
         );
-        println!(
-            "| workload | {} | {} | {} |",
-            Self::CONFIGS[0],
-            Self::CONFIGS[1],
-            Self::CONFIGS[2]
-        );
-        println!("|---|---:|---:|---:|");
+        println!("| workload | {} |", Self::CONFIGS.join(" | "));
+        println!("|---|---:|---:|---:|---:|");
         for (name, figures) in &self.rows {
-            let cell = |(ns, held): (f64, usize)| format!("{} ({held})", fmt_ns(ns));
-            println!(
-                "| {name} | {} | {} | {} |",
-                cell(figures[0]),
-                cell(figures[1]),
-                cell(figures[2])
-            );
+            let cells: Vec<String> = figures
+                .iter()
+                .map(|(ns, held)| format!("{} ({held})", fmt_ns(*ns)))
+                .collect();
+            println!("| {name} | {} |", cells.join(" | "));
         }
     }
 }

@@ -448,3 +448,111 @@ fn soak_a_mesh_of_1000_peers_for_60_seconds() {
         );
     }
 }
+
+/// Eight threads at once ban and unban keys, flood the store with fresh keys by the DHT,
+/// bring LAN newcomers, prove peers by handshakes and announce banned keys, under
+/// `EvictUnproven` with an unproven quota: the cap and the quota hold at every step, a banned
+/// key is never left in the store once its ban is placed, and at the end the books balance
+/// (the stats, the map, the events replayed) and every slot comes back.
+#[test]
+fn bans_floods_and_handshakes_at_once_keep_the_books() {
+    const CAP: usize = 64;
+    const UNPROVEN: usize = 40;
+    // Each thread bans, unbans and announces four keys of its own (so that no other thread
+    // lifts a ban it just placed), and floods keys of its own.
+    const BANNED_POOL: u32 = 4;
+    let ops = support::rounds(2000) as u32;
+    let clock = ManualClock::new();
+    let store = PeerStore::builder()
+        .clock(clock.clone())
+        .max_peers(CAP)
+        .when_full(peerstore::FullPolicy::EvictUnproven)
+        .max_unproven(UNPROVEN)
+        .event_buffer(1 << 20)
+        .build()
+        .unwrap();
+    let events = store.subscribe();
+    let shared = store.clone();
+    race_on(THREADS, move |t| {
+        let t = t as u32;
+        let endpoint = support::addr("198.51.100.1:51820");
+        for i in 0..ops {
+            let pooled = key(t * BANNED_POOL + (i * 7) % BANNED_POOL);
+            let fresh = key(1000 + t * 100_000 + i);
+            match i % 10 {
+                0 => {
+                    if let Ok(removed) = shared.ban(&pooled, None, "stress") {
+                        drop(removed);
+                        assert!(shared.get(&pooled).is_none(), "a banned key stayed");
+                    }
+                }
+                1 => drop(shared.unban(&pooled)),
+                2 | 3 => {
+                    let mut info = PeerInfo::new(pooled);
+                    info.endpoint = Some(endpoint);
+                    let _ = shared.update(info, M::Dht);
+                }
+                4 => drop(shared.confirm(&pooled, endpoint, peerstore::Evidence::Handshake)),
+                5 => {
+                    let _ = shared.update(PeerInfo::new(fresh), M::Lan);
+                }
+                6 => {
+                    let _ = shared.update(PeerInfo::new(fresh), M::Dht);
+                    let _ = shared.confirm(&fresh, endpoint, peerstore::Evidence::Handshake);
+                }
+                _ => {
+                    let _ = shared.update(PeerInfo::new(fresh), M::Dht);
+                }
+            }
+            // (The quota is checked at rest: a visit of every shard while others evict and
+            // insert is no snapshot, and may count a victim and its newcomer both.)
+            assert!(shared.len() <= CAP, "over the cap");
+        }
+    });
+    for ban in store.banned() {
+        assert!(store.get(&ban.public_key).is_none(), "banned and held");
+    }
+    let unproven = store.get_all().iter().filter(|p| !p.proven).count();
+    assert!(unproven <= UNPROVEN, "{unproven} unproven at rest");
+    let stats = store.stats();
+    assert_eq!(
+        stats.inserts,
+        stats.removed + stats.expired + stats.evicted + stats.banned + store.len() as u64,
+        "{stats:?}"
+    );
+    assert!(
+        stats.evicted > 0
+            && stats.banned > 0
+            && stats.rejected_banned > 0
+            && stats.rejected_full > 0,
+        "the race went through every path: {stats:?}"
+    );
+    let mut log: Vec<PeerEvent> = events.try_iter().collect();
+    assert_eq!(events.dropped(), 0);
+    log.sort_by_key(|e| e.seq);
+    let mut held: HashSet<PublicKey> = HashSet::new();
+    for e in &log {
+        match e.kind {
+            PeerEventKind::New { .. } => assert!(held.insert(e.public_key), "New twice: {e:?}"),
+            PeerEventKind::Removed { .. } => assert!(held.remove(&e.public_key), "{e:?}"),
+            _ => assert!(held.contains(&e.public_key), "{e:?}"),
+        }
+    }
+    let stored: HashSet<PublicKey> = store.get_all().iter().map(|p| p.public_key).collect();
+    assert_eq!(held, stored, "the event replay and the store disagree");
+    // Everyone expires; then the quota admits `UNPROVEN` newcomers again, and no more.
+    clock.advance(Duration::from_secs(700));
+    store.cleanup_stale();
+    assert_eq!(store.len(), 0);
+    let admitted = (0..UNPROVEN as u32 + 10)
+        .filter(|n| {
+            store
+                .update(PeerInfo::new(key(9_000_000 + n)), M::Dht)
+                .is_ok()
+        })
+        .count();
+    assert_eq!(
+        admitted, UNPROVEN,
+        "every unproven slot came back, and only those"
+    );
+}

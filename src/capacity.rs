@@ -121,6 +121,11 @@ mod loom_model {
         });
     }
 
+    // The eviction protocols below are small stand-ins of the store's, each beside the broken
+    // variants it rules out (which must fail: `should_panic`), so that what each step of the
+    // protocol buys is shown. The store's own code runs under loom in `store::eviction`'s
+    // models, on its real maps (loom's under `--cfg loom`).
+
     /// A record's slot in the map, under its own lock as a map entry is: a second-hand peer,
     /// one heard first-hand, or none.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,12 +1,27 @@
 //! The synchronisation the store's small lock-free protocols use, in one place so that a model
-//! checker can stand in for it (`--cfg loom`): the cap's atomics, and the subscriber list's
-//! `ArcSwap`.
+//! checker can stand in for it (`--cfg loom`): the cap's atomics, the eviction order's mutex,
+//! and the subscriber list's `ArcSwap`. (The maps by key have their loom stand-in in
+//! `keymap`.)
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::Mutex;
+
+/// A newcomer waiting for another of its key yields: under loom, to loom's scheduler, which
+/// then runs the thread it waits for.
+#[cfg(not(loom))]
+pub(crate) use std::thread::yield_now;
+
+#[cfg(loom)]
+pub(crate) use loom::thread::yield_now;
+
+#[cfg(loom)]
+pub(crate) use loom::sync::Mutex;
 
 #[cfg(not(loom))]
 pub(crate) use arc_swap::ArcSwap;

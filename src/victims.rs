@@ -17,7 +17,9 @@
 //! this lock first (a rebuild looks records up).
 
 use std::collections::BTreeSet;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
+
+use crate::sync::Mutex;
 
 use crate::PublicKey;
 use crate::clock::Nanos;
@@ -29,7 +31,7 @@ pub(crate) struct Victims {
 }
 
 impl Victims {
-    fn order(&self) -> MutexGuard<'_, BTreeSet<(Nanos, PublicKey)>> {
+    fn order(&self) -> impl std::ops::DerefMut<Target = BTreeSet<(Nanos, PublicKey)>> + '_ {
         // A panic elsewhere leaves the set whole: every change to it is one call.
         self.order.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -347,7 +347,7 @@ impl PeerStore {
         // Placed when the file says, so that the oldest still goes first.
         let age = wall.duration_since(since).unwrap_or_default();
         match inner.peers.entry(key) {
-            dashmap::Entry::Vacant(entry) => {
+            crate::keymap::Entry::Vacant(entry) => {
                 let placed = now.saturating_sub(crate::clock::nanos_of(age));
                 let span = span.saturating_add(age);
                 let tombstones = &inner.admission.tombstones;
@@ -355,7 +355,7 @@ impl PeerStore {
                 drop(entry);
                 placed
             }
-            dashmap::Entry::Occupied(_) => false,
+            crate::keymap::Entry::Occupied(_) => false,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use dashmap::mapref::one::RefMut;
+use crate::keymap::RefMut;
 
 use super::{Inner, Record, Settings};
 use crate::clock::Nanos;
@@ -63,7 +63,7 @@ impl Inner {
 
     /// A peer's opt-in endpoint state, locked; `None` under the defaults. Called with the
     /// peer's record locked.
-    pub(super) fn endpoint_state(&self, key: &PublicKey) -> Option<RefMut<'_, PublicKey, Extra>> {
+    pub(super) fn endpoint_state(&self, key: &PublicKey) -> Option<RefMut<'_, Extra>> {
         self.endpoints.extras.as_ref()?.get_mut(key)
     }
 

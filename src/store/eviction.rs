@@ -6,8 +6,8 @@
 //! peer ever heard first-hand under `EvictSecondHand`.
 //!
 //! The victim's slots (under the cap, and under the unproven quota when one is kept) are
-//! handed to the newcomer, never released, so that no racing insert can take them; the loom
-//! model in `capacity.rs` checks that protocol.
+//! handed to the newcomer, never released, so that no racing insert can take them. The loom
+//! models at the end of this file check the protocol on the store's own code.
 
 use super::admission::FullPolicy;
 use super::{Inner, Record};
@@ -161,7 +161,7 @@ impl Inner {
                 if claim.waits > MAX_CLAIM_WAITS {
                     return Err(self.full());
                 }
-                std::thread::yield_now();
+                crate::sync::yield_now();
                 return Ok(());
             }
             claim.holds = Some((&eviction.evicting, key));
@@ -279,5 +279,131 @@ impl Inner {
             Tier::Unproven => self.admission.unproven.as_ref(),
         };
         count.is_none_or(|count| count.held() != 0)
+    }
+}
+
+/// The eviction protocol under the loom model checker, driving the store's own code (its maps
+/// are loom's under `--cfg loom`, see `keymap`): every interleaving of two threads, up to a
+/// bound of preemptions.
+/// `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test --release --lib loom`.
+#[cfg(all(test, loom))]
+mod loom_models {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use loom::thread;
+
+    use crate::{
+        DiscoveryMethod as M, Evidence, FullPolicy, ManualClock, PeerInfo, PeerStore, PublicKey,
+        UpdateOutcome,
+    };
+
+    fn key(n: u8) -> PublicKey {
+        PublicKey::from_bytes([n; 32])
+    }
+
+    fn endpoint(n: u8) -> SocketAddr {
+        SocketAddr::from(([198, 51, 100, n], 51820))
+    }
+
+    fn announce(n: u8) -> PeerInfo {
+        let mut info = PeerInfo::new(key(n));
+        info.endpoint = Some(endpoint(n));
+        info
+    }
+
+    /// A full store of 2: peers 1 then 2, a second apart, by `method`.
+    fn full(policy: FullPolicy, method: &M) -> PeerStore {
+        let clock = ManualClock::new();
+        let store = PeerStore::builder()
+            .max_peers(2)
+            .when_full(policy)
+            .clock(clock.clone())
+            .build()
+            .expect("valid settings");
+        store.update(announce(1), method.clone()).expect("room");
+        clock.advance(Duration::from_secs(1));
+        store.update(announce(2), method.clone()).expect("room");
+        store
+    }
+
+    fn model(f: impl Fn() + Sync + Send + 'static) {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(f);
+    }
+
+    /// A LAN newcomer evicts the least recently heard unproven peer (peer 1) while a handshake
+    /// proves peer 1: whichever comes first, a proven peer is never evicted. Peer 1 is held at
+    /// the end exactly when the handshake found it (and proved it), and the newcomer always
+    /// gets in, in peer 2's place if peer 1 was proven first.
+    #[test]
+    fn an_eviction_racing_a_handshake_never_evicts_the_proven_peer() {
+        model(|| {
+            let store = full(FullPolicy::EvictUnproven, &M::Dht);
+            let newcomer = {
+                let store = store.clone();
+                thread::spawn(move || store.update(announce(3), M::Lan))
+            };
+            let prover = {
+                let store = store.clone();
+                thread::spawn(move || store.confirm(&key(1), endpoint(1), Evidence::Handshake))
+            };
+            let admitted = newcomer.join().expect("newcomer");
+            let proved = prover.join().expect("prover");
+            assert_eq!(admitted, Ok(UpdateOutcome::Inserted));
+            assert_eq!(store.get(&key(1)).is_some(), proved, "proven, then evicted");
+            assert_eq!(store.get(&key(2)).is_some(), !proved);
+            assert_eq!((store.len(), store.stats().evicted), (2, 1));
+            assert_eq!(store.get_all().len(), 2, "the map and the cap agree");
+        });
+    }
+
+    /// Two first-hand newcomers into a full store of second-hand peers: each evicts one, the
+    /// victim's slot passes to its newcomer, and the cap is exact at the end.
+    #[test]
+    fn two_newcomers_evicting_at_once_hand_over_their_slots() {
+        model(|| {
+            let store = full(FullPolicy::EvictSecondHand, &M::GossipTransitive);
+            let racers: Vec<_> = [3, 4]
+                .into_iter()
+                .map(|n| {
+                    let store = store.clone();
+                    thread::spawn(move || store.update(announce(n), M::Lan))
+                })
+                .collect();
+            for racer in racers {
+                assert_eq!(racer.join().expect("racer"), Ok(UpdateOutcome::Inserted));
+            }
+            assert_eq!((store.len(), store.stats().evicted), (2, 2));
+            assert_eq!(store.get_all().len(), 2, "the map and the cap agree");
+        });
+    }
+
+    /// One newcomer announced on two threads at once (the LAN and the DHT hear it together):
+    /// one insert, the other merged into it, and one eviction, not two.
+    #[test]
+    fn one_newcomer_announced_twice_at_once_evicts_once() {
+        model(|| {
+            let store = full(FullPolicy::EvictSecondHand, &M::GossipTransitive);
+            let racers: Vec<_> = [M::Lan, M::Dht]
+                .into_iter()
+                .map(|method| {
+                    let store = store.clone();
+                    thread::spawn(move || store.update(announce(3), method))
+                })
+                .collect();
+            let outcomes: Vec<_> = racers
+                .into_iter()
+                .map(|racer| racer.join().expect("racer"))
+                .collect();
+            let inserted = outcomes
+                .iter()
+                .filter(|o| **o == Ok(UpdateOutcome::Inserted))
+                .count();
+            assert_eq!(inserted, 1, "{outcomes:?}");
+            assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+            assert_eq!((store.len(), store.stats().evicted), (2, 1));
+        });
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use dashmap::mapref::entry::{Entry, VacantEntry};
+use crate::keymap::{Entry, VacantEntry};
 
 use super::admission::Refusal;
 use super::endpoints::Extra;
@@ -163,7 +163,7 @@ impl Inner {
     /// Makes a new peer's record in its vacant slot, admitted (`readmitted` over a tombstone).
     fn insert_new(
         &self,
-        entry: VacantEntry<'_, PublicKey, Record>,
+        entry: VacantEntry<'_, Record>,
         info: &mut PeerInfo,
         method: DiscoveryMethod,
         heard: Sighting,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use dashmap::mapref::entry::Entry;
+use crate::keymap::Entry;
 
 use super::Inner;
 use crate::events::{PeerEventKind, RemovalCause};

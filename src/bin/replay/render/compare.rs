@@ -69,7 +69,11 @@ pub fn compare_text(seed: &Replay, opt_in: &Replay, source: &str) -> String {
         a.confirms,
         a.failures
     );
-    let _ = writeln!(out, "SEED: the seed's defaults; OPT-IN: {}\n", b.settings);
+    let _ = writeln!(
+        out,
+        "SEED: the seed's defaults (no tombstones, no bans: ban lines are not played); OPT-IN: {}\n",
+        b.settings
+    );
     let figure_line = |out: &mut String, what: &str, x: &str, y: &str| {
         let _ = writeln!(out, "{what:<36}  {x:>10}  {y:>10}");
     };
@@ -89,8 +93,21 @@ pub fn compare_text(seed: &Replay, opt_in: &Replay, source: &str) -> String {
             both(|s| s.ghost_cycles.to_string()),
         ),
         (
+            "stale readmissions (on old news)",
+            both(|s| s.stale_readmissions.to_string()),
+        ),
+        (
+            "announcements refused as banned",
+            both(|s| s.bans_refused.to_string()),
+        ),
+        (
             "first-hand peers refused as full",
             both(|s| s.refused_full_first_hand.to_string()),
+        ),
+        ("newcomer wait, longest", both(|s| age(s.newcomer_wait_max))),
+        (
+            "newcomer wait, in all",
+            both(|s| age(s.newcomer_wait_total)),
         ),
         ("evictions", both(|s| s.removed_evicted.to_string())),
         (
@@ -108,7 +125,11 @@ pub fn compare_text(seed: &Replay, opt_in: &Replay, source: &str) -> String {
         out,
         "\nstale: no report within the resilient policy's window for its method, no confirmation\n\
          within its trust window, or a failure since; counted while the peer is active.\n\
-         resurrections and ghost cycles: a second-hand insert of a peer removed, or expired, before."
+         resurrections and ghost cycles: a second-hand insert of a peer removed, or expired, before.\n\
+         stale readmissions: a first-hand insert of a peer removed before, on a record that carries\n\
+         no time or one not after the removal (a LAN announcement is news).\n\
+         newcomer wait: for newcomers a handshake proves real, from an announcement refused as full\n\
+         to their admission (or to the trace's end)."
     );
     let differ: Vec<Compared<'_>> = compared(seed, opt_in)
         .into_iter()

@@ -4,7 +4,7 @@
 //! ([`Replay::table`]) and, for `--explain`, one peer's [`Decision`]s ([`resolve`] finds the
 //! peer `--explain` names).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
@@ -180,10 +180,10 @@ pub struct Summary {
     /// later than the removal. A LAN announcement is news (the peer is on the link now), as
     /// the library's `Readmission::Newer` has it.
     pub stale_readmissions: usize,
-    /// Newcomers a handshake proves real (a `confirm` line with no `rtt_ms` names them,
-    /// anywhere in the trace): the longest time one waited, from an announcement refused as
-    /// full to its admission (or to the trace's end, for one never admitted), and all their
-    /// waits together.
+    /// Newcomers a handshake proves real (a `confirm` line with no `rtt_ms` names them after
+    /// their first announcement refused as full): the longest time one waited, from an
+    /// announcement refused as full to its admission (or to the trace's end, for one never
+    /// admitted), and all their waits together.
     pub newcomer_wait_max: Duration,
     pub newcomer_wait_total: Duration,
     /// `Removed { cause: Evicted }` events.
@@ -203,6 +203,8 @@ struct Wait {
     since: Option<Duration>,
     longest: Duration,
     total: Duration,
+    /// A handshake was seen with it after it was first refused: a real peer.
+    proven: bool,
 }
 
 impl Wait {
@@ -283,8 +285,6 @@ pub struct Replay {
     bans: bool,
     /// Newcomers refused as full, and their waits (at most [`MAX_TRACKED`]).
     waits: HashMap<PublicKey, Wait>,
-    /// The keys a handshake was seen with (at most [`MAX_TRACKED`]).
-    handshaken: HashSet<PublicKey>,
     /// The line of the trace playing, as its place among the lines played.
     line: usize,
     /// Lines the store refused as a whole (a ban it did not place): their places among the
@@ -322,7 +322,6 @@ impl Replay {
             tombstones: settings.tombstones,
             bans: settings.bans,
             waits: HashMap::new(),
-            handshaken: HashSet::new(),
             line: 0,
             unused: Vec::new(),
             summary: Summary {
@@ -376,10 +375,10 @@ impl Replay {
         self.summary.endpoint_changes = stats.endpoint_changes;
         self.summary.flaps = stats.endpoint_flaps;
         let now = self.now;
-        for (key, wait) in &mut self.waits {
+        for wait in self.waits.values_mut() {
             // Still refused at the end: it waited this long at least.
             wait.end(now);
-            if self.handshaken.contains(key) {
+            if wait.proven {
                 let summary = &mut self.summary;
                 summary.newcomer_wait_max = summary.newcomer_wait_max.max(wait.longest);
                 summary.newcomer_wait_total += wait.total;
@@ -510,8 +509,10 @@ impl Replay {
             }
             Step::Confirm { key, endpoint, rtt } => {
                 self.summary.confirms += 1;
-                if rtt.is_none() && self.handshaken.len() < MAX_TRACKED {
-                    self.handshaken.insert(*key);
+                if rtt.is_none()
+                    && let Some(wait) = self.waits.get_mut(key)
+                {
+                    wait.proven = true;
                 }
                 let evidence = rtt.map_or(Evidence::Handshake, |rtt| Evidence::Probe { rtt });
                 self.store.confirm(key, *endpoint, evidence);
@@ -686,7 +687,8 @@ impl Replay {
     }
 
     fn drain(&mut self) {
-        for event in self.events.try_iter() {
+        let events: Vec<_> = self.events.try_iter().collect();
+        for event in events {
             match event.kind {
                 PeerEventKind::New { readmitted } => {
                     self.summary.events_new += 1;
@@ -706,6 +708,12 @@ impl Replay {
                     {
                         self.removed_keys
                             .insert(event.public_key, (cause, self.now));
+                    }
+                    // A peer evicted for another's announcement is no key the step touched:
+                    // it is out of the store from now, not from the next look at it.
+                    if self.store.get(&event.public_key).is_none() {
+                        self.accrue(&event.public_key);
+                        self.observe(event.public_key);
                     }
                     if self.explain == Some(event.public_key) {
                         self.decisions.push(Decision::Removed {
@@ -1343,8 +1351,9 @@ mod tests {
     }
 
     /// Newcomers a handshake proves real wait while the store is full: from their first
-    /// refused announcement to their admission, or to the trace's end; one only probed
-    /// counts for nothing. Under evict-unproven a LAN newcomer waits for nothing.
+    /// refused announcement to their admission, or to the trace's end; one only probed, or
+    /// shaken hands with only before it was refused, counts for nothing. Under
+    /// evict-unproven a LAN newcomer waits for nothing.
     #[test]
     fn newcomer_waits_are_of_peers_a_handshake_proves() {
         let handshake = |at: u64, n: u8| {
@@ -1356,6 +1365,9 @@ mod tests {
         let text = trace(&[
             L::Say(0, "dht", 1, None),
             L::Say(0, "dht", 2, None),
+            // A handshake before its first refusal (at 9) is no newcomer's: 6 counts not.
+            handshake(5, 6),
+            L::Say(9, "lan", 6, None),
             // 3 and 4, real and on the LAN, are refused; 5 is only probed.
             L::Say(10, "lan", 3, None),
             handshake(11, 3),
@@ -1376,7 +1388,7 @@ mod tests {
         let mut full = Settings::defaults();
         full.store.max_peers = 2;
         let s = run_under(&full, &text, None).summary;
-        assert_eq!(s.refused_full, 7, "{s:?}");
+        assert_eq!(s.refused_full, 8, "{s:?}");
         assert_eq!(
             s.newcomer_wait_max,
             Duration::from_secs(88),

@@ -81,7 +81,7 @@ const HELP: &str = concat!(
                   limit)
   --compare       replay under the seed's defaults and under the settings the options above
                   give (with none, every opt-in policy: resilient, --tombstone-expired 3600,
-                  evict-second-hand) and show them side by side: endpoint
+                  --readmit newer, evict-unproven) and show them side by side: endpoint
                   changes, flaps, time active on a stale endpoint, resurrections, ghost
                   cycles, stale readmissions, announcements refused as banned, first-hand
                   peers refused as full, how long newcomers a handshake proves waited, and
@@ -434,8 +434,9 @@ mod tests {
         let opt_in = Settings::opt_in();
         let span = opt_in.store.tombstone_expired.unwrap().as_secs();
         let policies = format!(
-            "every opt-in policy: {}, --tombstone-expired {span},\n                  {})",
+            "every opt-in policy: {}, --tombstone-expired {span},\n                  --readmit {}, {})",
             opt_in.policy().name(),
+            opt_in.readmit().name(),
             opt_in.when_full().name(),
         );
         assert!(HELP.contains(&policies), "{HELP}");

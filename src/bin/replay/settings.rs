@@ -142,7 +142,8 @@ impl Settings {
         let mut opt_in = Settings::defaults();
         opt_in.set_policy(Policy::Resilient);
         opt_in.store.tombstone_expired = Some(Duration::from_secs(3600));
-        opt_in.set_when_full(WhenFull::EvictSecondHand);
+        opt_in.set_readmit(Readmit::Newer);
+        opt_in.set_when_full(WhenFull::EvictUnproven);
         opt_in
     }
 

@@ -141,7 +141,12 @@ pub fn render_text(replay: &Replay, source: &str, explained: Option<&PublicKey>)
         );
     }
     if let Some(key) = explained {
-        let name = replay.store.get(key).and_then(|p| p.hostname.clone());
+        // Its name as the store holds it, or as last heard if it is out (banned, say).
+        let name = (replay
+            .store
+            .get(key)
+            .and_then(|p| p.hostname.as_ref().map(ToString::to_string)))
+        .or_else(|| replay.tracks.get(key).and_then(|t| t.name.clone()));
         let _ = writeln!(
             out,
             "\nendpoint decisions for {key}{}:",

@@ -17,7 +17,9 @@
 //!   every minute. The DHT finds some of them too, behind the office NAT: refused, a LAN
 //!   endpoint is sticky.
 //! - **0:10 – 5:00** the DHT finds 140 peers (`node-001`..`node-140`) behind NAT and
-//!   re-announces them every 4 minutes. Those behind a cone NAT get punched by a DHT
+//!   re-announces them every 4 minutes, each record carrying the time its peer signed it
+//!   (what `--readmit newer` weighs; the other policies take a first-hand record as news
+//!   from now). Those behind a cone NAT get punched by a DHT
 //!   rendezvous, whose endpoint (the NAT's mapping, another port) outranks the DHT's; the
 //!   rendezvous repeats every 10 minutes. Gateways gossip their routes.
 //! - **1:00 on** the introducers gossip 40 peers second-hand (`far-01`..`far-40`), with the
@@ -35,12 +37,13 @@
 //!   never heard first-hand. The seed's store expires it and takes it back, every 12 minutes.
 //! - **11:30, 12:30** first-hand newcomers during the flood: `node-142` (DHT) and `lan-13`
 //!   (LAN). The seed refuses them as full until the fakes expire; under `evict-second-hand`
-//!   each takes a fake's place.
+//!   or `evict-unproven` each takes a fake's place.
 //! - **14:00** the health monitor removes `node-105` (silent since 10:00) with a 30-minute
 //!   tombstone; gossip keeps mentioning it second-hand. The seed resurrects it at 14:02.
 //! - **0:05 – 8:05** the laptop `laptop-ana` is on the LAN; the DHT sees it through the NAT,
 //!   refused (LAN sticky). At 8:05 its lid closes: dead after 13:05, removed by the cleanup at
-//!   19:00. At 23:00 it wakes up on another network, found by the DHT and then punched.
+//!   19:00. At 23:00 it wakes up on another network, found by the DHT (the record it signed
+//!   on waking: news from after its removal) and then punched.
 //! - **10:00** `node-101`..`node-115` go silent for good: dead at 15:00, removed after 20:00.
 //!   A hostile gossip message announces `node-020` at port 0 and `node-021` at a multicast
 //!   address: both refused, the records untouched.
@@ -50,6 +53,31 @@
 //! - **12:00** the operator removes `node-050`, whose key was revoked.
 //! - **15:00** `node-007` moves to IPv6: at equal rank IPv6 wins, and its later IPv4
 //!   announcements are refused.
+//! - **1:30 on** a revoked key: the DHT serves `laptop-cai`'s signed record (signed at 1:20)
+//!   every 3 minutes to the end. At 9:00 the laptop is reported stolen: the operator bans
+//!   the key (a `ban` line, no span) and removes it with a one-hour tombstone (`remove_for`).
+//!   The seed's daemon has no bans, so `--compare`'s seed side plays no `ban` line: its
+//!   operator could only remove, and the remove is all that side does (a plain one, as it
+//!   has no tombstones either). That keeps the comparison honest: the seed takes the key
+//!   back at 10:30 on its old record (a stale readmission) and keeps it; a store with bans
+//!   refuses each of the 7 announcements after the ban.
+//! - **0:40 – 9:30** a dead peer: `node-143` publishes a new record every two minutes and
+//!   dies at 3:30. At 5:00 the health monitor's probes time out (`fail`) and it removes the
+//!   peer with a 30-minute tombstone; the DHT keeps serving what it has, with no time at 5:20,
+//!   then the last record (signed at 2:40) at 6:20 and 7:20. The first-hand rule readmits it
+//!   at 5:20 (a stale readmission, as the seed's re-insert is); `--readmit newer` refuses all
+//!   three. At 9:30 the peer is back and publishes a new record: taken under every rule.
+//! - **24:00** a first-hand flood: 1,100 fresh keys announced by the DHT within a minute,
+//!   never heard again and never in a handshake. The store fills to its cap and the fakes
+//!   outlive the trace (the final table holds them). Four real peers join the LAN during and
+//!   after it, `lan-14` at 24:55, `lan-15` at 25:00, `lan-16` at 26:00 and `lan-17` at 27:30,
+//!   multicast every minute and complete a handshake two seconds after their first
+//!   announcement (a store that refused one has no record for it: its daemon never
+//!   configured the peer). The seed refuses them, but for a slot a cleanup frees, to the end;
+//!   under `evict-second-hand` too, since the flood's own keys past the cap took the places
+//!   of the second-hand peers first (as they do under `evict-unproven`: a DHT newcomer may
+//!   evict a peer never heard first-hand); under `evict-unproven` each takes an unproven
+//!   fake's place at its first announcement.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -125,6 +153,19 @@ impl Trace {
     fn remove_for(&mut self, at: u64, key: PublicKey, secs: u64) {
         let tombstone = Some(Duration::from_secs(secs));
         self.push(at, Step::Remove { key, tombstone });
+    }
+
+    /// The operator bans `key` until it is lifted, saying why.
+    fn ban(&mut self, at: u64, key: PublicKey, reason: &str) {
+        let reason = Some(reason.to_owned());
+        self.push(
+            at,
+            Step::Ban {
+                key,
+                span: None,
+                reason,
+            },
+        );
     }
 
     fn cleanup(&mut self, at: u64) {
@@ -296,11 +337,13 @@ fn main() {
             } else {
                 node.endpoint
             };
+            // The record the DHT returns carries the time the peer signed it, 20 s before.
             let info = Announced::new(node.key)
                 .endpoint(endpoint)
                 .mesh_ip(node.mesh_ip)
                 .hostname(&node.name)
-                .nat_type(node.nat);
+                .nat_type(node.nat)
+                .last_seen(seen(at, 20));
             t.announce(at, M::Dht, info);
             at += 240 + rng.range(0, 20);
         }
@@ -384,12 +427,15 @@ fn main() {
     for at in (7..=485).step_by(120) {
         t.confirm(at, laptop, laptop_lan, Some(1));
     }
+    // Its DHT record is the one it signed on waking at 22:55: a time after its removal, which
+    // is what `--readmit newer` lifts its tombstone for.
     for at in (1380..=END).step_by(240) {
         let info = Announced::new(laptop)
             .endpoint(addr("203.0.113.77:38211"))
             .mesh_ip(ip("10.42.0.50"))
             .hostname("laptop-ana")
-            .nat_type(NatType::Cone);
+            .nat_type(NatType::Cone)
+            .last_seen(seen(1375, 0));
         t.announce(at, M::Dht, info);
     }
     let laptop_punched = addr("203.0.113.77:38212");
@@ -508,6 +554,84 @@ fn main() {
             .endpoint(addr("192.0.2.141:41641"))
             .hostname("far-41");
         t.announce(at, M::GossipTransitive, info);
+    }
+
+    // The scenes below draw from a sequence of their own, so that the lines above stay as
+    // they were.
+    let mut rng = Rng(0x0b0a_4ed5_ca1e_0001);
+
+    // 1:30 on — a revoked key: `laptop-cai`'s record, signed at 1:20, is served by the DHT
+    // every 3 minutes to the end. At 9:00 the operator bans the key (the laptop was stolen)
+    // and, for the seed's daemon, which has no bans, removes it with a one-hour tombstone.
+    let cai = rng.key();
+    let cai_at = addr("203.0.113.150:41000");
+    for at in (90..=END).step_by(180) {
+        let info = Announced::new(cai)
+            .endpoint(cai_at)
+            .mesh_ip(ip("10.42.0.70"))
+            .hostname("laptop-cai")
+            .last_seen(seen(80, 0));
+        t.announce(at, M::Dht, info);
+    }
+    t.handshakes(&mut rng, cai, cai_at, 93, 540);
+    t.ban(540, cai, "key revoked: laptop stolen");
+    t.remove_for(540, cai, 3600);
+
+    // 0:40 – 3:30 and 9:30 on — a dead peer: `node-143` publishes a new record every two
+    // minutes while alive, and dies at 3:30. At 5:00 the health monitor's probes time out and
+    // it removes the peer with a 30-minute tombstone; the DHT keeps serving what it had: with
+    // no time at 5:20, then its last record (signed at 2:40) at 6:20 and 7:20. At 9:30 the
+    // peer is back and publishes a new record.
+    let dead = rng.key();
+    let dead_at = addr("198.51.100.143:51820");
+    let dead_info = |seen_at: Option<u64>| {
+        let info = Announced::new(dead)
+            .endpoint(dead_at)
+            .mesh_ip(ip("10.42.1.143"))
+            .hostname("node-143");
+        match seen_at {
+            Some(at) => info.last_seen(seen(at, 0)),
+            None => info,
+        }
+    };
+    for at in (40..210).step_by(120).chain((570..=END).step_by(120)) {
+        t.announce(at, M::Dht, dead_info(Some(at)));
+    }
+    t.handshakes(&mut rng, dead, dead_at, 43, 210);
+    t.handshakes(&mut rng, dead, dead_at, 573, END + 1);
+    t.fail(300, dead, dead_at);
+    t.remove_for(300, dead, 1800);
+    t.announce(320, M::Dht, dead_info(None));
+    for at in [380, 440] {
+        t.announce(at, M::Dht, dead_info(Some(160)));
+    }
+
+    // 24:00 — a first-hand flood: 1,100 fresh keys announced by the DHT within a minute,
+    // never heard again and never in a handshake. The store fills to its cap; the fakes stay
+    // past the trace's end. Four real peers join the LAN during and after it, `lan-14` ..
+    // `lan-17`, multicast every minute and complete a handshake two seconds after their first
+    // announcement, then every two minutes (a store that refused one has no record for these
+    // handshakes: its daemon never configured the peer).
+    for n in 0..1100u64 {
+        let fake = addr(&format!("198.18.{}.{}:51820", n / 250, n % 250 + 1));
+        t.announce(
+            1440 + n * 60 / 1100,
+            M::Dht,
+            Announced::new(rng.key()).endpoint(fake),
+        );
+    }
+    for (n, first) in [(14u64, 1495u64), (15, 1500), (16, 1560), (17, 1650)] {
+        let key = rng.key();
+        let endpoint = addr(&format!("192.168.7.{}:51820", 10 + n));
+        for at in (first..=END).step_by(60) {
+            let info = Announced::new(key)
+                .endpoint(endpoint)
+                .mesh_ip(ip(&format!("10.42.0.{n}")))
+                .hostname(&format!("lan-{n:02}"))
+                .nat_type(NatType::Cone);
+            t.announce(at, M::Lan, info);
+        }
+        t.handshakes(&mut rng, key, endpoint, first + 2, END + 1);
     }
 
     t.lines.sort_by_key(|line| line.at);

@@ -134,7 +134,15 @@ fn compare_runs_both_policies_and_its_json_carries_the_figures() {
         for field in ["endpoint_changes", "flaps", "endpoint_stale"] {
             assert!(summary[field].is_number(), "{policy} {field}: {summary}");
         }
-        for field in ["resurrections", "ghost_cycles", "refused_full_first_hand"] {
+        for field in [
+            "resurrections",
+            "ghost_cycles",
+            "refused_full_first_hand",
+            "stale_readmissions",
+            "bans_refused",
+            "newcomer_wait_max_secs",
+            "newcomer_wait_total_secs",
+        ] {
             assert!(summary[field].is_number(), "{run} {field}: {summary}");
         }
         let peer = &json[run]["peers"][0];
@@ -216,4 +224,89 @@ fn explain_shows_every_announcement_under_every_policy() {
         let accepted = decisions.iter().filter(|d| d["accepted"] == true).count();
         assert_eq!(accepted, 3, "{policy}: {decisions:?}");
     }
+}
+
+/// Ban lines the reader refuses (a bad key, a zero or huge span, a reason too long or with a
+/// control character) and one the store refuses (past its bound of bans) are reported by
+/// their line numbers, in the library's words, and fail the run unless told; nothing
+/// panics, and the other lines run.
+#[test]
+fn bad_ban_lines_are_reported_by_their_numbers() {
+    let key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    let long = "x".repeat(300);
+    let mut lines = vec![
+        GOOD.to_string(),
+        r#"{"at": 2, "ban": "short"}"#.to_string(),
+        format!(r#"{{"at": 2, "ban": "{key}", "secs": 0}}"#),
+        format!(r#"{{"at": 2, "ban": "{key}", "secs": 1e12}}"#),
+        format!(r#"{{"at": 2, "ban": "{key}", "reason": "{long}"}}"#),
+        format!(r#"{{"at": 2, "ban": "{key}", "reason": "a\u0007b"}}"#),
+        r#"{"at": 2, "unban": 7}"#.to_string(),
+        format!(r#"{{"at": 3, "ban": "{key}", "reason": "key revoked"}}"#),
+    ];
+    // With the ban above, the last of these is one past the store's bound.
+    for n in 0..peerstore::MAX_BANS {
+        let mut bytes = [2u8; 32];
+        bytes[..8].copy_from_slice(&(n as u64).to_le_bytes());
+        let other = peerstore::PublicKey::from_bytes(bytes);
+        lines.push(format!(r#"{{"at": 3, "ban": "{other}"}}"#));
+    }
+    let trace = lines.join("\n");
+    let out = replay(&["-", "--json"], trace.as_bytes());
+    assert_eq!(out.status.code(), Some(1), "refused lines fail the run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        r#"line 2 skipped: "ban" = "short": public key must be 44 characters"#,
+        r#"line 3 skipped: "secs" = 0: ban span is zero: it would lift before it stood"#,
+        r#"line 4 skipped: "secs" = 1000000000000.0: expected seconds, above 0 and below 9e9"#,
+        r#"line 5 skipped: "reason": ban reason is 300 bytes long, over the limit of 256"#,
+        r#"line 6 skipped: "reason": ban reason holds the control character '\u{7}' at byte 1"#,
+        r#"line 7 skipped: "unban" = 7: expected a key"#,
+        r#"line 4104 not used: "ban": ban refused: the store holds its limit of 4096 bans"#,
+    ] {
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = &json["summary"];
+    assert_eq!(summary["bad_lines"], 7, "{summary}");
+    assert_eq!(summary["bans"], peerstore::MAX_BANS + 1, "{summary}");
+    assert_eq!(summary["events"]["removed_banned"], 1, "line 8 ran");
+    let numbers: Vec<u64> = json["bad_lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bad| bad["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [2, 3, 4, 5, 6, 7, 4104]);
+    let kept = replay(&["-", "--keep-going"], trace.as_bytes());
+    assert!(kept.status.success(), "--keep-going exits 0");
+}
+
+#[test]
+fn the_full_policies_and_quotas_are_chosen_on_the_command_line() {
+    let args = [
+        "-",
+        "--json",
+        "--when-full",
+        "evict-unproven",
+        "--max-unproven",
+        "10",
+    ];
+    let out = replay(&args, GOOD.as_bytes());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let settings = json["summary"]["settings"].as_str().unwrap();
+    assert!(
+        settings.contains("evict-unproven, max-unproven 10"),
+        "{settings}"
+    );
+    let out = replay(&["-", "--max-unproven", "all"], b"");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--max-unproven takes a number"), "{stderr}");
 }

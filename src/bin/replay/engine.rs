@@ -39,6 +39,19 @@ pub enum Decision {
         at: Duration,
         cause: RemovalCause,
     },
+    /// A `ban` line: the operator banned it, for `span` or until lifted; `refused`: why the
+    /// store did not place the ban, if it did not.
+    Banned {
+        at: Duration,
+        span: Option<Duration>,
+        reason: Option<String>,
+        refused: Option<String>,
+    },
+    /// An `unban` line; `lifted`: whether a ban stood.
+    Unbanned {
+        at: Duration,
+        lifted: bool,
+    },
     /// Under the resilient policy: the endpoint moved, as the store's history tells it (an
     /// announcement, a confirmation, a failure or a cleanup moved it).
     Moved {
@@ -129,9 +142,14 @@ pub struct Summary {
     pub unchanged: usize,
     pub refused_invalid: usize,
     pub refused_full: usize,
+    /// Refused because the key is banned.
+    pub bans_refused: usize,
     /// Refusals of a kind this tool does not know (from a newer crate).
     pub refused_other: usize,
     pub removes: usize,
+    /// `ban` and `unban` lines (played or not: [`Settings::bans`]).
+    pub bans: usize,
+    pub unbans: usize,
     pub cleanups: usize,
     pub confirms: usize,
     pub failures: usize,
@@ -144,6 +162,8 @@ pub struct Summary {
     pub events_updated: usize,
     pub removed_explicit: usize,
     pub removed_expired: usize,
+    /// `Removed { cause: Banned }` events.
+    pub removed_banned: usize,
     /// Removals for a cause this tool does not know (from a newer crate).
     pub removed_other: usize,
     pub events_dropped: u64,
@@ -155,6 +175,17 @@ pub struct Summary {
     pub resurrections: usize,
     /// Second-hand inserts of a peer that expired before: a ghost's new cycle.
     pub ghost_cycles: usize,
+    /// First-hand inserts of a peer removed before (explicitly, by the cleanup or by a ban)
+    /// on no news since its removal: the announcement carried no `last_seen`, or one not
+    /// later than the removal. A LAN announcement is news (the peer is on the link now), as
+    /// the library's `Readmission::Newer` has it.
+    pub stale_readmissions: usize,
+    /// Newcomers a handshake proves real (a `confirm` line with no `rtt_ms` names them after
+    /// their first announcement refused as full): the longest time one waited, from an
+    /// announcement refused as full to its admission (or to the trace's end, for one never
+    /// admitted), and all their waits together.
+    pub newcomer_wait_max: Duration,
+    pub newcomer_wait_total: Duration,
     /// `Removed { cause: Evicted }` events.
     pub removed_evicted: usize,
     /// `New` events of readmitted peers.
@@ -164,6 +195,28 @@ pub struct Summary {
 /// How many peers the replay keeps per-peer figures for; past it, those no longer in the
 /// store are forgotten (their figures stay in the totals).
 const MAX_TRACKED: usize = 65_536;
+
+/// A newcomer's waits to be admitted while the store is full.
+#[derive(Debug, Default, Clone, Copy)]
+struct Wait {
+    /// While it waits: since its first announcement refused as full.
+    since: Option<Duration>,
+    longest: Duration,
+    total: Duration,
+    /// A handshake was seen with it after it was first refused: a real peer.
+    proven: bool,
+}
+
+impl Wait {
+    /// The wait that began at `since` ends at `now` (admitted, or the trace's end).
+    fn end(&mut self, now: Duration) {
+        if let Some(since) = self.since.take() {
+            let waited = now.saturating_sub(since);
+            self.longest = self.longest.max(waited);
+            self.total += waited;
+        }
+    }
+}
 
 /// What the replay saw of one peer, across its records: its endpoint changes, its flaps, and
 /// how long it was active on a stale endpoint.
@@ -222,11 +275,21 @@ pub struct Replay {
     yardstick: Yardstick,
     /// Per peer, what the replay saw of it.
     pub tracks: HashMap<PublicKey, Track>,
-    /// The peers removed so far, and how (at most [`MAX_TRACKED`]): a second-hand insert of
-    /// one is a resurrection or a ghost's new cycle.
-    removed_keys: HashMap<PublicKey, RemovalCause>,
+    /// The peers removed so far, how and when (at most [`MAX_TRACKED`]): a second-hand
+    /// insert of one is a resurrection or a ghost's new cycle, a first-hand one on old news a
+    /// stale readmission.
+    removed_keys: HashMap<PublicKey, (RemovalCause, Duration)>,
     /// Whether `remove` lines keep their tombstones ([`Settings::tombstones`]).
     tombstones: bool,
+    /// Whether `ban` and `unban` lines are played ([`Settings::bans`]).
+    bans: bool,
+    /// Newcomers refused as full, and their waits (at most [`MAX_TRACKED`]).
+    waits: HashMap<PublicKey, Wait>,
+    /// The line of the trace playing, as its place among the lines played.
+    line: usize,
+    /// Lines the store refused as a whole (a ban it did not place): their places among the
+    /// lines played ([`Replay::run`]'s), and why.
+    pub unused: Vec<(usize, String)>,
 }
 
 impl Replay {
@@ -257,6 +320,10 @@ impl Replay {
             tracks: HashMap::new(),
             removed_keys: HashMap::new(),
             tombstones: settings.tombstones,
+            bans: settings.bans,
+            waits: HashMap::new(),
+            line: 0,
+            unused: Vec::new(),
             summary: Summary {
                 policy: settings.policy(),
                 settings: settings.describe(),
@@ -267,7 +334,8 @@ impl Replay {
 
     /// Replays `lines` and sums up.
     pub fn run(&mut self, lines: &[Line]) {
-        for line in lines {
+        for (i, line) in lines.iter().enumerate() {
+            self.line = i;
             self.play(line);
         }
         self.finish(lines.len());
@@ -306,6 +374,16 @@ impl Replay {
         let stats = self.store.stats();
         self.summary.endpoint_changes = stats.endpoint_changes;
         self.summary.flaps = stats.endpoint_flaps;
+        let now = self.now;
+        for wait in self.waits.values_mut() {
+            // Still refused at the end: it waited this long at least.
+            wait.end(now);
+            if wait.proven {
+                let summary = &mut self.summary;
+                summary.newcomer_wait_max = summary.newcomer_wait_max.max(wait.longest);
+                summary.newcomer_wait_total += wait.total;
+            }
+        }
     }
 
     /// Runs one step; what it tells the stale yardstick of a peer, if anything.
@@ -321,13 +399,27 @@ impl Replay {
                 match self.store.update(info.clone(), method.clone()) {
                     Ok(UpdateOutcome::Inserted) => {
                         self.summary.inserted += 1;
+                        let removed = self.removed_keys.get(&info.public_key).copied();
                         if !method.refreshes_last_seen() {
-                            match self.removed_keys.get(&info.public_key) {
-                                Some(RemovalCause::Expired) => self.summary.ghost_cycles += 1,
-                                Some(RemovalCause::Explicit) => self.summary.resurrections += 1,
+                            match removed {
+                                Some((RemovalCause::Expired, _)) => self.summary.ghost_cycles += 1,
+                                Some((RemovalCause::Explicit, _)) => {
+                                    self.summary.resurrections += 1;
+                                }
                                 // Evicted: making room is not a verdict on the peer.
                                 _ => {}
                             }
+                        } else if let Some((cause, removed_at)) = removed
+                            && cause != RemovalCause::Evicted
+                            && *method != DiscoveryMethod::Lan
+                            && info
+                                .last_seen
+                                .is_none_or(|seen| self.on_trace(seen) <= removed_at)
+                        {
+                            self.summary.stale_readmissions += 1;
+                        }
+                        if let Some(wait) = self.waits.get_mut(&info.public_key) {
+                            wait.end(self.now);
                         }
                     }
                     Ok(UpdateOutcome::Updated) => self.summary.updated += 1,
@@ -339,9 +431,15 @@ impl Replay {
                                 if method.refreshes_last_seen() {
                                     self.summary.refused_full_first_hand += 1;
                                 }
+                                let key = info.public_key;
+                                if self.waits.len() < MAX_TRACKED || self.waits.contains_key(&key) {
+                                    let wait = self.waits.entry(key).or_default();
+                                    wait.since.get_or_insert(self.now);
+                                }
                             }
                             UpdateError::Invalid(_) => self.summary.refused_invalid += 1,
                             UpdateError::Tombstoned { .. } => self.summary.refused_tombstoned += 1,
+                            UpdateError::Banned { .. } => self.summary.bans_refused += 1,
                             _ => self.summary.refused_other += 1,
                         }
                         if explained {
@@ -411,6 +509,11 @@ impl Replay {
             }
             Step::Confirm { key, endpoint, rtt } => {
                 self.summary.confirms += 1;
+                if rtt.is_none()
+                    && let Some(wait) = self.waits.get_mut(key)
+                {
+                    wait.proven = true;
+                }
                 let evidence = rtt.map_or(Evidence::Handshake, |rtt| Evidence::Probe { rtt });
                 self.store.confirm(key, *endpoint, evidence);
                 let (endpoint, at) = (peerstore::canonical_endpoint(*endpoint), self.now);
@@ -422,6 +525,38 @@ impl Replay {
                 let endpoint = peerstore::canonical_endpoint(*endpoint);
                 Some((*key, Said::Fail { endpoint }))
             }
+            Step::Ban { key, span, reason } => {
+                self.summary.bans += 1;
+                if self.bans {
+                    let placed = self.store.ban(key, *span, reason.as_deref().unwrap_or(""));
+                    let refused = placed.err().map(|err| format!("\"ban\": {err}"));
+                    if let Some(why) = &refused {
+                        self.unused.push((self.line, why.clone()));
+                    }
+                    if self.explain == Some(*key) {
+                        self.decisions.push(Decision::Banned {
+                            at: self.now,
+                            span: *span,
+                            reason: reason.clone(),
+                            refused,
+                        });
+                    }
+                }
+                None
+            }
+            Step::Unban { key } => {
+                self.summary.unbans += 1;
+                if self.bans {
+                    let lifted = self.store.unban(key);
+                    if self.explain == Some(*key) {
+                        self.decisions.push(Decision::Unbanned {
+                            at: self.now,
+                            lifted,
+                        });
+                    }
+                }
+                None
+            }
         }
     }
 
@@ -429,9 +564,11 @@ impl Replay {
     fn touched(&self, step: &Step) -> Vec<PublicKey> {
         match step {
             Step::Announce { peer, .. } => vec![peer.info.public_key],
-            Step::Remove { key, .. } | Step::Confirm { key, .. } | Step::Fail { key, .. } => {
-                vec![*key]
-            }
+            Step::Remove { key, .. }
+            | Step::Confirm { key, .. }
+            | Step::Fail { key, .. }
+            | Step::Ban { key, .. }
+            | Step::Unban { key } => vec![*key],
             Step::Cleanup { .. } => self
                 .tracks
                 .iter()
@@ -550,7 +687,8 @@ impl Replay {
     }
 
     fn drain(&mut self) {
-        for event in self.events.try_iter() {
+        let events: Vec<_> = self.events.try_iter().collect();
+        for event in events {
             match event.kind {
                 PeerEventKind::New { readmitted } => {
                     self.summary.events_new += 1;
@@ -562,12 +700,20 @@ impl Replay {
                         RemovalCause::Explicit => self.summary.removed_explicit += 1,
                         RemovalCause::Expired => self.summary.removed_expired += 1,
                         RemovalCause::Evicted => self.summary.removed_evicted += 1,
+                        RemovalCause::Banned => self.summary.removed_banned += 1,
                         _ => self.summary.removed_other += 1,
                     }
                     if self.removed_keys.len() < MAX_TRACKED
                         || self.removed_keys.contains_key(&event.public_key)
                     {
-                        self.removed_keys.insert(event.public_key, cause);
+                        self.removed_keys
+                            .insert(event.public_key, (cause, self.now));
+                    }
+                    // A peer evicted for another's announcement is no key the step touched:
+                    // it is out of the store from now, not from the next look at it.
+                    if self.store.get(&event.public_key).is_none() {
+                        self.accrue(&event.public_key);
+                        self.observe(event.public_key);
                     }
                     if self.explain == Some(event.public_key) {
                         self.decisions.push(Decision::Removed {
@@ -715,7 +861,7 @@ pub mod testing {
 mod tests {
     use super::testing::*;
     use super::*;
-    use crate::settings::Named as _;
+    use crate::settings::{Named as _, Readmit, WhenFull};
     use crate::trace::parse_trace;
 
     #[test]
@@ -761,7 +907,10 @@ mod tests {
         assert_eq!(s.duration, Duration::from_secs(30 * 60));
         assert_eq!(s.refused_invalid, 2, "port 0 and multicast");
         assert!(s.refused_full > 0, "the flood passes the cap: {s:?}");
-        assert_eq!(s.removed_explicit, 2, "the revoked key, and node-105");
+        assert_eq!(
+            s.removed_explicit, 4,
+            "node-050, node-105, node-143 and laptop-cai (the seed plays no ban: it removes)"
+        );
         assert_eq!(s.events_dropped, 0);
         assert!(
             s.removed_expired >= 900 - s.refused_full,
@@ -769,10 +918,18 @@ mod tests {
         );
 
         let table = replay.table();
+        // The first-hand flood's fakes outlive the trace; besides them, about 200 peers.
+        let fake = |r: &crate::engine::Row| {
+            r.peer
+                .endpoint
+                .is_some_and(|e| e.ip().to_string().starts_with("198.18."))
+        };
+        let fakes = table.iter().filter(|r| fake(r)).count();
+        assert!(fakes >= 700, "the store filled: {fakes}");
         assert!(
-            (150..=250).contains(&table.len()),
+            (150..=250).contains(&(table.len() - fakes)),
             "about 200 peers at the end: {}",
-            table.len()
+            table.len() - fakes
         );
         assert!(table.iter().all(|r| {
             !r.peer
@@ -831,6 +988,7 @@ mod tests {
                 Decision::Removed { .. } => "removed",
                 Decision::Refused { .. } => "refused",
                 Decision::Moved { .. } => "moved",
+                Decision::Banned { .. } | Decision::Unbanned { .. } => "ban",
             })
             .collect();
         assert_eq!(rules.first(), Some(&"first endpoint"));
@@ -991,5 +1149,276 @@ mod tests {
             );
             assert_eq!(stale, judged.summary.stale, "{under}");
         }
+    }
+
+    /// A small trace's lines: announcements of key `n` by a method, with an endpoint and, if
+    /// given, a carried `last_seen` (seconds on the trace); and any other line as written.
+    enum L<'a> {
+        Say(u64, &'a str, u8, Option<u64>),
+        Raw(String),
+    }
+
+    fn key(n: u8) -> PublicKey {
+        PublicKey::from_bytes([n; 32])
+    }
+
+    fn trace(lines: &[L<'_>]) -> String {
+        let lines: Vec<String> = lines
+            .iter()
+            .map(|line| match line {
+                L::Say(at, method, n, seen) => {
+                    let seen = seen.map_or(String::new(), |s| {
+                        format!(r#", "last_seen": {}"#, trace::TRACE_START_UNIX + s)
+                    });
+                    format!(
+                        r#"{{"at": {at}, "method": "{method}", "peer": {{"public_key": "{}", "endpoint": "192.0.2.{n}:51820"{seen}}}}}"#,
+                        key(*n)
+                    )
+                }
+                L::Raw(raw) => raw.clone(),
+            })
+            .collect();
+        lines.join("\n")
+    }
+
+    /// A ban is played under the defaults: the record goes (`Removed { Banned }`), every
+    /// announcement is refused and counted until the unban; `--explain` lists both lines. The
+    /// seed's side of `--compare` plays neither: the key stays in.
+    #[test]
+    fn ban_lines_are_played_counted_and_explained() {
+        let k = key(1);
+        let text = trace(&[
+            L::Say(0, "dht", 1, None),
+            L::Raw(format!(
+                r#"{{"at": 10, "ban": "{k}", "reason": "key revoked"}}"#
+            )),
+            L::Say(20, "dht", 1, None),
+            L::Say(30, "lan", 1, None),
+            L::Raw(format!(
+                r#"{{"at": 35, "confirm": "{k}", "endpoint": "192.0.2.1:51820"}}"#
+            )),
+            L::Raw(format!(r#"{{"at": 40, "unban": "{k}"}}"#)),
+            L::Raw(format!(r#"{{"at": 41, "unban": "{k}"}}"#)),
+            L::Say(50, "dht", 1, None),
+            L::Raw(format!(r#"{{"at": 60, "ban": "{k}", "secs": 30}}"#)),
+            L::Say(70, "dht", 1, None),
+            L::Say(90, "dht", 1, None),
+        ]);
+        let replay = run_under(&Settings::defaults(), &text, Some(&k.to_string()));
+        let s = &replay.summary;
+        assert_eq!((s.bans, s.unbans), (2, 2), "{s:?}");
+        assert_eq!(s.bans_refused, 3, "20, 30 and 70: {s:?}");
+        assert_eq!(s.removed_banned, 2, "{s:?}");
+        assert_eq!(
+            s.inserted, 3,
+            "at 0, after the unban, and after the span: {s:?}"
+        );
+        assert_eq!(s.refused_other, 0, "{s:?}");
+        assert!(replay.unused.is_empty(), "{:?}", replay.unused);
+        let told: Vec<String> = replay
+            .decisions
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Banned {
+                    span,
+                    reason,
+                    refused,
+                    ..
+                } => Some(format!("ban {span:?} {reason:?} {refused:?}")),
+                Decision::Unbanned { lifted, .. } => Some(format!("unban {lifted}")),
+                Decision::Removed { cause, .. } => Some(cause.as_str().to_string()),
+                Decision::Refused { why, .. } => Some(why.clone()),
+                _ => None,
+            })
+            .collect();
+        let banned = UpdateError::Banned { until: None }.to_string();
+        assert_eq!(
+            told[..6],
+            [
+                r#"ban None Some("key revoked") None"#.to_string(),
+                "banned".into(),
+                banned.clone(),
+                banned,
+                "unban true".into(),
+                "unban false".into(),
+            ],
+            "{told:?}"
+        );
+        assert_eq!(told[6], "ban Some(30s) None None", "{told:?}");
+        let text = crate::render::text::render_text(&replay, "test", Some(&k));
+        assert!(
+            text.contains(r#"banned until lifted: "key revoked""#),
+            "{text}"
+        );
+        assert!(text.contains("removed from the store (banned)"), "{text}");
+        assert!(text.contains("unbanned (no ban stood)"), "{text}");
+        let json = crate::render::json::render_json(&replay, "test", &[]);
+        assert_eq!(json["summary"]["bans_refused"], 3);
+        assert_eq!(json["summary"]["events"]["removed_banned"], 2);
+
+        let seed = run_under(&Settings::seed(), &text_of_bans(), None);
+        assert_eq!(seed.summary.bans, 1);
+        assert_eq!(
+            seed.summary.bans_refused, 0,
+            "the seed's daemon has no bans"
+        );
+        assert!(seed.store.get(&k).is_some());
+    }
+
+    fn text_of_bans() -> String {
+        let k = key(1);
+        trace(&[
+            L::Say(0, "dht", 1, None),
+            L::Raw(format!(r#"{{"at": 10, "ban": "{k}"}}"#)),
+            L::Say(20, "dht", 1, None),
+        ])
+    }
+
+    /// A ban the store does not place (past its bound of bans) is no panic: the line is
+    /// refused, by its place among the lines, in the library's words.
+    #[test]
+    fn a_ban_the_store_refuses_is_reported_by_its_line() {
+        let lines: Vec<String> = (0..=peerstore::MAX_BANS)
+            .map(|n| {
+                let mut bytes = [0u8; 32];
+                bytes[..8].copy_from_slice(&(n as u64).to_le_bytes());
+                let key = PublicKey::from_bytes(bytes);
+                format!(r#"{{"at": 1, "ban": "{key}"}}"#)
+            })
+            .collect();
+        let replay = run_under(&Settings::defaults(), &lines.join("\n"), None);
+        let why = format!(
+            "\"ban\": {}",
+            peerstore::BanError::TooMany {
+                max: peerstore::MAX_BANS
+            }
+        );
+        assert_eq!(replay.unused, [(peerstore::MAX_BANS, why)]);
+        assert_eq!(replay.summary.bans, peerstore::MAX_BANS + 1);
+    }
+
+    /// A first-hand insert of a peer removed before is a stale readmission when its
+    /// announcement carries no time, or one not after the removal; not when it carries a
+    /// later one, nor when it is heard on the LAN, nor after an eviction. Under
+    /// `--readmit newer` the tombstone refuses the stale ones instead.
+    #[test]
+    fn stale_readmissions_are_first_hand_returns_on_old_news() {
+        let k = key(1);
+        let remove = |at: u64| {
+            L::Raw(format!(
+                r#"{{"at": {at}, "remove": "{k}", "tombstone_secs": 1000}}"#
+            ))
+        };
+        let text = trace(&[
+            L::Say(0, "dht", 1, None),
+            remove(100),
+            L::Say(110, "dht", 1, None),
+            remove(200),
+            L::Say(210, "dht-rendezvous", 1, Some(200)),
+            remove(300),
+            L::Say(310, "dht", 1, Some(301)),
+            remove(400),
+            L::Say(410, "lan", 1, None),
+            remove(500),
+            L::Say(510, "gossip-transitive", 1, Some(150)),
+            L::Say(520, "dht", 1, Some(150)),
+        ]);
+        let seed = run_under(&Settings::seed(), &text, None);
+        let s = &seed.summary;
+        assert_eq!(s.stale_readmissions, 2, "at 1:50 and 3:30: {s:?}");
+        assert_eq!(s.resurrections, 1, "second-hand at 8:30: {s:?}");
+        let mut first_hand = Settings::defaults();
+        first_hand.set_readmit(Readmit::FirstHand);
+        let s = run_under(&first_hand, &text, None).summary;
+        assert_eq!(
+            s.stale_readmissions, 3,
+            "and at 8:40, the gossip refused: {s:?}"
+        );
+        assert_eq!((s.readmitted, s.refused_tombstoned), (5, 1), "{s:?}");
+        let mut newer = Settings::defaults();
+        newer.set_readmit(Readmit::Newer);
+        let s = run_under(&newer, &text, None).summary;
+        assert_eq!(s.stale_readmissions, 0, "{s:?}");
+        assert_eq!(s.refused_tombstoned, 4, "110, 210, 510 and 520: {s:?}");
+        assert_eq!(
+            s.readmitted, 2,
+            "the record from after 5:00, and the LAN: {s:?}"
+        );
+        let json = crate::render::json::render_json(&seed, "test", &[]);
+        assert_eq!(json["summary"]["stale_readmissions"], 2);
+
+        // An evicted peer that comes back is no readmission: making room is no verdict.
+        let mut evict = Settings::defaults();
+        evict.store.max_peers = 1;
+        evict.set_when_full(WhenFull::EvictSecondHand);
+        let text = trace(&[
+            L::Say(0, "gossip-transitive", 1, None),
+            L::Say(10, "dht", 2, None),
+            L::Raw(format!(r#"{{"at": 20, "remove": "{}"}}"#, key(2))),
+            L::Say(30, "dht", 1, None),
+        ]);
+        let s = run_under(&evict, &text, None).summary;
+        assert_eq!((s.removed_evicted, s.stale_readmissions), (1, 0), "{s:?}");
+    }
+
+    /// Newcomers a handshake proves real wait while the store is full: from their first
+    /// refused announcement to their admission, or to the trace's end; one only probed, or
+    /// shaken hands with only before it was refused, counts for nothing. Under
+    /// evict-unproven a LAN newcomer waits for nothing.
+    #[test]
+    fn newcomer_waits_are_of_peers_a_handshake_proves() {
+        let handshake = |at: u64, n: u8| {
+            L::Raw(format!(
+                r#"{{"at": {at}, "confirm": "{}", "endpoint": "192.0.2.{n}:51820"}}"#,
+                key(n)
+            ))
+        };
+        let text = trace(&[
+            L::Say(0, "dht", 1, None),
+            L::Say(0, "dht", 2, None),
+            // A handshake before its first refusal (at 9) is no newcomer's: 6 counts not.
+            handshake(5, 6),
+            L::Say(9, "lan", 6, None),
+            // 3 and 4, real and on the LAN, are refused; 5 is only probed.
+            L::Say(10, "lan", 3, None),
+            handshake(11, 3),
+            L::Say(12, "lan", 4, None),
+            L::Say(15, "lan", 5, None),
+            L::Raw(format!(
+                r#"{{"at": 16, "confirm": "{}", "endpoint": "192.0.2.5:51820", "rtt_ms": 1}}"#,
+                key(5)
+            )),
+            L::Say(20, "lan", 3, None),
+            L::Raw(format!(r#"{{"at": 25, "remove": "{}"}}"#, key(1))),
+            L::Say(30, "lan", 3, None),
+            L::Say(40, "lan", 4, None),
+            L::Say(50, "lan", 5, None),
+            handshake(60, 4),
+            L::Say(100, "lan", 4, None),
+        ]);
+        let mut full = Settings::defaults();
+        full.store.max_peers = 2;
+        let s = run_under(&full, &text, None).summary;
+        assert_eq!(s.refused_full, 8, "{s:?}");
+        assert_eq!(
+            s.newcomer_wait_max,
+            Duration::from_secs(88),
+            "4, to the end: {s:?}"
+        );
+        assert_eq!(
+            s.newcomer_wait_total,
+            Duration::from_secs(20 + 88),
+            "3 from 0:10 to 0:30: {s:?}"
+        );
+        full.set_when_full(WhenFull::EvictUnproven);
+        let replay = run_under(&full, &text, None);
+        let s = &replay.summary;
+        assert_eq!(s.refused_full, 0, "{s:?}");
+        assert_eq!(
+            (s.newcomer_wait_max, s.newcomer_wait_total),
+            (Duration::ZERO, Duration::ZERO)
+        );
+        let json = crate::render::json::render_json(&replay, "test", &[]);
+        assert_eq!(json["summary"]["newcomer_wait_max_secs"], 0.0);
     }
 }

@@ -31,7 +31,7 @@ use render::json::render_json;
 use render::pretty;
 use render::text::render_text;
 use settings::{Named, Policy, Readmit, Settings, WhenFull};
-use trace::{MAX_AT_SECS, parse_trace};
+use trace::{MAX_AT_SECS, parse_numbered};
 
 /// The default trace, built into the binary so the tool runs from anywhere.
 const DEFAULT_TRACE: &str = include_str!("../../../examples/traces/mesh.jsonl");
@@ -43,7 +43,8 @@ macro_rules! usage {
     () => {
         "usage: replay [TRACE.jsonl | -] [--explain KEY | --compare] [--json] [--policy seed|resilient]
               [--tombstone-expired SECS] [--readmit first-hand|newer|never]
-              [--when-full refuse|evict-second-hand] [--max-second-hand N] [--keep-going]"
+              [--when-full refuse|evict-second-hand|evict-unproven] [--max-second-hand N]
+              [--max-unproven N] [--keep-going]"
     };
 }
 
@@ -65,18 +66,28 @@ const HELP: &str = concat!(
   --tombstone-expired SECS
                   keep a tombstone for SECS for every peer the cleanup expires: second-hand
                   mentions cannot bring it back (default 0: none)
-  --when-full P   what a full store does with a new peer: refuse (the default) or
+  --when-full P   what a full store does with a new peer: refuse (the default),
                   evict-second-hand (one heard first-hand takes a second-hand peer's place)
+                  or evict-unproven (a peer proven by a handshake is never evicted; one heard
+                  on the LAN takes the place of a peer never proven, another first-hand one
+                  only a second-hand peer's)
   --readmit R     what lifts a tombstone early: first-hand (the default: any first-hand
                   method), newer (only news from after the removal: a LAN announcement, or
                   a record whose last_seen is later than the removal) or never
   --max-second-hand N
                   peers never heard first-hand may fill at most N slots (default: no limit)
+  --max-unproven N
+                  peers never proven by a handshake may fill at most N slots (default: no
+                  limit)
   --compare       replay under the seed's defaults and under the settings the options above
                   give (with none, every opt-in policy: resilient, --tombstone-expired 3600,
-                  evict-second-hand) and show them side by side: endpoint changes, flaps, time
-                  active on a stale endpoint, resurrections, ghost cycles, first-hand peers
-                  refused as full and evictions, in total and (the endpoint figures) per peer
+                  --readmit newer, evict-unproven) and show them side by side: endpoint
+                  changes, flaps, time active on a stale endpoint, resurrections, ghost
+                  cycles, stale readmissions, announcements refused as banned, first-hand
+                  peers refused as full, how long newcomers a handshake proves waited, and
+                  evictions, in total and (the endpoint figures) per peer. The seed's daemon
+                  has no tombstones and no bans: on its side a remove_for is a remove, and
+                  ban and unban lines are not played
   --keep-going    exit 0 even when some lines could not be used (they are still reported)
   -h, --help      print this
 
@@ -88,6 +99,10 @@ A trace is one JSON object per line, "at" in seconds from its start, never going
 
 and, for the endpoint policies, {"at": 90, "confirm": "<key>", "endpoint": "203.0.113.9:40001",
 "rtt_ms": 12} (rtt_ms optional) and {"at": 330, "fail": "<key>", "endpoint": "203.0.113.9:40001"}.
+A confirm with rtt_ms is a probe answered; without, a handshake (the peer is proven).
+The operator's bans: {"at": 900, "ban": "<key>", "secs": 3600, "reason": "key revoked"} (secs
+and reason optional: no secs bans until an unban; a reason is at most 256 bytes, with no
+control character) and {"at": 960, "unban": "<key>"}.
 
 "peer" is a PeerInfo as JSON (public_key, endpoint, mesh_ip, mesh_ipv6, hostname,
 routable_networks, introducer, nat_type, last_seen as Unix seconds or RFC 3339).
@@ -122,6 +137,13 @@ fn seconds_arg(flag: &str, value: Option<&str>) -> Result<Duration, String> {
         })
 }
 
+/// A number of peers on the command line.
+fn peers_arg(flag: &str, value: Option<&str>) -> Result<usize, String> {
+    value
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("{flag} takes a number of peers, not {value:?}"))
+}
+
 fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
     let mut parsed = Args {
         settings: Settings::defaults(),
@@ -154,12 +176,13 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Args, String> {
             }
             "--max-second-hand" => {
                 parsed.settings_given = true;
-                let value = args.next();
-                let n = value
-                    .as_deref()
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| format!("{arg} takes a number of peers, not {value:?}"))?;
+                let n = peers_arg(&arg, args.next().as_deref())?;
                 parsed.settings.store.max_second_hand = Some(n);
+            }
+            "--max-unproven" => {
+                parsed.settings_given = true;
+                let n = peers_arg(&arg, args.next().as_deref())?;
+                parsed.settings.store.max_unproven = Some(n);
             }
             "--compare" => parsed.compare = true,
             "--explain" => {
@@ -213,16 +236,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (lines, bad) = parse_trace(&bytes);
-    for (number, reason) in bad.iter().take(MAX_REPORTED_LINES) {
-        eprintln!("{source}: line {number} skipped: {reason}");
-    }
-    if bad.len() > MAX_REPORTED_LINES {
-        eprintln!(
-            "{source}: {} more bad lines skipped",
-            bad.len() - MAX_REPORTED_LINES
-        );
-    }
+    let (numbered, mut bad) = parse_numbered(&bytes);
+    let (numbers, lines): (Vec<usize>, Vec<trace::Line>) = numbered.into_iter().unzip();
+    report(&source, &bad, "skipped");
     let explain = match args
         .explain
         .as_deref()
@@ -235,12 +251,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A line the store refused as a whole (a ban it did not place) could not be used either:
+    // reported by its number once the replay ran, and counted with the bad lines.
+    let unused = |replay: &Replay| -> Vec<(usize, String)> {
+        let unused = replay.unused.iter();
+        unused.map(|(i, why)| (numbers[*i], why.clone())).collect()
+    };
     let run = |settings: &Settings| {
         let mut replay = Replay::new(explain, settings);
-        replay.summary.bad_lines = bad.len();
         replay.run(&lines);
+        replay.summary.bad_lines = bad.len() + replay.unused.len();
         replay
     };
+    let refused: Vec<(usize, String)>;
     let output = if args.compare {
         let opt_in = if args.settings_given {
             args.settings.clone()
@@ -248,6 +271,14 @@ fn main() -> ExitCode {
             Settings::opt_in()
         };
         let (seed, opt_in) = (run(&Settings::seed()), run(&opt_in));
+        // The sides may refuse different lines (the seed's plays no bans): all of them.
+        let mut both = unused(&opt_in);
+        both.extend(unused(&seed));
+        both.sort();
+        both.dedup();
+        refused = both;
+        bad.extend(refused.iter().cloned());
+        bad.sort();
         if args.json {
             pretty(&compare_json(&seed, &opt_in, &source, &bad))
         } else {
@@ -255,12 +286,16 @@ fn main() -> ExitCode {
         }
     } else {
         let replay = run(&args.settings);
+        refused = unused(&replay);
+        bad.extend(refused.iter().cloned());
+        bad.sort();
         if args.json {
             pretty(&render_json(&replay, &source, &bad))
         } else {
             render_text(&replay, &source, explain.as_ref())
         }
     };
+    report(&source, &refused, "not used");
     print!("{output}");
     if bad.is_empty() || args.keep_going {
         ExitCode::SUCCESS
@@ -270,6 +305,20 @@ fn main() -> ExitCode {
             bad.len()
         );
         ExitCode::FAILURE
+    }
+}
+
+/// Reports lines that could not be used on stderr, the first [`MAX_REPORTED_LINES`] one by
+/// one: `what` became of them.
+fn report(source: &str, lines: &[(usize, String)], what: &str) {
+    for (number, reason) in lines.iter().take(MAX_REPORTED_LINES) {
+        eprintln!("{source}: line {number} {what}: {reason}");
+    }
+    if lines.len() > MAX_REPORTED_LINES {
+        eprintln!(
+            "{source}: {} more bad lines {what}",
+            lines.len() - MAX_REPORTED_LINES
+        );
     }
 }
 
@@ -340,10 +389,28 @@ mod tests {
         );
         assert_eq!(opt.settings.when_full(), WhenFull::EvictSecondHand);
         assert_eq!(opt.settings.store.max_second_hand, Some(500));
+        let unproven = args(&["--when-full", "evict-unproven", "--max-unproven", "700"]).unwrap();
+        assert!(unproven.settings_given);
+        assert_eq!(unproven.settings.when_full(), WhenFull::EvictUnproven);
+        assert_eq!(unproven.settings.store.max_unproven, Some(700));
+        assert!(
+            unproven
+                .settings
+                .describe()
+                .contains("evict-unproven, max-unproven 700")
+        );
+        for bad in ["-1", "many", "1.5"] {
+            let refused = args(&["--max-unproven", bad]).unwrap_err();
+            assert!(
+                refused.contains("--max-unproven takes a number"),
+                "{refused}"
+            );
+        }
+        assert!(args(&["--max-unproven"]).unwrap_err().contains("None"));
         assert!(
             args(&["--when-full", "panic"])
                 .unwrap_err()
-                .contains("evict-second-hand")
+                .contains("refuse or evict-second-hand or evict-unproven")
         );
         assert!(
             args(&["--tombstone-expired", "-1"])
@@ -367,16 +434,15 @@ mod tests {
         let opt_in = Settings::opt_in();
         let span = opt_in.store.tombstone_expired.unwrap().as_secs();
         let policies = format!(
-            "every opt-in policy: {}, --tombstone-expired {span},",
-            opt_in.policy().name()
+            "every opt-in policy: {}, --tombstone-expired {span},\n                  --readmit {}, {})",
+            opt_in.policy().name(),
+            opt_in.readmit().name(),
+            opt_in.when_full().name(),
         );
         assert!(HELP.contains(&policies), "{HELP}");
-        assert!(
-            HELP.contains(&format!("{})", opt_in.when_full().name())),
-            "{HELP}"
-        );
         assert_eq!(
-            opt_in.store.max_second_hand, None,
+            (opt_in.store.max_second_hand, opt_in.store.max_unproven),
+            (None, None),
             "the help names no quota"
         );
     }

@@ -60,15 +60,22 @@ pub enum WhenFull {
     Refuse,
     /// One heard first-hand takes a second-hand peer's place.
     EvictSecondHand,
+    /// A proven peer is never evicted; one heard on the LAN takes an unproven peer's place.
+    EvictUnproven,
 }
 
 impl Named for WhenFull {
-    const ALL: &'static [Self] = &[WhenFull::Refuse, WhenFull::EvictSecondHand];
+    const ALL: &'static [Self] = &[
+        WhenFull::Refuse,
+        WhenFull::EvictSecondHand,
+        WhenFull::EvictUnproven,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             WhenFull::Refuse => "refuse",
             WhenFull::EvictSecondHand => "evict-second-hand",
+            WhenFull::EvictUnproven => "evict-unproven",
         }
     }
 }
@@ -98,7 +105,7 @@ impl Named for Readmit {
 }
 
 /// The settings a replay runs under: the library's own [`peerstore::Settings`], and what the
-/// replay itself does with a trace's `remove` lines.
+/// replay itself does with a trace's `remove`, `ban` and `unban` lines.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Settings {
     /// The store's settings.
@@ -107,18 +114,25 @@ pub struct Settings {
     /// seed's side of `--compare`: the seed's store has no tombstones, so a daemon on it
     /// could only remove.
     pub tombstones: bool,
+    /// Whether `ban` and `unban` lines are played (`ban`, `unban`). Off only for the seed's
+    /// side of `--compare`: the seed's daemon has no bans, so its operator could only remove
+    /// the key (a trace that bans a key removes it too, for that side). The library's bans
+    /// are no opt-in policy; the seed's daemon just predates them.
+    pub bans: bool,
 }
 
 impl Settings {
-    /// The seed's store: no opt-in policy, and no tombstones.
+    /// The seed's store: no opt-in policy, no tombstones and no bans.
     pub fn seed() -> Self {
         Settings::default()
     }
 
-    /// The defaults of a replay: the seed's policies, with tombstones where the trace asks.
+    /// The defaults of a replay: the seed's policies, with tombstones and bans where the trace
+    /// asks.
     pub fn defaults() -> Self {
         Settings {
             tombstones: true,
+            bans: true,
             ..Settings::seed()
         }
     }
@@ -128,7 +142,8 @@ impl Settings {
         let mut opt_in = Settings::defaults();
         opt_in.set_policy(Policy::Resilient);
         opt_in.store.tombstone_expired = Some(Duration::from_secs(3600));
-        opt_in.set_when_full(WhenFull::EvictSecondHand);
+        opt_in.set_readmit(Readmit::Newer);
+        opt_in.set_when_full(WhenFull::EvictUnproven);
         opt_in
     }
 
@@ -151,6 +166,7 @@ impl Settings {
     pub fn when_full(&self) -> WhenFull {
         match self.store.when_full {
             FullPolicy::EvictSecondHand => WhenFull::EvictSecondHand,
+            FullPolicy::EvictUnproven => WhenFull::EvictUnproven,
             _ => WhenFull::Refuse,
         }
     }
@@ -159,6 +175,7 @@ impl Settings {
         self.store.when_full = match when_full {
             WhenFull::Refuse => FullPolicy::Refuse,
             WhenFull::EvictSecondHand => FullPolicy::EvictSecondHand,
+            WhenFull::EvictUnproven => FullPolicy::EvictUnproven,
         };
     }
 
@@ -197,8 +214,14 @@ impl Settings {
         if let Some(n) = self.store.max_second_hand {
             parts.push(format!("max-second-hand {n}"));
         }
+        if let Some(n) = self.store.max_unproven {
+            parts.push(format!("max-unproven {n}"));
+        }
         if self.tombstones {
             parts.push("tombstones on remove".to_string());
+        }
+        if self.bans {
+            parts.push("bans".to_string());
         }
         if parts.is_empty() {
             "seed".to_string()

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use peerstore::{DiscoveryMethod, IpNet, NatType, PeerInfo, PublicKey};
+use peerstore::{BanError, DiscoveryMethod, IpNet, MAX_BAN_REASON, NatType, PeerInfo, PublicKey};
 use serde::ser::Error as _;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
@@ -94,6 +94,27 @@ pub enum Step {
     Fail {
         endpoint: SocketAddr,
         #[serde(rename = "fail")]
+        key: PublicKey,
+    },
+    /// `{"at", "ban", "secs"?, "reason"?}`: the operator bans a key (`ban`), for `secs` if
+    /// given, else until an `unban` line. The reader holds the span and the reason to the
+    /// library's rules for a ban (a span above zero, a reason of at most
+    /// [`MAX_BAN_REASON`] bytes with no control character), in the library's words.
+    Ban {
+        #[serde(rename = "ban")]
+        key: PublicKey,
+        #[serde(
+            rename = "secs",
+            skip_serializing_if = "Option::is_none",
+            serialize_with = "write_some_seconds"
+        )]
+        span: Option<Duration>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// `{"at", "unban"}`: the operator lifts a key's ban (`unban`).
+    Unban {
+        #[serde(rename = "unban")]
         key: PublicKey,
     },
 }
@@ -250,9 +271,21 @@ fn write_some_millis<S: Serializer>(
     }
 }
 
+/// A line that cannot be used: its number (from 1), and why.
+pub type BadLine = (usize, String);
+
 /// Reads a trace; the lines that cannot be used come back apart, with their numbers (from 1)
-/// and why. A line that is not UTF-8 costs only itself; blank lines are skipped.
-pub fn parse_trace(bytes: &[u8]) -> (Vec<Line>, Vec<(usize, String)>) {
+/// and why: [`parse_numbered`] without the numbers, as the tests read.
+#[cfg(test)]
+pub fn parse_trace(bytes: &[u8]) -> (Vec<Line>, Vec<BadLine>) {
+    let (numbered, bad) = parse_numbered(bytes);
+    (numbered.into_iter().map(|(_, line)| line).collect(), bad)
+}
+
+/// Reads a trace, each line with its number (from 1), for what the store refuses of a line
+/// once it runs; the lines that cannot be used come back apart, with their numbers and why. A
+/// line that is not UTF-8 costs only itself; blank lines are skipped.
+pub fn parse_numbered(bytes: &[u8]) -> (Vec<(usize, Line)>, Vec<BadLine>) {
     let (mut lines, mut bad) = (Vec::new(), Vec::new());
     let mut last = Duration::ZERO;
     for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -283,7 +316,7 @@ pub fn parse_trace(bytes: &[u8]) -> (Vec<Line>, Vec<(usize, String)>) {
             )),
             Ok(line) => {
                 last = line.at;
-                lines.push(line);
+                lines.push((number, line));
             }
             Err(reason) => bad.push((number, reason)),
         }
@@ -292,7 +325,8 @@ pub fn parse_trace(bytes: &[u8]) -> (Vec<Line>, Vec<(usize, String)>) {
 }
 
 /// A line's JSON as a [`Line`], or why it is not one. The first field that decides the shape
-/// wins, in this order: `peer`, `remove`, `cleanup` (when `true`), `confirm`, `fail`.
+/// wins, in this order: `peer`, `remove`, `cleanup` (when `true`), `confirm`, `fail`, `ban`,
+/// `unban`.
 impl TryFrom<Value> for Line {
     type Error = String;
 
@@ -362,9 +396,19 @@ impl TryFrom<Value> for Line {
                 key: key_of("fail", key)?,
                 endpoint: endpoint_of(&fields)?,
             }
+        } else if let Some(key) = fields.get("ban") {
+            Step::Ban {
+                key: key_of("ban", key)?,
+                span: fields.get("secs").map(ban_span).transpose()?,
+                reason: fields.get("reason").map(ban_reason).transpose()?,
+            }
+        } else if let Some(key) = fields.get("unban") {
+            Step::Unban {
+                key: key_of("unban", key)?,
+            }
         } else {
             return Err(
-                "expected \"peer\" and \"method\", \"remove\", \"confirm\", \"fail\", or \"cleanup\": true"
+                "expected \"peer\" and \"method\", \"remove\", \"confirm\", \"fail\", \"ban\", \"unban\", or \"cleanup\": true"
                     .into(),
             );
         };
@@ -379,6 +423,54 @@ fn key_of(field: &str, value: &Value) -> Result<PublicKey, String> {
         .ok_or_else(|| format!("\"{field}\" = {value}: expected a key"))?;
     text.parse()
         .map_err(|e| format!("\"{field}\" = {text:?}: {e}"))
+}
+
+/// A ban's `secs`: seconds below [`MAX_AT_SECS`], and not zero, which the library refuses
+/// ([`BanError::ZeroSpan`]; a ban with no `secs` stands until lifted).
+fn ban_span(value: &Value) -> Result<Duration, String> {
+    let span = value.as_f64().and_then(seconds).ok_or_else(|| {
+        format!("\"secs\" = {value}: expected seconds, above 0 and below {MAX_AT_SECS:e}")
+    })?;
+    if span.is_zero() {
+        return Err(format!(
+            "\"secs\" = {value}: {} (leave \"secs\" out to ban until an unban)",
+            BanError::ZeroSpan
+        ));
+    }
+    Ok(span)
+}
+
+/// A ban's `reason`: a string the library keeps, at most [`MAX_BAN_REASON`] bytes with no
+/// control character, refused in the library's words ([`BanError`]). A value that is no
+/// string is shown cut short: a reason may be long.
+fn ban_reason(value: &Value) -> Result<String, String> {
+    let Value::String(reason) = value else {
+        let mut shown = value.to_string();
+        if shown.len() > 40 {
+            let cut = (0..=40)
+                .rev()
+                .find(|&i| shown.is_char_boundary(i))
+                .unwrap_or(0);
+            shown.truncate(cut);
+            shown.push('…');
+        }
+        return Err(format!("\"reason\" = {shown}: expected a string"));
+    };
+    let refused = if reason.len() > MAX_BAN_REASON {
+        Some(BanError::ReasonTooLong {
+            len: reason.len(),
+            max: MAX_BAN_REASON,
+        })
+    } else {
+        reason
+            .char_indices()
+            .find(|(_, c)| c.is_control())
+            .map(|(at, found)| BanError::ReasonControl { found, at })
+    };
+    match refused {
+        Some(refused) => Err(format!("\"reason\": {refused}")),
+        None => Ok(reason.clone()),
+    }
 }
 
 /// A confirmation's or failure's `endpoint`.
@@ -431,6 +523,82 @@ mod tests {
             // Serde's reading of a line is the reader's.
             let back: Line = serde_json::from_str(&write(&line)).unwrap();
             assert_eq!(back, line);
+        }
+    }
+
+    /// Ban and unban lines: read with what they say, and written back as read (`secs` and
+    /// `reason` left out when absent).
+    #[test]
+    fn ban_lines_read_and_write_back() {
+        let key = PublicKey::from_bytes([1; 32]);
+        let text = format!(
+            "{{\"at\":60,\"ban\":\"{key}\"}}\n\
+             {{\"at\":61,\"ban\":\"{key}\",\"secs\":90.5,\"reason\":\"key revoked: laptop stolen\"}}\n\
+             {{\"at\":62,\"unban\":\"{key}\"}}\n"
+        );
+        let (lines, bad) = parse_trace(text.as_bytes());
+        assert!(bad.is_empty(), "{bad:?}");
+        let steps: Vec<&Step> = lines.iter().map(|l| &l.step).collect();
+        assert_eq!(
+            steps,
+            [
+                &Step::Ban {
+                    key,
+                    span: None,
+                    reason: None
+                },
+                &Step::Ban {
+                    key,
+                    span: Some(Duration::from_millis(90_500)),
+                    reason: Some("key revoked: laptop stolen".into())
+                },
+                &Step::Unban { key },
+            ]
+        );
+        let mut written = String::new();
+        for line in &lines {
+            written += &serde_json::to_string(line).unwrap();
+            written.push('\n');
+        }
+        assert_eq!(written, text);
+        // At the bound, a reason is kept: the reader refuses no more than the library does.
+        let at_bound = "é".repeat(MAX_BAN_REASON / 2);
+        let line = format!(r#"{{"at": 1, "ban": "{key}", "reason": "{at_bound}"}}"#);
+        assert_eq!(parse_trace(line.as_bytes()).1, []);
+    }
+
+    /// The reader refuses a ban's span and reason where the library would, in its words: each
+    /// refused line, handed to a store's `ban` as it stands, is refused with the same error;
+    /// each one the reader takes, the store takes.
+    #[test]
+    fn the_reader_refuses_the_bans_the_library_refuses() {
+        let key = PublicKey::from_bytes([1; 32]);
+        let store = peerstore::PeerStore::new();
+        let long = "x".repeat(MAX_BAN_REASON + 1);
+        let cases: [(Option<Duration>, &str); 6] = [
+            (Some(Duration::ZERO), "revoked"),
+            (None, &long),
+            (None, "two\nlines"),
+            (Some(Duration::from_secs(60)), "tab\there"),
+            (None, "key revoked"),
+            (Some(Duration::from_secs(1)), ""),
+        ];
+        for (span, reason) in cases {
+            let mut fields = serde_json::Map::new();
+            fields.insert("at".into(), 1.into());
+            fields.insert("ban".into(), key.to_string().into());
+            if let Some(span) = span {
+                fields.insert("secs".into(), span.as_secs().into());
+            }
+            fields.insert("reason".into(), reason.into());
+            let read = Line::try_from(Value::Object(fields));
+            match store.ban(&key, span, reason) {
+                Ok(_) => assert!(read.is_ok(), "{reason:?}: {read:?}"),
+                Err(refused) => {
+                    let why = read.expect_err(reason);
+                    assert!(why.contains(&refused.to_string()), "{why} / {refused}");
+                }
+            }
         }
     }
 
@@ -532,15 +700,15 @@ mod tests {
             ),
             (
                 r#"{"at": 1, "cleanup": false}"#,
-                r#"expected "peer" and "method", "remove", "confirm", "fail", or "cleanup": true"#,
+                r#"expected "peer" and "method", "remove", "confirm", "fail", "ban", "unban", or "cleanup": true"#,
             ),
             (
                 r#"{"at": 1, "cleanup": 1}"#,
-                r#"expected "peer" and "method", "remove", "confirm", "fail", or "cleanup": true"#,
+                r#"expected "peer" and "method", "remove", "confirm", "fail", "ban", "unban", or "cleanup": true"#,
             ),
             (
                 r#"{"at": 1, "cleanup": null}"#,
-                r#"expected "peer" and "method", "remove", "confirm", "fail", or "cleanup": true"#,
+                r#"expected "peer" and "method", "remove", "confirm", "fail", "ban", "unban", or "cleanup": true"#,
             ),
             (
                 r#"{"at": 1, "confirm": 5, "endpoint": "1.2.3.4:5"}"#,
@@ -596,6 +764,68 @@ mod tests {
                 r#"{"at": 1, "fail": "{K}", "endpoint": "nowhere"}"#,
                 r#""endpoint" = "nowhere": expected an address:port"#,
             ),
+            (r#"{"at": 1, "ban": 5}"#, r#""ban" = 5: expected a key"#),
+            (
+                r#"{"at": 1, "ban": "short"}"#,
+                r#""ban" = "short": public key must be 44 characters of base64, found 5"#,
+            ),
+            (
+                r#"{"at": 1, "ban": null}"#,
+                r#""ban" = null: expected a key"#,
+            ),
+            (
+                r#"{"at": 1, "ban": "{K}", "secs": 0}"#,
+                r#""secs" = 0: ban span is zero: it would lift before it stood (leave "secs" out to ban until an unban)"#,
+            ),
+            (
+                r#"{"at": 1, "ban": "{K}", "secs": 1e-12}"#,
+                r#""secs" = 1e-12: ban span is zero: it would lift before it stood (leave "secs" out to ban until an unban)"#,
+            ),
+            (
+                r#"{"at": 1, "ban": "{K}", "secs": -5}"#,
+                r#""secs" = -5: expected seconds, above 0 and below 9e9"#,
+            ),
+            (
+                r#"{"at": 1, "ban": "{K}", "secs": 1e10}"#,
+                r#""secs" = 10000000000.0: expected seconds, above 0 and below 9e9"#,
+            ),
+            (
+                r#"{"at": 1, "ban": "{K}", "secs": 1e300}"#,
+                r#""secs" = 1e+300: expected seconds, above 0 and below 9e9"#,
+            ),
+            (
+                r#"{"at": 1, "ban": "{K}", "secs": "forever"}"#,
+                r#""secs" = "forever": expected seconds, above 0 and below 9e9"#,
+            ),
+            (
+                r#"{"at": 1, "ban": "{K}", "secs": null}"#,
+                r#""secs" = null: expected seconds, above 0 and below 9e9"#,
+            ),
+            (
+                r#"{"at": 1, "ban": "{K}", "reason": "ok\nINFO all good"}"#,
+                r#""reason": ban reason holds the control character '\n' at byte 2"#,
+            ),
+            (
+                r#"{"at": 1, "ban": "{K}", "reason": "\u001b[31mred"}"#,
+                r#""reason": ban reason holds the control character '\u{1b}' at byte 0"#,
+            ),
+            (
+                r#"{"at": 1, "ban": "{K}", "reason": "{LONG}"}"#,
+                r#""reason": ban reason is 257 bytes long, over the limit of 256"#,
+            ),
+            (
+                r#"{"at": 1, "ban": "{K}", "reason": 7}"#,
+                r#""reason" = 7: expected a string"#,
+            ),
+            (
+                r#"{"at": 1, "ban": "{K}", "reason": ["a very long list of words that goes on"]}"#,
+                r#""reason" = ["a very long list of words that goes on…: expected a string"#,
+            ),
+            (r#"{"at": 1, "unban": 5}"#, r#""unban" = 5: expected a key"#),
+            (
+                r#"{"at": 1, "unban": "short"}"#,
+                r#""unban" = "short": public key must be 44 characters of base64, found 5"#,
+            ),
             (
                 r#"{"at": 18446744073709551616, "cleanup": true}"#,
                 r#""at" = 1.8446744073709552e+19: expected seconds from the start, from 0 to below 9e9"#,
@@ -606,8 +836,9 @@ mod tests {
             ),
         ];
         let key = PublicKey::from_bytes([1; 32]).to_string();
+        let long = "x".repeat(MAX_BAN_REASON + 1);
         for (raw, reason) in cases {
-            let raw = raw.replace("{K}", &key);
+            let raw = raw.replace("{K}", &key).replace("{LONG}", &long);
             let (lines, bad) = parse_trace(raw.as_bytes());
             assert_eq!(lines, [], "{raw}");
             assert_eq!(bad, [(1, reason.to_string())], "{raw}");

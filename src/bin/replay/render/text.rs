@@ -48,10 +48,20 @@ pub fn render_text(replay: &Replay, source: &str, explained: Option<&PublicKey>)
     );
     let _ = writeln!(
         out,
-        "announcements: {} -> {} new, {} updated, {} unchanged; refused: {} invalid, {} store full",
-        s.announcements, s.inserted, s.updated, s.unchanged, s.refused_invalid, s.refused_full
+        "announcements: {} -> {} new, {} updated, {} unchanged; refused: {} invalid, {} store full, {} banned",
+        s.announcements,
+        s.inserted,
+        s.updated,
+        s.unchanged,
+        s.refused_invalid,
+        s.refused_full,
+        s.bans_refused
     );
-    let _ = writeln!(out, "removes: {}; cleanups: {}", s.removes, s.cleanups);
+    let _ = writeln!(
+        out,
+        "removes: {}; bans: {}; unbans: {}; cleanups: {}",
+        s.removes, s.bans, s.unbans, s.cleanups
+    );
     let _ = writeln!(
         out,
         "endpoint policy {}: {} confirmations, {} failures; {} endpoint changes, {} flaps, {} active on a stale endpoint",
@@ -64,10 +74,11 @@ pub fn render_text(replay: &Replay, source: &str, explained: Option<&PublicKey>)
     );
     let _ = writeln!(
         out,
-        "admission ({}): {} resurrections, {} ghost cycles, {} first-hand peers refused as full, {} evictions, {} refused by tombstones, {} readmitted",
+        "admission ({}): {} resurrections, {} ghost cycles, {} stale readmissions, {} first-hand peers refused as full, {} evictions, {} refused by tombstones, {} readmitted",
         s.settings,
         s.resurrections,
         s.ghost_cycles,
+        s.stale_readmissions,
         s.refused_full_first_hand,
         s.removed_evicted,
         s.refused_tombstoned,
@@ -75,13 +86,24 @@ pub fn render_text(replay: &Replay, source: &str, explained: Option<&PublicKey>)
     );
     let _ = writeln!(
         out,
-        "events: {} new, {} updated, {} removed ({} explicit, {} expired, {} evicted), {} dropped",
+        "newcomers a handshake proves: waited {} at most, {} in all, refused as full",
+        age(s.newcomer_wait_max),
+        age(s.newcomer_wait_total)
+    );
+    let _ = writeln!(
+        out,
+        "events: {} new, {} updated, {} removed ({} explicit, {} expired, {} evicted, {} banned), {} dropped",
         s.events_new,
         s.events_updated,
-        s.removed_explicit + s.removed_expired + s.removed_evicted + s.removed_other,
+        s.removed_explicit
+            + s.removed_expired
+            + s.removed_evicted
+            + s.removed_banned
+            + s.removed_other,
         s.removed_explicit,
         s.removed_expired,
         s.removed_evicted,
+        s.removed_banned,
         s.events_dropped
     );
     let _ = writeln!(
@@ -119,7 +141,12 @@ pub fn render_text(replay: &Replay, source: &str, explained: Option<&PublicKey>)
         );
     }
     if let Some(key) = explained {
-        let name = replay.store.get(key).and_then(|p| p.hostname.clone());
+        // Its name as the store holds it, or as last heard if it is out (banned, say).
+        let name = (replay
+            .store
+            .get(key)
+            .and_then(|p| p.hostname.as_ref().map(ToString::to_string)))
+        .or_else(|| replay.tracks.get(key).and_then(|t| t.name.clone()));
         let _ = writeln!(
             out,
             "\nendpoint decisions for {key}{}:",
@@ -178,8 +205,32 @@ fn describe(decision: &Decision) -> String {
             match cause {
                 RemovalCause::Explicit => "explicitly",
                 RemovalCause::Expired => "expired by the cleanup",
+                RemovalCause::Banned => "banned",
                 _ => cause.as_str(),
             }
+        ),
+        Decision::Banned {
+            at,
+            span,
+            reason,
+            refused,
+        } => {
+            let span = span.map_or("until lifted".to_string(), |span| {
+                format!("for {}", age(span))
+            });
+            let reason = reason
+                .as_deref()
+                .map(|reason| format!(": {reason:?}"))
+                .unwrap_or_default();
+            match refused {
+                None => format!("{:>6}  banned {span}{reason}", clock_time(*at)),
+                Some(why) => format!("{:>6}  not banned ({why})", clock_time(*at)),
+            }
+        }
+        Decision::Unbanned { at, lifted } => format!(
+            "{:>6}  unbanned{}",
+            clock_time(*at),
+            if *lifted { "" } else { " (no ban stood)" }
         ),
     }
 }

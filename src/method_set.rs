@@ -124,6 +124,7 @@ impl MethodSet {
 
     /// Whether the set holds `method`.
     #[must_use]
+    #[inline]
     pub fn contains(&self, method: &DiscoveryMethod) -> bool {
         match built_in_code(method) {
             Some(code) => has_code(self.codes, code),
@@ -162,6 +163,7 @@ impl MethodSet {
     }
 
     /// Whether [`insert`](Self::insert) would add `method`.
+    #[inline]
     pub(crate) fn would_insert(&self, method: &DiscoveryMethod) -> bool {
         !self.contains(method)
             && (built_in_code(method).is_some() || self.others.len() < MAX_OTHER_METHODS)

@@ -19,6 +19,17 @@
 //!   interfaces as well as userspace ones. Its output parser is pure too
 //!   ([`wg_command::parse_dump`]).
 //!
+//! Two drivers keep a device and a [`PeerStore`](crate::PeerStore) in step, each one call a
+//! daemon makes every few seconds:
+//!
+//! - a [`Reconciler`] makes the device's peers what the store's active peers say (endpoints,
+//!   allowed IPs, keepalive), changing only what differs, touching only peers it owns, and
+//!   leaving alone an endpoint WireGuard roamed to by itself, which it hands to the store as
+//!   evidence instead ([`reconcile`] has the rules);
+//! - a [`Monitor`] tells the store what WireGuard saw: handshakes as evidence
+//!   ([`PeerStore::confirm`](crate::PeerStore::confirm)), dead peers as failures, and peers
+//!   dead too long as removals with a tombstone ([`monitor`] has the rules).
+//!
 //! Nothing here is `async`: each call blocks for at most its backend's timeout (2 s by
 //! default for the socket, 5 s for the command).
 //!
@@ -68,9 +79,15 @@ use std::time::{Duration, SystemTime};
 
 use crate::{IpNet, PublicKey};
 
+#[cfg(test)]
+mod fake;
+pub mod monitor;
+pub mod reconcile;
 pub mod uapi;
 pub mod wg_command;
 
+pub use monitor::{Monitor, MonitorReport, MonitorSettings};
+pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
 pub use uapi::Uapi;
 pub use wg_command::WgCommand;
 

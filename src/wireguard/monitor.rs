@@ -391,3 +391,248 @@ impl Monitor {
 fn age(wall: SystemTime, at: SystemTime) -> Duration {
     wall.duration_since(at).unwrap_or(Duration::ZERO)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wireguard::fake::FakeDevice;
+    use crate::{DiscoveryMethod, EndpointPolicy, ManualClock, PeerInfo};
+
+    fn key(n: u8) -> PublicKey {
+        PublicKey::from_bytes([n; 32])
+    }
+
+    fn addr(text: &str) -> SocketAddr {
+        text.parse().unwrap()
+    }
+
+    const S: Duration = Duration::from_secs(1);
+
+    /// Short windows: rx frozen 3 s, handshakes 10 s, first handshake 5 s, removal 4 s later.
+    fn settings() -> MonitorSettings {
+        MonitorSettings {
+            handshake_timeout: 10 * S,
+            rx_frozen_for: 3 * S,
+            first_handshake_within: 5 * S,
+            remove_after: 4 * S,
+            tombstone: 60 * S,
+        }
+    }
+
+    /// A store holding peer 1 at 192.0.2.1:51820, a device with it, and a monitor, on one
+    /// manual clock.
+    fn rig(policy: EndpointPolicy) -> (ManualClock, PeerStore, FakeDevice, Monitor) {
+        let clock = ManualClock::new();
+        let store = PeerStore::builder()
+            .clock(clock.clone())
+            .endpoint_policy(policy)
+            .build()
+            .unwrap();
+        let mut info = PeerInfo::new(key(1));
+        info.endpoint = Some(addr("192.0.2.1:51820"));
+        store.update(info, DiscoveryMethod::Lan).unwrap();
+        let device = FakeDevice::new();
+        let mut peer = DevicePeer::new(key(1));
+        peer.endpoint = Some(addr("192.0.2.1:51820"));
+        device.insert(peer);
+        let monitor = Monitor::with_clock(settings(), clock.clone());
+        (clock, store, device, monitor)
+    }
+
+    /// Both sides' keepalives: bytes each way.
+    fn traffic(device: &FakeDevice, rx: u64, tx: u64) {
+        device.with(key(1), |peer| {
+            peer.rx_bytes += rx;
+            peer.tx_bytes += tx;
+        });
+    }
+
+    #[test]
+    fn a_new_handshake_is_confirmed_once() {
+        let (clock, store, device, mut monitor) = rig(EndpointPolicy::resilient());
+        assert!(monitor.observe(&store, &device).unwrap().is_empty());
+        clock.advance(S);
+        let at = clock.wall_now();
+        device.handshake(key(1), addr("192.0.2.1:51820"), at);
+        let report = monitor.observe(&store, &device).unwrap();
+        assert_eq!(
+            report.confirmed,
+            [Confirmed {
+                public_key: key(1),
+                endpoint: Some(addr("192.0.2.1:51820")),
+                at,
+                taken: true,
+            }]
+        );
+        assert!(store.get(&key(1)).unwrap().proven);
+        assert!(store.candidates(&key(1))[0].trusted);
+
+        clock.advance(S);
+        assert!(monitor.observe(&store, &device).unwrap().confirmed.is_empty());
+
+        // A later handshake, from a new address (WireGuard roamed): that address is confirmed.
+        clock.advance(S);
+        device.handshake(key(1), addr("192.0.2.1:40001"), clock.wall_now());
+        let report = monitor.observe(&store, &device).unwrap();
+        assert_eq!(report.confirmed[0].endpoint, Some(addr("192.0.2.1:40001")));
+        assert!(report.confirmed[0].taken);
+        assert_eq!(
+            store.get(&key(1)).unwrap().endpoint,
+            Some(addr("192.0.2.1:40001"))
+        );
+    }
+
+    #[test]
+    fn a_stale_handshake_seen_first_is_not_evidence() {
+        let (clock, store, device, mut monitor) = rig(EndpointPolicy::ranked());
+        let long_ago = clock.wall_now();
+        device.handshake(key(1), addr("192.0.2.1:51820"), long_ago);
+        clock.advance(11 * S);
+        let report = monitor.observe(&store, &device).unwrap();
+        assert!(report.confirmed.is_empty());
+        assert!(!store.get(&key(1)).unwrap().proven);
+        assert_eq!(report.failed[0].reason, DeadReason::HandshakeTooOld);
+    }
+
+    #[test]
+    fn rx_frozen_while_tx_grows_is_a_failure_then_a_removal() {
+        let (clock, store, device, mut monitor) = rig(EndpointPolicy::resilient());
+        device.handshake(key(1), addr("192.0.2.1:51820"), clock.wall_now());
+        monitor.observe(&store, &device).unwrap();
+        // Alive: keepalives both ways.
+        for _ in 0..5 {
+            clock.advance(S);
+            traffic(&device, 32, 32);
+            assert!(monitor.observe(&store, &device).unwrap().failed.is_empty());
+        }
+        // The peer dies: what we send goes unanswered.
+        for second in 1..=3 {
+            clock.advance(S);
+            traffic(&device, 0, 32);
+            let report = monitor.observe(&store, &device).unwrap();
+            if second < 3 {
+                assert!(report.failed.is_empty(), "after {second} s: {report:?}");
+            } else {
+                assert_eq!(
+                    report.failed,
+                    [Failure {
+                        public_key: key(1),
+                        endpoint: Some(addr("192.0.2.1:51820")),
+                        reason: DeadReason::RxFrozen,
+                    }]
+                );
+            }
+        }
+        let candidate = &store.candidates(&key(1))[0];
+        assert!(!candidate.trusted && candidate.failures == 1, "{candidate:?}");
+
+        // Noted once; removed the longer window later, with a tombstone.
+        for second in 1..=4 {
+            clock.advance(S);
+            traffic(&device, 0, 32);
+            let report = monitor.observe(&store, &device).unwrap();
+            assert!(report.failed.is_empty(), "noted once");
+            assert_eq!(report.removed.is_empty(), second < 4, "after {second} s");
+        }
+        assert!(store.get(&key(1)).is_none());
+        assert_eq!(store.tombstones()[0].public_key, key(1));
+        // Forgotten: nothing more about it.
+        clock.advance(10 * S);
+        assert!(monitor.observe(&store, &device).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_idle_peer_is_not_dead_by_frozen_bytes() {
+        let (clock, store, device, mut monitor) = rig(EndpointPolicy::ranked());
+        device.handshake(key(1), addr("192.0.2.1:51820"), clock.wall_now());
+        monitor.observe(&store, &device).unwrap();
+        // Nothing sent either way (keepalive off, no traffic) for longer than the rx window.
+        clock.advance(5 * S);
+        assert!(monitor.observe(&store, &device).unwrap().failed.is_empty());
+        // But its handshake ages past the timeout.
+        clock.advance(6 * S);
+        let report = monitor.observe(&store, &device).unwrap();
+        assert_eq!(report.failed[0].reason, DeadReason::HandshakeTooOld);
+    }
+
+    #[test]
+    fn a_peer_never_shaken_hands_with_has_a_first_window() {
+        let (clock, store, device, mut monitor) = rig(EndpointPolicy::ranked());
+        monitor.observe(&store, &device).unwrap();
+        for _ in 0..4 {
+            clock.advance(S);
+            // Initiations go out, nothing comes back.
+            traffic(&device, 0, 148);
+            let report = monitor.observe(&store, &device).unwrap();
+            assert!(report.failed.is_empty(), "{report:?}");
+        }
+        clock.advance(S);
+        let report = monitor.observe(&store, &device).unwrap();
+        assert_eq!(report.failed[0].reason, DeadReason::NeverShookHands);
+        assert_eq!(
+            report.failed[0].endpoint,
+            Some(addr("192.0.2.1:51820")),
+            "the device's endpoint"
+        );
+    }
+
+    #[test]
+    fn a_failed_peer_that_answers_again_recovers_and_is_not_removed() {
+        let (clock, store, device, mut monitor) = rig(EndpointPolicy::ranked());
+        device.handshake(key(1), addr("192.0.2.1:51820"), clock.wall_now());
+        monitor.observe(&store, &device).unwrap();
+        clock.advance(3 * S);
+        traffic(&device, 0, 64);
+        assert_eq!(monitor.observe(&store, &device).unwrap().failed.len(), 1);
+        clock.advance(S);
+        traffic(&device, 32, 32);
+        let report = monitor.observe(&store, &device).unwrap();
+        assert_eq!(report.recovered, [key(1)]);
+        clock.advance(5 * S);
+        traffic(&device, 32, 32);
+        let report = monitor.observe(&store, &device).unwrap();
+        assert!(report.removed.is_empty() && report.failed.is_empty());
+        assert!(store.get(&key(1)).is_some());
+
+        // Its next death is noted again.
+        clock.advance(3 * S);
+        traffic(&device, 0, 64);
+        assert_eq!(monitor.observe(&store, &device).unwrap().failed.len(), 1);
+    }
+
+    #[test]
+    fn peers_the_store_does_not_hold_are_left_alone() {
+        let (clock, store, device, mut monitor) = rig(EndpointPolicy::ranked());
+        device.insert(DevicePeer::new(key(9)));
+        monitor.observe(&store, &device).unwrap();
+        clock.advance(100 * S);
+        let report = monitor.observe(&store, &device).unwrap();
+        assert_eq!(report.failed.len(), 1, "only the store's peer: {report:?}");
+        clock.advance(100 * S);
+        let report = monitor.observe(&store, &device).unwrap();
+        assert_eq!(report.removed, [key(1)]);
+        assert_eq!(store.tombstones().len(), 1, "no tombstone for a stranger");
+    }
+
+    #[test]
+    fn a_peer_added_again_is_watched_afresh() {
+        let (clock, store, device, mut monitor) = rig(EndpointPolicy::ranked());
+        device.handshake(key(1), addr("192.0.2.1:51820"), clock.wall_now());
+        traffic(&device, 1000, 1000);
+        monitor.observe(&store, &device).unwrap();
+        // Removed and added again between two calls: its counters start at zero.
+        device.insert({
+            let mut peer = DevicePeer::new(key(1));
+            peer.endpoint = Some(addr("192.0.2.1:51820"));
+            peer
+        });
+        clock.advance(4 * S);
+        let report = monitor.observe(&store, &device).unwrap();
+        assert!(report.failed.is_empty(), "a first window again: {report:?}");
+        clock.advance(5 * S);
+        assert_eq!(
+            monitor.observe(&store, &device).unwrap().failed[0].reason,
+            DeadReason::NeverShookHands
+        );
+    }
+}

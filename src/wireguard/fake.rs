@@ -99,8 +99,7 @@ impl Device for FakeDevice {
             match change {
                 PeerChange::Remove(key) => peers.retain(|p| p.public_key != *key),
                 PeerChange::Set(config) => {
-                    let index = match peers.iter().position(|p| p.public_key == config.public_key)
-                    {
+                    let index = match peers.iter().position(|p| p.public_key == config.public_key) {
                         Some(index) => index,
                         None => {
                             peers.push(DevicePeer::new(config.public_key));
@@ -111,7 +110,7 @@ impl Device for FakeDevice {
                     if config.endpoint.is_some() {
                         peer.endpoint = config.endpoint;
                     }
-                    peer.allowed_ips = config.allowed_ips.iter().map(|n| n.trunc()).collect();
+                    peer.allowed_ips = config.allowed_ips.iter().map(crate::IpNet::trunc).collect();
                     peer.persistent_keepalive = config.persistent_keepalive;
                 }
             }

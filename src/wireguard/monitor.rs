@@ -468,7 +468,13 @@ mod tests {
         assert!(store.candidates(&key(1))[0].trusted);
 
         clock.advance(S);
-        assert!(monitor.observe(&store, &device).unwrap().confirmed.is_empty());
+        assert!(
+            monitor
+                .observe(&store, &device)
+                .unwrap()
+                .confirmed
+                .is_empty()
+        );
 
         // A later handshake, from a new address (WireGuard roamed): that address is confirmed.
         clock.advance(S);
@@ -524,7 +530,10 @@ mod tests {
             }
         }
         let candidate = &store.candidates(&key(1))[0];
-        assert!(!candidate.trusted && candidate.failures == 1, "{candidate:?}");
+        assert!(
+            !candidate.trusted && candidate.failures == 1,
+            "{candidate:?}"
+        );
 
         // Noted once; removed the longer window later, with a tombstone.
         for second in 1..=4 {

@@ -563,7 +563,11 @@ mod tests {
         let again = reconciler.reconcile(&store, &device).unwrap();
         assert!(again.is_unchanged(), "{again:?}");
         assert_eq!(again.unchanged, [key(1), key(2)]);
-        assert_eq!(device.batches().len(), 1, "nothing sent when nothing differs");
+        assert_eq!(
+            device.batches().len(),
+            1,
+            "nothing sent when nothing differs"
+        );
         assert_eq!(reconciler.owned(), [key(1), key(2)]);
         assert_eq!(
             again.to_string(),
@@ -652,14 +656,20 @@ mod tests {
         in_range.allowed_ips = vec![net("10.99.0.8/32")];
         device.insert(in_range);
         device.insert(DevicePeer::new(key(7)));
-        let mut settings = ReconcileSettings::default();
-        settings.owned_networks = vec![net("10.99.0.0/24"), net("fd99::/64")];
-        settings.owned = [key(7)].into();
-        settings.unmanaged = [key(3)].into();
+        let settings = ReconcileSettings {
+            owned_networks: vec![net("10.99.0.0/24"), net("fd99::/64")],
+            owned: [key(7)].into(),
+            unmanaged: [key(3)].into(),
+            ..ReconcileSettings::default()
+        };
         let mut reconciler = Reconciler::new(settings);
 
         let report = reconciler.reconcile(&store, &device).unwrap();
-        assert_eq!(report.added, [key(1), key(2)], "the unmanaged key is not added");
+        assert_eq!(
+            report.added,
+            [key(1), key(2)],
+            "the unmanaged key is not added"
+        );
         assert_eq!(report.removed, [key(7), key(8)]);
         assert_eq!(report.foreign, [key(9)]);
         assert_eq!(device.peer(key(9)), Some(by_hand.clone()), "untouched");
@@ -672,7 +682,12 @@ mod tests {
         let report = reconciler.reconcile(&store, &device).unwrap();
         assert_eq!(report.removed, [key(1)]);
         assert_eq!(report.foreign, [key(9)]);
-        let keys: Vec<_> = device.peers().unwrap().iter().map(|p| p.public_key).collect();
+        let keys: Vec<_> = device
+            .peers()
+            .unwrap()
+            .iter()
+            .map(|p| p.public_key)
+            .collect();
         assert_eq!(keys, [key(9)]);
         assert!(reconciler.owned().is_empty());
 
@@ -694,8 +709,10 @@ mod tests {
         partly.allowed_ips = vec![net("10.99.0.5/32"), net("192.168.0.0/16")];
         device.insert(partly);
         device.insert(DevicePeer::new(key(6)));
-        let mut settings = ReconcileSettings::default();
-        settings.owned_networks = vec![net("10.99.0.0/24")];
+        let settings = ReconcileSettings {
+            owned_networks: vec![net("10.99.0.0/24")],
+            ..ReconcileSettings::default()
+        };
         let mut reconciler = Reconciler::new(settings);
         let report = reconciler.reconcile(&store, &device).unwrap();
         assert_eq!(report.foreign, [key(5), key(6)]);
@@ -753,7 +770,10 @@ mod tests {
         // Announced again, the stale address does not displace the trusted one.
         announce(&store, 1, "192.0.2.1:51820");
         let report = reconciler.reconcile(&store, &device).unwrap();
-        assert!(report.roams.is_empty() && report.is_unchanged(), "{report:?}");
+        assert!(
+            report.roams.is_empty() && report.is_unchanged(),
+            "{report:?}"
+        );
     }
 
     /// Under the ranked policy the store keeps its endpoint; the reconciler still leaves the
@@ -786,7 +806,10 @@ mod tests {
             store.get(&key(1)).unwrap().endpoint,
             Some(addr("192.0.2.1:51820"))
         );
-        assert!(store.get(&key(1)).unwrap().proven, "the handshake proved it");
+        assert!(
+            store.get(&key(1)).unwrap().proven,
+            "the handshake proved it"
+        );
 
         // The peer announces a new address, after the last handshake: that is pushed.
         clock.advance(Duration::from_secs(1));
@@ -856,8 +879,10 @@ mod tests {
 
         // A keepalive the device cannot take is refused before anything is sent.
         announce(&store, 2, "192.0.2.2:51820");
-        let mut settings = ReconcileSettings::default();
-        settings.persistent_keepalive = Some(Duration::from_millis(1500));
+        let settings = ReconcileSettings {
+            persistent_keepalive: Some(Duration::from_millis(1500)),
+            ..ReconcileSettings::default()
+        };
         let err = Reconciler::new(settings)
             .reconcile(&store, &device)
             .unwrap_err();

@@ -187,6 +187,8 @@ struct Run {
     meshed: bool,
     roams: usize,
     deaths: Vec<(usize, PublicKey)>,
+    /// (node, peer) pairs whose failure stands: noted, neither recovered nor removed since.
+    failing: HashSet<(usize, PublicKey)>,
     removed: Vec<(usize, PublicKey)>,
     unconfigured: Vec<(usize, PublicKey)>,
     readmitted: Vec<(usize, PublicKey)>,
@@ -235,6 +237,7 @@ impl Run {
             meshed: false,
             roams: 0,
             deaths: Vec::new(),
+            failing: HashSet::new(),
             removed: Vec::new(),
             unconfigured: Vec::new(),
             readmitted: Vec::new(),
@@ -310,11 +313,16 @@ impl Run {
                 }
                 Note::Failed(node, peer, why) => {
                     self.deaths.push((node, peer));
+                    self.failing.insert((node, peer));
                     (node, format!("monitor: {} failed ({why})", name(peer)))
                 }
-                Note::Recovered(node, peer) => (node, format!("monitor: {} recovered", name(peer))),
+                Note::Recovered(node, peer) => {
+                    self.failing.remove(&(node, peer));
+                    (node, format!("monitor: {} recovered", name(peer)))
+                }
                 Note::Removed(node, peer) => {
                     self.removed.push((node, peer));
+                    self.failing.remove(&(node, peer));
                     (
                         node,
                         format!("monitor: gave up on {}: removed from the store", name(peer)),
@@ -433,6 +441,12 @@ impl Run {
             return Err("no echo through the tunnel after the address change".into());
         }
 
+        // The old address was noted failed on the way: wait until every node hears from the
+        // mover again, so that the next scene's failures are the kill's.
+        self.wait("every failure to be recovered", |run| {
+            run.failing.is_empty()
+        })?;
+
         // 3. The last node killed, then restarted.
         let victim = count - 1;
         let key = self.shared.keys[victim];
@@ -455,6 +469,12 @@ impl Run {
         self.time("removed_ms", took + took2);
         self.say(Some(victim), "restarted with the same key");
         self.mesh.restart(victim);
+        // A fresh wireguard-go listens on the usual port again, and announces that.
+        let back = SocketAddr::new(self.mesh.nodes[victim].underlay_v4.into(), WG_PORT);
+        self.shared
+            .announced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)[victim] = back;
         // Its own threads resume; its device is new and empty.
         self.handshakes
             .retain(|(node, peer)| *node != victim && *peer != key);

@@ -69,6 +69,36 @@
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Driving a device from the store
+//!
+//! A daemon's loop: what WireGuard saw goes to the store first, then the device is made what
+//! the store says.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use peerstore::wireguard::{Monitor, MonitorSettings, ReconcileSettings, Reconciler, Uapi};
+//! use peerstore::{EndpointPolicy, PeerStore, PublicKey};
+//!
+//! # let own_public_key = PublicKey::from_bytes([0; 32]);
+//! let store = PeerStore::builder().endpoint_policy(EndpointPolicy::resilient()).build()?;
+//! let device = Uapi::new("wg0")?; // or WgCommand::new("wg0") for a kernel interface
+//! let mut settings = ReconcileSettings::default(); // keepalive 25 s
+//! settings.unmanaged.insert(own_public_key); // discovery may echo the node's own key back
+//! let mut reconciler = Reconciler::new(settings);
+//! let mut monitor = Monitor::new(MonitorSettings::default());
+//! // Discovery threads call store.update(...) as before.
+//! loop {
+//!     monitor.observe(&store, &device)?; // what WireGuard saw, first
+//!     let report = reconciler.reconcile(&store, &device)?; // then what the store says
+//!     if !report.is_unchanged() {
+//!         println!("{report}"); // 1 added, 0 updated, 0 removed, 4 unchanged, 0 roamed, 0 foreign
+//!     }
+//!     std::thread::sleep(Duration::from_secs(2));
+//! }
+//! # #[allow(unreachable_code)]
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::HashSet;
 use std::fmt;

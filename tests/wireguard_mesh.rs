@@ -462,8 +462,8 @@ fn a_killed_node_is_failed_removed_and_readmitted() {
     assert!(rig.mesh.nodes[0].ping_until_answered(rig.mesh.nodes[2].tunnel, DEADLINE));
 }
 
-/// The device layer's own peers a reconciler did not add: a batch sent behind its back is
-/// kept only where the store does not manage the key.
+/// A change made behind the reconciler's back to a peer the store manages is undone: allowed
+/// IPs set by hand are set back, a peer removed by hand is added again.
 #[test]
 fn a_reconciler_undoes_what_the_store_does_not_say() {
     if !net::ready("a_reconciler_undoes_what_the_store_does_not_say") {

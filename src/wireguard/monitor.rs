@@ -98,7 +98,7 @@ impl Default for MonitorSettings {
 /// use std::time::{Duration, SystemTime};
 /// use std::sync::Mutex;
 /// use peerstore::wireguard::{Device, DeviceError, DevicePeer, Monitor, MonitorSettings, PeerChange};
-/// use peerstore::{DiscoveryMethod, ManualClock, PeerInfo, PeerStore, PublicKey};
+/// use peerstore::{Clock, DiscoveryMethod, ManualClock, PeerInfo, PeerStore, PublicKey};
 ///
 /// // A device that answers one fixed peer, which shook hands a second ago.
 /// struct OnePeer(Mutex<DevicePeer>);

@@ -19,6 +19,17 @@
 //!   interfaces as well as userspace ones. Its output parser is pure too
 //!   ([`wg_command::parse_dump`]).
 //!
+//! Two drivers keep a device and a [`PeerStore`](crate::PeerStore) in step, each one call a
+//! daemon makes every few seconds:
+//!
+//! - a [`Reconciler`] makes the device's peers what the store's active peers say (endpoints,
+//!   allowed IPs, keepalive), changing only what differs, touching only peers it owns, and
+//!   leaving alone an endpoint WireGuard roamed to by itself, which it hands to the store as
+//!   evidence instead ([`reconcile`] has the rules);
+//! - a [`Monitor`] tells the store what WireGuard saw: handshakes as evidence
+//!   ([`PeerStore::confirm`](crate::PeerStore::confirm)), dead peers as failures, and peers
+//!   dead too long as removals with a tombstone ([`monitor`] has the rules).
+//!
 //! Nothing here is `async`: each call blocks for at most its backend's timeout (2 s by
 //! default for the socket, 5 s for the command).
 //!
@@ -58,6 +69,36 @@
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! # Driving a device from the store
+//!
+//! A daemon's loop: what WireGuard saw goes to the store first, then the device is made what
+//! the store says.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use peerstore::wireguard::{Monitor, MonitorSettings, ReconcileSettings, Reconciler, Uapi};
+//! use peerstore::{EndpointPolicy, PeerStore, PublicKey};
+//!
+//! # let own_public_key = PublicKey::from_bytes([0; 32]);
+//! let store = PeerStore::builder().endpoint_policy(EndpointPolicy::resilient()).build()?;
+//! let device = Uapi::new("wg0")?; // or WgCommand::new("wg0") for a kernel interface
+//! let mut settings = ReconcileSettings::default(); // keepalive 25 s
+//! settings.unmanaged.insert(own_public_key); // discovery may echo the node's own key back
+//! let mut reconciler = Reconciler::new(settings);
+//! let mut monitor = Monitor::new(MonitorSettings::default());
+//! // Discovery threads call store.update(...) as before.
+//! loop {
+//!     monitor.observe(&store, &device)?; // what WireGuard saw, first
+//!     let report = reconciler.reconcile(&store, &device)?; // then what the store says
+//!     if !report.is_unchanged() {
+//!         println!("{report}"); // 1 added, 0 updated, 0 removed, 4 unchanged, 0 roamed, 0 foreign
+//!     }
+//!     std::thread::sleep(Duration::from_secs(2));
+//! }
+//! # #[allow(unreachable_code)]
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::HashSet;
 use std::fmt;
@@ -68,9 +109,15 @@ use std::time::{Duration, SystemTime};
 
 use crate::{IpNet, PublicKey};
 
+#[cfg(test)]
+mod fake;
+pub mod monitor;
+pub mod reconcile;
 pub mod uapi;
 pub mod wg_command;
 
+pub use monitor::{Monitor, MonitorReport, MonitorSettings};
+pub use reconcile::{ReconcileReport, ReconcileSettings, Reconciler};
 pub use uapi::Uapi;
 pub use wg_command::WgCommand;
 

@@ -142,6 +142,9 @@ pub struct Node {
     pub underlay_v6: Ipv6Addr,
     /// Its address inside the tunnel, on the WireGuard interface.
     pub tunnel: Ipv4Addr,
+    /// Its interface's private key, as `wg genkey` wrote it: to start it again with the
+    /// same key.
+    private_key: String,
 }
 
 impl Node {
@@ -175,6 +178,30 @@ impl Node {
                 "dev",
                 "eth0",
             ],
+        );
+    }
+
+    /// Gives the node's IPv4 underlay address `to` in place of the one it has (same /24):
+    /// the node moved. Other nodes reach it only at the new address from now on.
+    pub fn move_underlay_v4(&mut self, to: Ipv4Addr) {
+        // The old address first: deleting a subnet's primary address deletes its secondary
+        // ones too, and the new one would be a secondary.
+        self.remove_underlay_v4();
+        let ns = ["-n", self.namespace.as_str()];
+        let new = format!("{to}/24");
+        run(
+            "ip",
+            &[&ns[..], &["addr", "add", &new, "dev", "eth0"]].concat(),
+        );
+        self.underlay_v4 = to;
+    }
+
+    /// Changes the port the node's interface listens on, as a NAT rebinding changes the port
+    /// its peers see: it sends from the new port from now on.
+    pub fn set_listen_port(&self, port: u16) {
+        run(
+            "wg",
+            &["set", &self.interface, "listen-port", &port.to_string()],
         );
     }
 
@@ -224,11 +251,24 @@ pub struct Mesh {
     daemons: Vec<(Child, String)>,
 }
 
+/// What every namespace of [`Mesh::new`] is named after: `peerstore-PID-N-…`.
+pub const PREFIX: &str = "peerstore";
+
 impl Mesh {
     /// A mesh of `count` nodes (1 to 9), each with its interface up and configured with a key
     /// and a listen port, and no peers.
     pub fn new(count: usize) -> Mesh {
+        Mesh::named(PREFIX, count)
+    }
+
+    /// [`new`](Self::new), with namespaces named `PREFIX-PID-N-…` (`prefix` is a few ASCII
+    /// letters and digits: a name Linux takes).
+    pub fn named(prefix: &str, count: usize) -> Mesh {
         assert!((1..=9).contains(&count), "1 to 9 nodes");
+        assert!(
+            !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_alphanumeric()),
+            "{prefix:?}: letters and digits only"
+        );
         static MESHES: AtomicU32 = AtomicU32::new(0);
         let id = MESHES.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
@@ -239,12 +279,12 @@ impl Mesh {
             namespaces: Vec::new(),
             daemons: Vec::new(),
         };
-        let hub = mesh.namespace(format!("peerstore-{pid}-{id}-hub"));
+        let hub = mesh.namespace(format!("{prefix}-{pid}-{id}-hub"));
         run("ip", &["-n", &hub, "link", "add", "br0", "type", "bridge"]);
         run("ip", &["-n", &hub, "link", "set", "br0", "up"]);
         for index in 0..count {
             let k = u8::try_from(index + 1).expect("at most 9 nodes");
-            let namespace = mesh.namespace(format!("peerstore-{pid}-{id}-n{k}"));
+            let namespace = mesh.namespace(format!("{prefix}-{pid}-{id}-n{k}"));
             let veth = format!("h{k}");
             run(
                 "ip",
@@ -289,45 +329,72 @@ impl Mesh {
 
             let interface = format!("pw{pid:x}m{id:x}n{k}");
             assert!(interface.len() <= 15, "{interface}: too long for Linux");
-            mesh.start_daemon(&namespace, &interface);
             let private_key = run("wg", &["genkey"]);
             let public_key = run_with_input("wg", &["pubkey"], Some(&private_key));
             let public_key: PublicKey = public_key.trim().parse().expect("wg pubkey's key");
-            run_with_input(
-                "wg",
-                &[
-                    "set",
-                    &interface,
-                    "listen-port",
-                    &WG_PORT.to_string(),
-                    "private-key",
-                    "/dev/stdin",
-                ],
-                Some(&private_key),
-            );
-            let tunnel = Ipv4Addr::new(10, 99, 0, k);
-            run(
-                "ip",
-                &[
-                    &ns[..],
-                    &["addr", "add", &format!("{tunnel}/24"), "dev", &interface],
-                ]
-                .concat(),
-            );
-            run(
-                "ip",
-                &[&ns[..], &["link", "set", &interface, "up"]].concat(),
-            );
-            mesh.nodes.push(Node {
+            let node = Node {
                 namespace,
                 interface,
                 public_key,
                 underlay_v4,
                 underlay_v6,
-                tunnel,
-            });
+                tunnel: Ipv4Addr::new(10, 99, 0, k),
+                private_key,
+            };
+            mesh.bring_up(&node);
+            mesh.nodes.push(node);
         }
         mesh
+    }
+
+    /// Starts a node's wireguard-go and configures its interface: key, listen port, tunnel
+    /// address, up.
+    fn bring_up(&mut self, node: &Node) {
+        let ns = ["-n", node.namespace.as_str()];
+        let interface = node.interface.as_str();
+        self.start_daemon(&node.namespace, interface);
+        run_with_input(
+            "wg",
+            &[
+                "set",
+                interface,
+                "listen-port",
+                &WG_PORT.to_string(),
+                "private-key",
+                "/dev/stdin",
+            ],
+            Some(&node.private_key),
+        );
+        let tunnel = format!("{}/24", node.tunnel);
+        run(
+            "ip",
+            &[&ns[..], &["addr", "add", &tunnel, "dev", interface]].concat(),
+        );
+        run("ip", &[&ns[..], &["link", "set", interface, "up"]].concat());
+    }
+
+    /// Kills node `index`'s wireguard-go (SIGKILL: it dies as a crashed daemon does, its
+    /// interface with it) and waits until it is gone.
+    pub fn kill(&mut self, index: usize) {
+        let interface = self.nodes[index].interface.clone();
+        if let Some(at) = self.daemons.iter().position(|(_, name)| *name == interface) {
+            let (mut child, _) = self.daemons.remove(at);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(socket_path(&interface));
+    }
+
+    /// Starts node `index` again after [`kill`](Self::kill): a fresh wireguard-go with the
+    /// same key, listen port and tunnel address, and no peers.
+    pub fn restart(&mut self, index: usize) {
+        let node = Node {
+            namespace: self.nodes[index].namespace.clone(),
+            interface: self.nodes[index].interface.clone(),
+            private_key: self.nodes[index].private_key.clone(),
+            ..self.nodes[index]
+        };
+        self.bring_up(&node);
     }
 
     fn namespace(&mut self, name: String) -> String {

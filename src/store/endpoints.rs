@@ -227,44 +227,27 @@ impl Inner {
         // The spelling the store keeps: an IPv4-mapped address is its IPv4 address.
         let endpoint = canonical_endpoint(endpoint);
         let handshake = matches!(evidence, Evidence::Handshake);
-        let seq = {
-            let Some(mut record) = self.peers.get_mut(key) else {
-                self.refuses_banned(key);
-                return false;
-            };
-            if handshake && !record.peer.proven {
-                self.prove(&mut record);
-            }
-            let Some(policy) = self.resilient() else {
-                return record.peer.endpoint == Some(endpoint);
-            };
-            let (now, wall) = self.timeline.now_and_wall();
-            let changed = {
-                let Some(mut extra) = self.endpoint_state(key) else {
-                    return false;
-                };
-                let Some(candidates) = extra.candidates.as_mut() else {
-                    return false;
-                };
-                let peer = &record.peer;
-                // An endpoint only WireGuard saw counts as set by the method the peer's
-                // endpoint came from, or the first the peer was heard by.
-                let label = peer
-                    .endpoint_method
-                    .as_ref()
-                    .or(peer.discovered_via.iter().next());
-                let cx = self.context(policy, now);
-                candidates.confirm(endpoint, evidence, wall, &cx, peer.endpoint, label)
-            };
-            if !changed {
-                return false;
-            }
-            self.rechoose(key, &mut record, now)
+        let Some(mut record) = self.peers.get_mut(key) else {
+            self.refuses_banned(key);
+            return false;
         };
-        if let Some(seq) = seq {
-            self.publish(*key, PeerEventKind::Updated, seq);
+        if handshake && !record.peer.proven {
+            self.prove(&mut record);
         }
-        true
+        let Some(policy) = self.resilient() else {
+            return record.peer.endpoint == Some(endpoint);
+        };
+        let (now, wall) = self.timeline.now_and_wall();
+        self.change_candidates(key, record, now, |candidates, peer| {
+            // An endpoint only WireGuard saw counts as set by the method the peer's endpoint
+            // came from, or the first the peer was heard by.
+            let label = peer
+                .endpoint_method
+                .as_ref()
+                .or(peer.discovered_via.iter().next());
+            let cx = self.context(policy, now);
+            candidates.confirm(endpoint, evidence, wall, &cx, peer.endpoint, label)
+        })
     }
 
     /// [`PeerStore::note_failure`](crate::PeerStore::note_failure): under the resilient
@@ -272,29 +255,43 @@ impl Inner {
     /// policy: whether `endpoint` is the peer's endpoint.
     pub(super) fn note_failure(&self, key: &PublicKey, endpoint: SocketAddr) -> bool {
         let endpoint = canonical_endpoint(endpoint);
+        let Some(record) = self.peers.get_mut(key) else {
+            return false;
+        };
         if self.resilient().is_none() {
-            let record = self.peers.get(key);
-            return record.is_some_and(|r| r.peer.endpoint == Some(endpoint));
+            return record.peer.endpoint == Some(endpoint);
         }
         let now = self.timeline.now();
-        let seq = {
-            let Some(mut record) = self.peers.get_mut(key) else {
+        self.change_candidates(key, record, now, |candidates, _| {
+            candidates.fail(endpoint, now)
+        })
+    }
+
+    /// Runs `change` on a locked record's candidates; if it changed them, chooses the
+    /// endpoint again and, once the record's lock is gone, sends the `Updated` event a move
+    /// owes. Whether `change` took the evidence (`false` too when the peer keeps no
+    /// candidates).
+    fn change_candidates(
+        &self,
+        key: &PublicKey,
+        mut record: RefMut<'_, Record>,
+        now: Nanos,
+        change: impl FnOnce(&mut Candidates, &Peer) -> bool,
+    ) -> bool {
+        let changed = {
+            let Some(mut extra) = self.endpoint_state(key) else {
                 return false;
             };
-            let changed = {
-                let Some(mut extra) = self.endpoint_state(key) else {
-                    return false;
-                };
-                let Some(candidates) = extra.candidates.as_mut() else {
-                    return false;
-                };
-                candidates.fail(endpoint, now)
-            };
-            if !changed {
+            let Some(candidates) = extra.candidates.as_mut() else {
                 return false;
-            }
-            self.rechoose(key, &mut record, now)
+            };
+            change(candidates, &record.peer)
         };
+        if !changed {
+            return false;
+        }
+        let seq = self.rechoose(key, &mut record, now);
+        drop(record);
         if let Some(seq) = seq {
             self.publish(*key, PeerEventKind::Updated, seq);
         }

@@ -455,13 +455,17 @@ fn soak_a_mesh_of_1000_peers_for_60_seconds() {
 /// key is never left in the store once its ban is placed, and at the end the books balance
 /// (the stats, the map, the events replayed) and every slot comes back.
 #[test]
+// Under Miri a few operations a thread reach none of the paths this checks (the cap, an
+// eviction, a refused ban); the plain and release runs race it in full, and Miri runs the
+// store's concurrency through the tests above.
+#[cfg_attr(miri, ignore)]
 fn bans_floods_and_handshakes_at_once_keep_the_books() {
     const CAP: usize = 64;
     const UNPROVEN: usize = 40;
     // Each thread bans, unbans and announces four keys of its own (so that no other thread
     // lifts a ban it just placed), and floods keys of its own.
     const BANNED_POOL: u32 = 4;
-    let ops = support::rounds(2000) as u32;
+    let ops = 2000;
     let clock = ManualClock::new();
     let store = PeerStore::builder()
         .clock(clock.clone())

@@ -670,3 +670,48 @@ fn a_handshake_at_an_endpoint_no_method_reported_is_taken_and_proves_the_peer() 
         assert!(peer.proven, "proven under every policy");
     });
 }
+
+/// `fresh_until` says when a candidate stops being fresh if nothing new is heard: the end of
+/// the latest window that vouches for it (a LAN report's 30 s, a confirmation's trust), never
+/// a time for a cached report (it vouches until another candidate is fresh), none once a
+/// failure voids what vouched; and at that moment `fresh` turns false.
+#[test]
+fn fresh_until_is_when_a_candidate_stops_being_fresh() {
+    let (store, clock) = store(EndpointPolicy::resilient(), 4);
+    let t0 = clock.wall_now();
+    let candidate = |endpoint: &str| {
+        let candidates = store.candidates(&key(1));
+        let c = candidates.iter().find(|c| c.endpoint == addr(endpoint));
+        c.map(|c| (c.fresh, c.fresh_until)).unwrap()
+    };
+    let ns = std::time::Duration::from_nanos(1);
+    announce(&store, LAN, M::Lan);
+    assert_eq!(candidate(LAN), (true, Some(t0 + secs(30) + ns)));
+    clock.advance(secs(30));
+    assert!(
+        candidate(LAN).0,
+        "fresh through the window's last nanosecond"
+    );
+    clock.advance(ns);
+    assert_eq!(candidate(LAN), (false, None));
+
+    announce(&store, LAN, M::Lan);
+    store.confirm(&key(1), addr(LAN), Evidence::Handshake);
+    let trusted_until = clock.wall_now() + ResilientPolicy::new().trust_window();
+    assert_eq!(
+        candidate(LAN),
+        (true, Some(trusted_until)),
+        "trust outlasts the LAN's window"
+    );
+    store.note_failure(&key(1), addr(LAN));
+    assert_eq!(candidate(LAN), (false, None), "a failure voids them both");
+
+    let (store, _clock) = self::store(EndpointPolicy::resilient(), 4);
+    announce(&store, DHT, M::Cache);
+    let candidates = store.candidates(&key(1));
+    assert_eq!(
+        (candidates[0].fresh, candidates[0].fresh_until),
+        (true, None),
+        "the cache"
+    );
+}

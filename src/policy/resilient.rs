@@ -259,6 +259,13 @@ pub struct Candidate {
     pub fresh: bool,
     /// Whether it is trusted now: confirmed within `trust_for`, not failed since.
     pub trusted: bool,
+    /// While a report within its method's window or trust vouches for it: the first moment
+    /// none of them does any more, if nothing new is heard of the peer (when to probe it
+    /// again, say). `None` when nothing vouches for it, or only a cached report, which has no
+    /// window: it vouches until another candidate is fresh. Every candidate's `fresh` (and
+    /// whether the cache still vouches) stays as it is until the earliest of the peer's
+    /// candidates' `fresh_until` or the next thing heard of the peer.
+    pub fresh_until: Option<SystemTime>,
 }
 
 /// One report of a candidate: by which method, when (on the store's timeline and the wall).
@@ -354,7 +361,26 @@ impl CandidateState {
             failures: self.failures,
             fresh: trusted || self.fresh_reports(cx, cache_counts).next().is_some(),
             trusted,
+            fresh_until: self.fresh_until(cx),
         }
+    }
+
+    /// The first moment, on the wall clock, none of the reports within their window nor the
+    /// trust that vouch for it at `cx.now` does any more.
+    fn fresh_until(&self, cx: &Context<'_>) -> Option<SystemTime> {
+        // A report vouches while `now - at <= window`: no longer from 1 ns after that.
+        let reports = self.fresh_reports(cx, false).filter_map(|r| {
+            let end = r.at.saturating_add(cx.window(&r.method)?).saturating_add(1);
+            Some((end, r.at, r.wall))
+        });
+        let trust = self
+            .trusted_until
+            .filter(|_| self.trusted_at(cx.now))
+            .zip(self.confirmed)
+            .map(|(end, (at, wall))| (end, at, wall));
+        let (end, at, wall) = reports.chain(trust).max_by_key(|(end, ..)| *end)?;
+        let span = u64::try_from(end.saturating_sub(at)).ok()?;
+        wall.checked_add(Duration::from_nanos(span))
     }
 }
 

@@ -478,6 +478,7 @@ pub struct CandidateView {
     pub failures: u32,
     pub fresh: bool,
     pub trusted: bool,
+    pub fresh_until: Option<SystemTime>,
 }
 
 impl From<&Candidate> for CandidateView {
@@ -490,6 +491,7 @@ impl From<&Candidate> for CandidateView {
             failures: c.failures,
             fresh: c.fresh,
             trusted: c.trusted,
+            fresh_until: c.fresh_until,
         }
     }
 }
@@ -841,8 +843,37 @@ impl Candidates {
                 failures: c.failures,
                 fresh: self.is_fresh(c, now),
                 trusted: Candidates::trusted_at(c, now),
+                fresh_until: Candidates::fresh_until(c, now),
             })
             .collect()
+    }
+
+    /// Until when (the first moment after) a report within its window or trust vouches for
+    /// `c`, as of `now`: the latest end among those that vouch now.
+    fn fresh_until(c: &Cand, now: i128) -> Option<SystemTime> {
+        let mut latest: Option<(i128, SystemTime)> = None;
+        for r in &c.reports {
+            if let Some(window) = window(&r.method)
+                && Candidates::vouches(c, r, now, false)
+            {
+                let end = r.at + window + 1;
+                let wall = r.wall + Duration::from_nanos(u64::try_from(window + 1).unwrap());
+                if latest.is_none_or(|(e, _)| end > e) {
+                    latest = Some((end, wall));
+                }
+            }
+        }
+        if let (true, Some(until), Some(at), Some(wall)) = (
+            Candidates::trusted_at(c, now),
+            c.trusted_until,
+            c.confirmed_at,
+            c.confirmed,
+        ) && latest.is_none_or(|(e, _)| until > e)
+        {
+            let span = Duration::from_nanos(u64::try_from(until - at).unwrap());
+            latest = Some((until, wall + span));
+        }
+        latest.map(|(_, wall)| wall)
     }
 }
 

@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 mod engine;
+mod play;
 mod render;
 mod settings;
 mod trace;

@@ -147,6 +147,14 @@ impl Settings {
         opt_in
     }
 
+    /// Which of a trace's operator lines are played.
+    pub fn played(&self) -> crate::play::Played {
+        crate::play::Played {
+            tombstones: self.tombstones,
+            bans: self.bans,
+        }
+    }
+
     /// The endpoint policy, by its name on the command line.
     pub fn policy(&self) -> Policy {
         match self.store.endpoint_policy {

@@ -15,9 +15,9 @@ pub fn clock_time(at: Duration) -> String {
     format!("{}:{:02}", s / 60, s % 60)
 }
 
-/// An age such as `45s`, `4m05s` or `3h07m`.
+/// An age such as `45s`, `4m05s` or `3h07m`, to the nearest second.
 pub fn age(d: Duration) -> String {
-    let s = d.as_secs();
+    let s = d.saturating_add(Duration::from_millis(500)).as_secs();
     if s < 60 {
         format!("{s}s")
     } else if s < 3600 {

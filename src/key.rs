@@ -19,8 +19,22 @@ use base64::engine::general_purpose::STANDARD;
 /// assert_eq!(format!("{key:?}"), "PublicKey(AAECAwQF…)");
 /// # Ok::<(), peerstore::ParseKeyError>(())
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PublicKey([u8; 32]);
+
+/// Two 128-bit words, every byte of the key: the store's hasher (foldhash) folds each in one
+/// multiply, where the bytes as a slice would take its general path after a length prefix.
+/// Equal keys hash alike, as `Eq` needs; the map's seed, not this, keeps a flood of chosen
+/// keys from aiming at one bucket.
+impl std::hash::Hash for PublicKey {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let (words, _) = self.0.as_chunks::<16>();
+        for word in words {
+            state.write_u128(u128::from_le_bytes(*word));
+        }
+    }
+}
 
 /// The length of a key in standard base64: 32 bytes take 43 characters and one `=`.
 const ENCODED_LEN: usize = 44;

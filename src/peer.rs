@@ -81,16 +81,38 @@ impl PeerInfo {
     /// The first refused field, as an [`InvalidPeerInfo`] that names it and its value (the
     /// rules are its variants').
     pub fn validate(&self) -> Result<(), InvalidPeerInfo> {
-        if let Some(endpoint) = self.endpoint {
+        self.check(None)
+    }
+
+    /// [`validate`](Self::validate) for an announcement of a peer the store holds as `known`:
+    /// a value it already holds passed these checks when it came in, so only the others are
+    /// checked. The first refused field is the one `validate` names.
+    pub(crate) fn validate_news(&self, known: &Peer) -> Result<(), InvalidPeerInfo> {
+        self.check(Some(known))
+    }
+
+    /// The checks, in the order `validate` reports them, each skipped for a value `known`
+    /// holds.
+    #[inline(always)]
+    fn check(&self, known: Option<&Peer>) -> Result<(), InvalidPeerInfo> {
+        if let Some(endpoint) = self.endpoint
+            && known.is_none_or(|p| p.endpoint != Some(endpoint))
+        {
             check_endpoint(endpoint)?;
         }
-        if let Some(mesh_ip) = self.mesh_ip {
+        if let Some(mesh_ip) = self.mesh_ip
+            && known.is_none_or(|p| p.mesh_ip != Some(mesh_ip))
+        {
             check_mesh_address("mesh_ip", mesh_ip.into())?;
         }
-        if let Some(mesh_ipv6) = self.mesh_ipv6 {
+        if let Some(mesh_ipv6) = self.mesh_ipv6
+            && known.is_none_or(|p| p.mesh_ipv6 != Some(mesh_ipv6))
+        {
             check_mesh_address("mesh_ipv6", mesh_ipv6.into())?;
         }
-        if let Some(hostname) = &self.hostname {
+        if let Some(hostname) = &self.hostname
+            && known.is_none_or(|p| p.hostname.as_ref() != Some(hostname))
+        {
             check_hostname(hostname)?;
         }
         if self.routable_networks.len() > MAX_ROUTABLE_NETWORKS {
@@ -385,7 +407,7 @@ pub(crate) fn is_ipv6(endpoint: SocketAddr) -> bool {
     endpoint.ip().to_canonical().is_ipv6()
 }
 
-fn check_endpoint(endpoint: SocketAddr) -> Result<(), InvalidPeerInfo> {
+pub(crate) fn check_endpoint(endpoint: SocketAddr) -> Result<(), InvalidPeerInfo> {
     let reason = AddressProblem::of(endpoint.ip())
         .or_else(|| (endpoint.port() == 0).then_some(AddressProblem::PortZero));
     match reason {

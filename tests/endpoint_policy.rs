@@ -715,3 +715,31 @@ fn fresh_until_is_when_a_candidate_stops_being_fresh() {
         "the cache"
     );
 }
+
+/// A handshake "at" an address no announcement may carry is no evidence: it would otherwise
+/// become a trusted candidate and the peer's endpoint, which an announcement naming it could
+/// then not be refused for.
+#[test]
+fn a_handshake_at_a_refused_address_is_no_evidence() {
+    for policy in [EndpointPolicy::resilient(), EndpointPolicy::ranked()] {
+        let (store, _clock) = store(policy, 4);
+        announce(&store, DHT, M::Dht);
+        for refused in ["0.0.0.0:51820", "198.51.100.1:0", "[ff02::1]:51820"] {
+            assert!(
+                !store.confirm(&key(1), addr(refused), Evidence::Handshake),
+                "{refused}"
+            );
+            assert!(
+                store
+                    .candidates(&key(1))
+                    .iter()
+                    .all(|c| c.endpoint != addr(refused))
+            );
+            assert_eq!(endpoint(&store), Some(addr(DHT)));
+            let mut info = PeerInfo::new(key(1));
+            info.endpoint = Some(addr(refused));
+            assert!(store.update(info, M::Dht).is_err(), "{refused} announced");
+        }
+        assert!(!store.get(&key(1)).unwrap().proven, "nothing proven");
+    }
+}

@@ -16,7 +16,7 @@ use crate::clock::Nanos;
 use crate::events::PeerEventKind;
 use crate::history::{EndpointChange, History, since_start};
 use crate::keymap::{KeyMap, key_map};
-use crate::peer::canonical_endpoint;
+use crate::peer::{canonical_endpoint, check_endpoint};
 use crate::policy::resilient::{Candidates, Context};
 use crate::policy::{EndpointChoice, Resilient, Sighting, first_heard};
 use crate::stats::Counter;
@@ -224,6 +224,10 @@ impl Inner {
         endpoint: SocketAddr,
         evidence: Evidence,
     ) -> bool {
+        // An address no announcement may carry is no evidence: it could become the endpoint.
+        if check_endpoint(endpoint).is_err() {
+            return false;
+        }
         // The spelling the store keeps: an IPv4-mapped address is its IPv4 address.
         let endpoint = canonical_endpoint(endpoint);
         let handshake = matches!(evidence, Evidence::Handshake);

@@ -12,8 +12,10 @@ use super::eviction::Claim;
 use super::{Inner, Record};
 use crate::clock::Nanos;
 use crate::events::PeerEventKind;
+use crate::peer::canonicalize;
 use crate::policy::{self, Ranked, Sighting};
-use crate::{DiscoveryMethod, PeerInfo, PublicKey, UpdateError, UpdateOutcome};
+use crate::stats::Counter;
+use crate::{DiscoveryMethod, Peer, PeerInfo, PublicKey, UpdateError, UpdateOutcome};
 
 /// What an update did, and the event it owes subscribers once the record's lock is gone: its
 /// kind and seq.
@@ -30,17 +32,26 @@ impl Inner {
     ) -> Result<Merged, UpdateError> {
         let key = info.public_key;
         let mut claim = Claim::default();
+        // Whether `info` passed the checks; nothing is claimed before it did.
+        let mut checked = false;
         loop {
             match self.peers.entry(key) {
                 Entry::Occupied(mut entry) => {
-                    self.claim_not_needed(&mut claim);
                     let record = entry.get_mut();
+                    if !checked {
+                        self.check(info, Some(&record.peer))?;
+                    }
+                    self.claim_not_needed(&mut claim);
                     let second_hand = self.counts_as_second_hand(record);
                     let merged = self.merge_known(key, record, info, method, now, wall);
                     self.heard_first_hand(second_hand, record);
                     return Ok(merged);
                 }
                 Entry::Vacant(entry) => {
+                    if !checked {
+                        self.check(info, None)?;
+                        checked = true;
+                    }
                     // Before the slot is reserved: a caller's clock that panics must not keep it.
                     let heard = policy::first_heard(&method, info.last_seen, now, wall());
                     match self.admit(&key, &method, info.last_seen, now, &claim) {
@@ -68,6 +79,25 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// Refuses `info` if it holds a value the store will not keep (only the values `known`,
+    /// the peer's record, does not hold already are checked), and spells its endpoint as the
+    /// store does: one address, one spelling, in the store, in events and in the cache.
+    #[inline(always)]
+    fn check(&self, info: &mut PeerInfo, known: Option<&Peer>) -> Result<(), UpdateError> {
+        let checked = match known {
+            Some(known) => info.validate_news(known),
+            None => info.validate(),
+        };
+        if let Err(invalid) = checked {
+            self.counters.add(Counter::RejectedInvalid, 1);
+            return Err(UpdateError::Invalid(invalid));
+        }
+        if let Some(endpoint) = &mut info.endpoint {
+            canonicalize(endpoint);
+        }
+        Ok(())
     }
 
     /// Folds an announcement into a known peer's record, as the policy plans it, under the

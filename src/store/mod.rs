@@ -33,7 +33,6 @@ use crate::ban::{Ban, BanError};
 use crate::clock::{Nanos, Timeline};
 use crate::events::{PeerEvent, PeerEventKind, SubscriberList, Subscription};
 use crate::keymap::KeyMap;
-use crate::peer::canonicalize;
 use crate::stats::{Counter, Counters, Stats};
 use crate::tombstone::Tombstone;
 use crate::{
@@ -144,14 +143,6 @@ impl PeerStore {
         method: DiscoveryMethod,
     ) -> Result<UpdateOutcome, UpdateError> {
         let inner = &*self.inner;
-        if let Err(invalid) = info.validate() {
-            inner.counters.add(Counter::RejectedInvalid, 1);
-            return Err(UpdateError::Invalid(invalid));
-        }
-        // One address, one spelling: in the store, in events and in the cache.
-        if let Some(endpoint) = &mut info.endpoint {
-            canonicalize(endpoint);
-        }
         // Both clocks from one reading, before the lock, when the policy needs the wall clock;
         // otherwise it is read under the lock only if a new peer needs it.
         let (now, wall) = if policy::needs_wall_clock(&method, info.last_seen) {
@@ -462,6 +453,9 @@ impl PeerStore {
     /// ([`ResilientPolicy::rank_overrides_trust`](crate::ResilientPolicy::rank_overrides_trust)).
     /// The confirmation also resets the endpoint's failures and makes the reports its last
     /// failure voided vouch again.
+    ///
+    /// An endpoint no announcement may carry ([`PeerInfo::validate`]: port 0, an unspecified,
+    /// multicast or broadcast address) is no evidence: `false`, and nothing changes.
     ///
     /// ```
     /// use peerstore::{DiscoveryMethod, EndpointPolicy, Evidence, PeerInfo, PeerStore, PublicKey};

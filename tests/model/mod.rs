@@ -1610,6 +1610,14 @@ impl Model {
         endpoint: Option<SocketAddr>,
         rtt: Option<Duration>,
     ) -> (bool, Option<PeerEventKind>) {
+        // An address no announcement may carry is no evidence: nothing changes.
+        if let Some(endpoint) = endpoint {
+            let mut info = PeerInfo::new(*key);
+            info.endpoint = Some(endpoint);
+            if Model::refused_field(&info).is_some() {
+                return (false, None);
+            }
+        }
         // Evidence for a banned key, which has no record, is refused and counted.
         if endpoint.is_some() && !self.peers.contains_key(key) && self.ban_standing(key).is_some() {
             self.counts.rejected_banned += 1;

@@ -9,44 +9,89 @@
 //!
 //! The difference of the two counts over 100,000 is the instructions an update: the
 //! benchmarks' `update_1t` workload (1000 known peers, their typical announcements, the eight
-//! method names), one thread. `insert ROUNDS` runs the benchmarks' `insert_to_cap` ROUNDS
-//! times (a fresh store of 1000 offered 2000 new peers, half refused at the cap): the
-//! difference against `insert 0` over `ROUNDS * 2000`. `floor OPS` is `update OPS` on the
-//! benchmarks' bare `DashMap` floor, and `clone OPS` only clones the inputs `update` takes.
+//! method names), one thread. The other workloads, each taken the same way:
+//!
+//! - `floor OPS`: `update OPS` on the benchmarks' bare `DashMap` floor;
+//! - `clone OPS`: only the cloning of the inputs `update` takes;
+//! - `resilient OPS`: `update OPS` under `EndpointPolicy::resilient()`;
+//! - `confirm OPS` / `resilient-confirm OPS`: a handshake at each peer's stored endpoint, under
+//!   the ranked / the resilient policy;
+//! - `insert ROUNDS`: the benchmarks' `insert_to_cap` ROUNDS times (a fresh store of 1000
+//!   offered 2000 new peers, half refused at the cap), over `ROUNDS * 2000` calls.
 #![allow(dead_code)]
 
 #[path = "../benches/common/mod.rs"]
 mod common;
 
-use peerstore::PeerStore;
+use common::Target;
+use peerstore::{EndpointPolicy, Evidence, PeerStore};
+
+const WORKLOADS: [&str; 7] = [
+    "update",
+    "floor",
+    "clone",
+    "resilient",
+    "confirm",
+    "resilient-confirm",
+    "insert",
+];
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let (what, n) = match (args.next(), args.next().and_then(|n| n.parse::<u64>().ok())) {
-        (Some(what), Some(n))
-            if ["update", "insert", "floor", "clone"].contains(&what.as_str()) =>
-        {
-            (what, n)
-        }
+        (Some(what), Some(n)) if WORKLOADS.contains(&what.as_str()) => (what, n),
         _ => {
-            eprintln!("usage: instructions update OPS | floor OPS | clone OPS | insert ROUNDS");
+            eprintln!("usage: instructions {} OPS", WORKLOADS.join("|"));
             std::process::exit(2);
         }
     };
     let workload = common::Workload::new();
-    if what == "update" {
-        let store: PeerStore = workload.prefilled();
-        common::update_ops(&store, &workload, &workload.pool, 0, n);
-    } else if what == "floor" {
-        let floor: common::Floor = workload.prefilled();
-        common::update_ops(&floor, &workload, &workload.pool, 0, n);
-    } else if what == "clone" {
-        common::clone_ops(&workload, &workload.pool, 0, n);
-    } else {
-        for _ in 0..n {
-            std::hint::black_box(common::insert_to_cap::<PeerStore>(
-                common::insert_to_cap_input(),
-            ));
+    let under = |policy: EndpointPolicy| {
+        let store = PeerStore::builder()
+            .endpoint_policy(policy)
+            .build()
+            .expect("valid store settings");
+        store.prefill(common::PEERS);
+        store
+    };
+    match what.as_str() {
+        "update" => {
+            let store: PeerStore = workload.prefilled();
+            common::update_ops(&store, &workload, &workload.pool, 0, n);
+        }
+        "floor" => {
+            let floor: common::Floor = workload.prefilled();
+            common::update_ops(&floor, &workload, &workload.pool, 0, n);
+        }
+        "clone" => common::clone_ops(&workload, &workload.pool, 0, n),
+        "resilient" => {
+            let store = under(EndpointPolicy::resilient());
+            common::update_ops(&store, &workload, &workload.pool, 0, n);
+        }
+        "confirm" | "resilient-confirm" => {
+            let store = under(if what == "confirm" {
+                EndpointPolicy::ranked()
+            } else {
+                EndpointPolicy::resilient()
+            });
+            let endpoints: Vec<_> = (workload.keys.iter())
+                .map(|k| store.get(k).and_then(|p| p.endpoint).expect("an endpoint"))
+                .collect();
+            for i in 0..n {
+                let peer = usize::try_from(i).unwrap_or(0).wrapping_mul(7919) % common::PEERS;
+                std::hint::black_box(store.confirm(
+                    &workload.keys[peer],
+                    endpoints[peer],
+                    Evidence::Handshake,
+                ));
+            }
+        }
+        _ => {
+            for _ in 0..n {
+                std::hint::black_box(common::insert_to_cap::<PeerStore>(
+                    common::insert_to_cap_input(),
+                ));
+            }
         }
     }
 }

@@ -188,15 +188,18 @@ pub(crate) struct EndpointChoice {
 }
 
 impl EndpointChoice {
-    /// Whether making this the endpoint of a peer whose endpoint is `current` changes it:
-    /// another endpoint, or the same one by a method of a higher rank. A lower rank leaves the
-    /// method it counts as set by: its best report ageing out while a lesser one stays fresh
-    /// is no news, and would otherwise make an `Updated` event each time.
-    pub(crate) fn changes(&self, current: Option<(SocketAddr, &DiscoveryMethod)>) -> bool {
+    /// Whether making `endpoint`, set by `method`, the endpoint of a peer whose endpoint is
+    /// `current` changes it: another endpoint, or the same one by a method of a higher rank.
+    /// A lower rank leaves the method it counts as set by: its best report ageing out while a
+    /// lesser one stays fresh is no news, and would otherwise make an `Updated` event each
+    /// time.
+    pub(crate) fn changes(
+        endpoint: SocketAddr,
+        method: &DiscoveryMethod,
+        current: Option<(SocketAddr, &DiscoveryMethod)>,
+    ) -> bool {
         match current {
-            Some((endpoint, method)) if endpoint == self.endpoint => {
-                self.method.rank() > method.rank()
-            }
+            Some((current, by)) if current == endpoint => method.rank() > by.rank(),
             _ => true,
         }
     }

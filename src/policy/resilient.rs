@@ -274,8 +274,24 @@ struct Report {
     method: DiscoveryMethod,
     at: Nanos,
     wall: SystemTime,
+    /// How long it vouches: its method's window in the store's policy, which a store keeps for
+    /// its life, looked up once here rather than on every choice; `None` for the cache's
+    /// "until another candidate is fresh".
+    window: Option<Nanos>,
     /// Made before the candidate's last failure: it no longer vouches (until a confirmation).
     void: bool,
+}
+
+impl Report {
+    fn new(method: DiscoveryMethod, at: Nanos, wall: SystemTime, cx: &Context<'_>) -> Self {
+        Report {
+            window: cx.window(&method),
+            method,
+            at,
+            wall,
+            void: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,7 +333,32 @@ impl Context<'_> {
     }
 }
 
+/// Whether a report vouches for its candidate now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Vouch {
+    /// No: made before the candidate's last failure (or dated before it), or its window ran
+    /// out.
+    No,
+    /// Yes, within its method's window.
+    Windowed,
+    /// A cached report: while the cache still counts (no candidate has a fresh report by
+    /// another method, nor trust).
+    IfCacheCounts,
+}
+
 impl CandidateState {
+    /// Whether `r`, one of its reports, vouches for it now.
+    #[inline]
+    fn vouch(&self, r: &Report, cx: &Context<'_>) -> Vouch {
+        let after_failure = !r.void && self.failed_at.is_none_or(|failed| r.at >= failed);
+        match r.window {
+            _ if !after_failure => Vouch::No,
+            Some(window) if cx.now.saturating_sub(r.at) <= window => Vouch::Windowed,
+            Some(_) => Vouch::No,
+            None => Vouch::IfCacheCounts,
+        }
+    }
+
     /// The reports that still vouch for it now: within their method's window, made after its
     /// last failure and not dated before it. `cache_counts` says whether cache reports still do.
     fn fresh_reports<'a>(
@@ -325,14 +366,13 @@ impl CandidateState {
         cx: &'a Context<'_>,
         cache_counts: bool,
     ) -> impl Iterator<Item = &'a Report> + 'a {
-        self.reports.iter().filter(move |r| {
-            let after_failure = !r.void && self.failed_at.is_none_or(|failed| r.at >= failed);
-            let within = match cx.window(&r.method) {
-                Some(window) => cx.now.saturating_sub(r.at) <= window,
-                None => cache_counts,
-            };
-            after_failure && within
-        })
+        self.reports
+            .iter()
+            .filter(move |r| match self.vouch(r, cx) {
+                Vouch::Windowed => true,
+                Vouch::IfCacheCounts => cache_counts,
+                Vouch::No => false,
+            })
     }
 
     /// Whether its trust has not run out at `now`.
@@ -370,7 +410,7 @@ impl CandidateState {
     fn fresh_until(&self, cx: &Context<'_>) -> Option<SystemTime> {
         // A report vouches while `now - at <= window`: no longer from 1 ns after that.
         let reports = self.fresh_reports(cx, false).filter_map(|r| {
-            let end = r.at.saturating_add(cx.window(&r.method)?).saturating_add(1);
+            let end = r.at.saturating_add(r.window?).saturating_add(1);
             Some((end, r.at, r.wall))
         });
         let trust = self
@@ -391,9 +431,10 @@ impl Candidates {
         method: DiscoveryMethod,
         at: Nanos,
         wall: SystemTime,
+        cx: &Context<'_>,
     ) -> Self {
         Candidates {
-            list: vec![CandidateState::new(endpoint, method, at, wall)],
+            list: vec![CandidateState::new(endpoint, method, at, wall, cx)],
         }
     }
 
@@ -428,12 +469,7 @@ impl Candidates {
             return;
         }
         if let Some(c) = self.list.iter_mut().find(|c| c.endpoint == endpoint) {
-            let report = Report {
-                method,
-                at,
-                wall,
-                void: false,
-            };
+            let report = Report::new(method, at, wall, cx);
             match c.reports.iter_mut().find(|r| r.method == report.method) {
                 // Older news: the later time stands.
                 Some(old) if report.at < old.at => {}
@@ -469,7 +505,7 @@ impl Candidates {
             }
         }
         self.list
-            .push(CandidateState::new(endpoint, method, at, wall));
+            .push(CandidateState::new(endpoint, method, at, wall, cx));
     }
 
     /// Evidence that `endpoint` works, at `cx.now`: it is confirmed and trusted for the
@@ -511,7 +547,7 @@ impl Candidates {
                 self.list.push(CandidateState {
                     reports: Vec::new(),
                     label: Some(label.clone()),
-                    ..CandidateState::new(endpoint, label.clone(), at, wall)
+                    ..CandidateState::new(endpoint, label.clone(), at, wall, cx)
                 });
                 self.list.len() - 1
             }
@@ -581,11 +617,18 @@ impl Candidates {
         let cache_counts = self.cache_counts(cx);
         // Each fresh candidate with its best fresh report: (rank, IPv6, newest).
         let scored = self.list.iter().filter_map(|c| {
-            let best = c
-                .fresh_reports(cx, cache_counts)
-                .max_by_key(|r| (r.method.rank(), r.at))?;
-            let newest = c.fresh_reports(cx, cache_counts).map(|r| r.at).max()?;
-            Some((c, best, newest))
+            // One pass: the best report (the last of the highest (rank, time)) and the newest.
+            let mut best: Option<(&Report, Nanos)> = None;
+            for r in c.fresh_reports(cx, cache_counts) {
+                best = match best {
+                    Some((b, newest)) if (r.method.rank(), r.at) < (b.method.rank(), b.at) => {
+                        Some((b, newest.max(r.at)))
+                    }
+                    Some((_, newest)) => Some((r, newest.max(r.at))),
+                    None => Some((r, r.at)),
+                };
+            }
+            best.map(|(best, newest)| (c, best, newest))
         });
         let key = |(c, best, newest): &(&CandidateState, &Report, Nanos)| {
             (best.method.rank(), is_ipv6(c.endpoint), *newest)
@@ -638,34 +681,39 @@ impl Candidates {
                 }
             }
         };
-        let fresh = |c: &CandidateState, report: &Report| EndpointChoice {
-            endpoint: c.endpoint,
-            method: report.method.clone(),
-            rule: why(c, report),
-        };
-        let trusted = |c: &CandidateState, best: &DiscoveryMethod| EndpointChoice {
-            endpoint: c.endpoint,
-            method: best.clone(),
-            rule: EndpointRule::Trusted,
-        };
-        let choice = match (best, trusted_choice) {
+        /// Why the choice is made: a rule, or the fresh report to ask `why` of.
+        enum Why<'r> {
+            Rule(EndpointRule),
+            Fresh(&'r Report),
+        }
+        // The candidate chosen, the method it counts as set by, and why; `why` is asked only
+        // of a choice that changes the endpoint.
+        let (chosen, method, because) = match (best, trusted_choice) {
             (Some((c, report, _)), Some((t, t_best))) => {
                 let outranks = report.method.rank() > t_best.rank();
                 if c.endpoint != t.endpoint && outranks && cx.policy.rank_overrides_trust {
-                    EndpointChoice {
-                        rule: EndpointRule::HigherRank,
-                        ..fresh(c, report)
-                    }
+                    (c, &report.method, Why::Rule(EndpointRule::HigherRank))
                 } else {
-                    trusted(t, t_best)
+                    (t, t_best, Why::Rule(EndpointRule::Trusted))
                 }
             }
-            (None, Some((t, t_best))) => trusted(t, t_best),
-            (Some((c, report, _)), None) => fresh(c, report),
+            (None, Some((t, t_best))) => (t, t_best, Why::Rule(EndpointRule::Trusted)),
+            (Some((c, report, _)), None) => (c, &report.method, Why::Fresh(report)),
             // No candidate is fresh: the one in use stays, which changes nothing.
             (None, None) => return None,
         };
-        choice.changes(current).then_some(choice)
+        if !EndpointChoice::changes(chosen.endpoint, method, current) {
+            return None;
+        }
+        let rule = match because {
+            Why::Rule(rule) => rule,
+            Why::Fresh(report) => why(chosen, report),
+        };
+        Some(EndpointChoice {
+            endpoint: chosen.endpoint,
+            method: method.clone(),
+            rule,
+        })
     }
 
     /// The candidates as callers see them.
@@ -680,15 +728,16 @@ impl Candidates {
 
 impl CandidateState {
     /// A new candidate, with its first report.
-    fn new(endpoint: SocketAddr, method: DiscoveryMethod, at: Nanos, wall: SystemTime) -> Self {
+    fn new(
+        endpoint: SocketAddr,
+        method: DiscoveryMethod,
+        at: Nanos,
+        wall: SystemTime,
+        cx: &Context<'_>,
+    ) -> Self {
         CandidateState {
             endpoint,
-            reports: vec![Report {
-                method,
-                at,
-                wall,
-                void: false,
-            }],
+            reports: vec![Report::new(method, at, wall, cx)],
             confirmed: None,
             rtt: None,
             failures: 0,

@@ -79,9 +79,12 @@ impl Inner {
         let Some(extras) = &self.endpoints.extras else {
             return;
         };
-        let candidates = method.map(|method| match peer.endpoint {
-            Some(endpoint) => Candidates::first(endpoint, method, heard.at, heard.wall),
-            None => Candidates::default(),
+        let candidates = method.map(|method| match (peer.endpoint, self.resilient()) {
+            (Some(endpoint), Some(policy)) => {
+                let cx = self.context(policy, heard.at);
+                Candidates::first(endpoint, method, heard.at, heard.wall, &cx)
+            }
+            _ => Candidates::default(),
         });
         let history = History::default();
         extras.insert(

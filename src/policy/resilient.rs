@@ -278,6 +278,8 @@ struct Report {
     /// its life, looked up once here rather than on every choice; `None` for the cache's
     /// "until another candidate is fresh".
     window: Option<Nanos>,
+    /// Its method's rank, which the choice weighs it by.
+    rank: u8,
     /// Made before the candidate's last failure: it no longer vouches (until a confirmation).
     void: bool,
 }
@@ -286,6 +288,7 @@ impl Report {
     fn new(method: DiscoveryMethod, at: Nanos, wall: SystemTime, cx: &Context<'_>) -> Self {
         Report {
             window: cx.window(&method),
+            rank: method.rank(),
             method,
             at,
             wall,
@@ -383,7 +386,7 @@ impl CandidateState {
     /// The method it counts as set by when its trust vouches for it: the best method that ever
     /// reported it (the newest report of that rank), or, if none did, its label.
     fn best_ever(&self) -> Option<&DiscoveryMethod> {
-        let best = self.reports.iter().max_by_key(|r| (r.method.rank(), r.at));
+        let best = self.reports.iter().max_by_key(|r| (r.rank, r.at));
         best.map(|r| &r.method).or(self.label.as_ref())
     }
 
@@ -621,7 +624,7 @@ impl Candidates {
             let mut best: Option<(&Report, Nanos)> = None;
             for r in c.fresh_reports(cx, cache_counts) {
                 best = match best {
-                    Some((b, newest)) if (r.method.rank(), r.at) < (b.method.rank(), b.at) => {
+                    Some((b, newest)) if (r.rank, r.at) < (b.rank, b.at) => {
                         Some((b, newest.max(r.at)))
                     }
                     Some((_, newest)) => Some((r, newest.max(r.at))),
@@ -631,7 +634,7 @@ impl Candidates {
             best.map(|(best, newest)| (c, best, newest))
         });
         let key = |(c, best, newest): &(&CandidateState, &Report, Nanos)| {
-            (best.method.rank(), is_ipv6(c.endpoint), *newest)
+            (best.rank, is_ipv6(c.endpoint), *newest)
         };
         let best = scored.max_by_key(key);
         // Trust vouches on its own; a trusted candidate counts as set by the best method that
@@ -669,7 +672,7 @@ impl Candidates {
                 Some(s) => {
                     let best = s
                         .fresh_reports(cx, cache_counts)
-                        .max_by_key(|r| (r.method.rank(), r.at))
+                        .max_by_key(|r| (r.rank, r.at))
                         .map_or(current_method, |r| &r.method);
                     let decision =
                         decide_endpoint(Some((current, best)), c.endpoint, &report.method);
@@ -690,7 +693,7 @@ impl Candidates {
         // of a choice that changes the endpoint.
         let (chosen, method, because) = match (best, trusted_choice) {
             (Some((c, report, _)), Some((t, t_best))) => {
-                let outranks = report.method.rank() > t_best.rank();
+                let outranks = report.rank > t_best.rank();
                 if c.endpoint != t.endpoint && outranks && cx.policy.rank_overrides_trust {
                     (c, &report.method, Why::Rule(EndpointRule::HigherRank))
                 } else {

@@ -132,6 +132,9 @@ impl Inner {
         wall: impl Fn() -> SystemTime + Copy,
         extra: &mut Extra,
     ) -> Merged {
+        // The candidates and the merge both may need the wall clock: one reading serves both.
+        let read = std::cell::OnceCell::new();
+        let wall = || *read.get_or_init(wall);
         self.merge_with(record, info, method, now, wall, Some(extra))
     }
 

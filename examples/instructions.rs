@@ -16,6 +16,8 @@
 //! - `resilient OPS`: `update OPS` under `EndpointPolicy::resilient()`;
 //! - `confirm OPS` / `resilient-confirm OPS`: a handshake at each peer's stored endpoint, under
 //!   the ranked / the resilient policy;
+//! - `refuse OPS`: a full store (1000 peers, its cap) offered new peers, each refused, their
+//!   announcements cloned from a pool; `refuse-input OPS` only clones them;
 //! - `insert ROUNDS`: the benchmarks' `insert_to_cap` ROUNDS times (a fresh store of 1000
 //!   offered 2000 new peers, half refused at the cap), over `ROUNDS * 2000` calls.
 #![allow(dead_code)]
@@ -26,8 +28,10 @@ mod common;
 use common::Target;
 use peerstore::{EndpointPolicy, Evidence, PeerStore};
 
-const WORKLOADS: [&str; 7] = [
+const WORKLOADS: [&str; 9] = [
     "update",
+    "refuse",
+    "refuse-input",
     "floor",
     "clone",
     "resilient",
@@ -64,6 +68,25 @@ fn main() {
             common::update_ops(&floor, &workload, &workload.pool, 0, n);
         }
         "clone" => common::clone_ops(&workload, &workload.pool, 0, n),
+        "refuse" | "refuse-input" => {
+            let store = PeerStore::builder()
+                .max_peers(common::PEERS)
+                .build()
+                .expect("valid store settings");
+            store.prefill(common::PEERS);
+            let newcomers: Vec<_> = (0..common::PEERS)
+                .map(|i| common::info(common::PEERS + i, i))
+                .collect();
+            for i in 0..n {
+                let info = newcomers[usize::try_from(i).unwrap_or(0) % common::PEERS].clone();
+                if what == "refuse" {
+                    let refused = store.update(info, peerstore::DiscoveryMethod::Dht);
+                    assert!(refused.is_err(), "a full store refuses a newcomer");
+                } else {
+                    std::hint::black_box(info);
+                }
+            }
+        }
         "resilient" => {
             let store = under(EndpointPolicy::resilient());
             common::update_ops(&store, &workload, &workload.pool, 0, n);

@@ -802,7 +802,8 @@ struct ReadStall {
 }
 
 impl ReadStall {
-    const PERCENTILES: [f64; 3] = [0.50, 0.99, 0.999];
+    /// In thousandths.
+    const PERCENTILES: [usize; 3] = [500, 990, 999];
 
     /// The update latencies of one run, sorted: `reader` runs `get_active` in a loop meanwhile.
     fn latencies(w: &Workload, reader: bool) -> Vec<u64> {
@@ -850,7 +851,7 @@ impl ReadStall {
                     continue;
                 }
                 for (i, p) in Self::PERCENTILES.iter().enumerate() {
-                    let at = ((latencies.len() as f64 * p) as usize).min(latencies.len() - 1);
+                    let at = (latencies.len() * p / 1000).min(latencies.len() - 1);
                     samples[i][usize::from(reader)].push(latencies[at] as f64);
                 }
             }
@@ -875,7 +876,7 @@ impl ReadStall {
         for (p, (alone, read)) in Self::PERCENTILES.iter().zip(self.percentiles) {
             println!(
                 "| p{} | {} | {} | {:.2}x |",
-                p * 100.0,
+                *p as f64 / 10.0,
                 fmt_ns(alone),
                 fmt_ns(read),
                 read / alone

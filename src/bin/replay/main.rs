@@ -20,13 +20,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 mod engine;
+mod explain;
 mod play;
 mod render;
 mod settings;
 mod trace;
 mod yardstick;
 
-use engine::{Replay, resolve};
+use engine::Replay;
+use explain::resolve;
 use render::compare::{compare_json, compare_text};
 use render::json::render_json;
 use render::pretty;

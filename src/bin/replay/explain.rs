@@ -54,8 +54,8 @@ pub enum Decision {
 /// What the store made of an announced endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// The seed policy's answer, which [`decide_endpoint`](peerstore::decide_endpoint) gives as the store does: taken or
-    /// not, and the rule that decided.
+    /// The seed policy's answer, which [`decide_endpoint`](peerstore::decide_endpoint) gives
+    /// as the store does: taken or not, and the rule that decided.
     Ruled { accepted: bool, rule: EndpointRule },
     /// The resilient policy made it the endpoint in use, by the rule the store's history gives
     /// the move (or as a new record's first endpoint).

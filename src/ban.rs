@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::PublicKey;
 use crate::clock::{Nanos, nanos_of};
-use crate::keymap::{KeyMap, key_map};
+use crate::keymap::{KeyMap, key_map, oldest_first};
 use crate::sync::{AtomicUsize, Ordering};
 
 /// The most bans a store holds; a new one past it is refused with [`BanError::TooMany`].
@@ -240,23 +240,15 @@ impl Bans {
         if self.count.load(Ordering::Acquire) == 0 {
             return Vec::new();
         }
-        let mut bans: Vec<(Nanos, Ban)> = self
-            .map
-            .iter()
-            .filter(|entry| entry.stands_at(now))
-            .map(|entry| {
-                let e = entry.value();
-                let ban = Ban {
-                    public_key: *entry.key(),
-                    since: e.since_wall,
-                    until: e.until_wall,
-                    reason: e.reason.to_string(),
-                };
-                (e.placed, ban)
+        let placed = |e: &Entry| e.placed;
+        oldest_first(&self.map, placed, |key, e| {
+            e.stands_at(now).then(|| Ban {
+                public_key: *key,
+                since: e.since_wall,
+                until: e.until_wall,
+                reason: e.reason.to_string(),
             })
-            .collect();
-        bans.sort_by_key(|(placed, ban)| (*placed, ban.public_key));
-        bans.into_iter().map(|(_, ban)| ban).collect()
+        })
     }
 
     #[cfg(test)]

@@ -51,6 +51,25 @@ mod loom_map;
 #[cfg(loom)]
 pub(crate) use loom_map::{Entry, KeyMap, RefMut, VacantEntry, key_map};
 
+/// What `listed` makes of the entries of `map` it takes, oldest first by when each was placed
+/// (`placed`), those placed at one instant by key: how the tombstones and the bans standing
+/// are listed.
+pub(crate) fn oldest_first<V, T>(
+    map: &KeyMap<V>,
+    placed: impl Fn(&V) -> crate::clock::Nanos,
+    listed: impl Fn(&crate::PublicKey, &V) -> Option<T>,
+) -> Vec<T> {
+    let mut out: Vec<_> = map
+        .iter()
+        .filter_map(|entry| {
+            let (key, value) = (*entry.key(), entry.value());
+            Some((placed(value), key, listed(&key, value)?))
+        })
+        .collect();
+    out.sort_by_key(|(placed, key, _)| (*placed, *key));
+    out.into_iter().map(|(_, _, listed)| listed).collect()
+}
+
 /// A shard count the map takes: a power of two, at least 2, at most 2^16.
 #[cfg_attr(loom, allow(dead_code))]
 pub(crate) fn shard_amount(asked: usize) -> usize {

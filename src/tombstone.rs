@@ -15,7 +15,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::clock::{Nanos, nanos_of};
-use crate::keymap::{KeyMap, key_map};
+use crate::keymap::{KeyMap, key_map, oldest_first};
 use crate::sync::{AtomicUsize, Ordering};
 use crate::{PublicKey, RemovalCause};
 
@@ -179,23 +179,18 @@ impl Tombstones {
 
     /// The tombstones standing at `now`, oldest first.
     pub(crate) fn list(&self, now: Nanos) -> Vec<Tombstone> {
-        let mut stones: Vec<(Nanos, Tombstone)> = self
-            .map
-            .iter()
-            .filter(|stone| now < stone.until)
-            .map(|stone| {
-                let s = stone.value();
-                let tombstone = Tombstone {
-                    public_key: *stone.key(),
+        oldest_first(
+            &self.map,
+            |s| s.placed,
+            |key, s| {
+                (now < s.until).then_some(Tombstone {
+                    public_key: *key,
                     since: s.since_wall,
                     until: s.until_wall,
                     cause: s.cause,
-                };
-                (s.placed, tombstone)
-            })
-            .collect();
-        stones.sort_by_key(|(placed, t)| (*placed, t.public_key));
-        stones.into_iter().map(|(_, t)| t).collect()
+                })
+            },
+        )
     }
 
     #[cfg(test)]

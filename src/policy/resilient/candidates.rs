@@ -215,12 +215,14 @@ impl Candidates {
             return;
         }
         if let Some(c) = self.list.iter_mut().find(|c| c.endpoint == endpoint) {
-            let report = Report::new(method, at, wall, cx);
-            match c.reports.iter_mut().find(|r| r.method == report.method) {
+            match c.reports.iter_mut().find(|r| r.method == method) {
                 // Older news: the later time stands.
-                Some(old) if report.at < old.at => {}
-                Some(old) => *old = report,
-                None => c.reports.push(report),
+                Some(old) if at < old.at => {}
+                // Newer: the same method, so the same window and rank.
+                Some(old) => {
+                    (old.at, old.wall, old.void) = (at, wall, false);
+                }
+                None => c.reports.push(Report::new(method, at, wall, cx)),
             }
             c.failures = 0;
             return;

@@ -582,7 +582,10 @@ mod tests {
 
     #[test]
     fn any_shard_count_builds() {
-        for shards in [0, 1, 3, 64, usize::MAX] {
+        // The largest, clamped to 2^16 shards a map, takes minutes under Miri, which checks
+        // each of their allocations; `keymap`'s tests check the clamp itself without building.
+        let largest = if cfg!(miri) { 1 << 8 } else { usize::MAX };
+        for shards in [0, 1, 3, 64, largest] {
             let store = PeerStore::builder().shards(shards).build().unwrap();
             assert!(store.is_empty());
         }

@@ -227,12 +227,11 @@ impl Candidates {
             c.failures = 0;
             return;
         }
+        let newcomer = CandidateState::new(endpoint, method, at, wall, cx);
         if self.list.len() >= cx.policy.max_candidates {
             let cache_counts = self.cache_counts(cx);
-            let fresh_newcomer = match cx.window(&method) {
-                Some(window) => cx.now.saturating_sub(at) <= window,
-                None => cache_counts,
-            };
+            // Judged by the one rule: a newcomer has no failure yet.
+            let fresh_newcomer = newcomer.fresh_reports(cx, cache_counts).next().is_some();
             let evict = self
                 .list
                 .iter()
@@ -252,8 +251,7 @@ impl Candidates {
                 None => return,
             }
         }
-        self.list
-            .push(CandidateState::new(endpoint, method, at, wall, cx));
+        self.list.push(newcomer);
     }
 
     /// Evidence that `endpoint` works, at `cx.now`: it is confirmed and trusted for the

@@ -12,8 +12,7 @@ use peerstore::{
     PublicKey, RemovalCause, Subscription, UpdateError, UpdateOutcome, decide_endpoint,
 };
 
-use crate::explain::Pending;
-pub use crate::explain::{Decision, Verdict};
+use crate::explain::{Decision, Pending, Verdict};
 use crate::play::{self, Applied, Played};
 use crate::settings::{Policy, Settings};
 use crate::trace::{self, Line, Step};

@@ -207,8 +207,8 @@ mod tests {
     use peerstore::EndpointRule;
 
     use super::*;
-    use crate::engine::Decision;
     use crate::engine::testing::*;
+    use crate::explain::Decision;
     use crate::settings::Settings;
 
     /// The endpoint scenes of the built-in story, (A) `laptop-ben` leaving the LAN and (B)

@@ -3,7 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::engine::{Decision, Replay};
+use crate::engine::Replay;
+use crate::explain::Decision;
 use crate::settings::Named as _;
 
 pub fn render_json(replay: &Replay, source: &str, bad: &[(usize, String)]) -> Value {

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use peerstore::{Peer, PublicKey, RemovalCause};
 
 use super::{age, clock_time};
-use crate::engine::{Decision, Replay};
+use crate::engine::Replay;
+use crate::explain::Decision;
 
 fn or_dash(s: Option<String>) -> String {
     s.unwrap_or_else(|| "-".into())

@@ -234,7 +234,6 @@ impl Replay {
     fn play(&mut self, line: &Line) {
         // The yardstick looks again at the peers whose freshness changes before this line.
         while let Some((at, key)) = self.yardstick.pop_due(line.at) {
-            self.yardstick.advance_to(at);
             if let Some(track) = self.tracks.get_mut(&key) {
                 self.summary.stale += track.accrue(at);
                 track.fresh = self.yardstick.judge(key, track.endpoint);

@@ -70,8 +70,8 @@ impl Yardstick {
         play::apply(&self.shadow, step, self.played);
     }
 
-    /// The next peer due before `before`, and when: the caller counts its stale time up to
-    /// then, moves the yardstick there and judges it again.
+    /// The next peer due before `before`, and when, with the shadow's clock moved there: the
+    /// caller counts its stale time up to then and judges it again.
     pub fn pop_due(&mut self, before: Duration) -> Option<(Duration, PublicKey)> {
         let first = *self.due.first()?;
         if first.0 >= before {
@@ -79,6 +79,7 @@ impl Yardstick {
         }
         self.due.remove(&first);
         self.next.remove(&first.1);
+        self.advance_to(first.0);
         Some(first)
     }
 

@@ -103,12 +103,12 @@ impl PeerInfo {
         if let Some(mesh_ip) = self.mesh_ip
             && known.is_none_or(|p| p.mesh_ip != Some(mesh_ip))
         {
-            check_mesh_address("mesh_ip", mesh_ip.into())?;
+            check_mesh_ip(mesh_ip)?;
         }
         if let Some(mesh_ipv6) = self.mesh_ipv6
             && known.is_none_or(|p| p.mesh_ipv6 != Some(mesh_ipv6))
         {
-            check_mesh_address("mesh_ipv6", mesh_ipv6.into())?;
+            check_mesh_ipv6(mesh_ipv6)?;
         }
         if let Some(hostname) = &self.hostname
             && known.is_none_or(|p| p.hostname.as_ref() != Some(hostname))
@@ -296,14 +296,43 @@ impl AddressProblem {
 
     /// What is wrong with `ip` as any address of a peer, if anything; an IPv4-mapped IPv6
     /// address is judged as the IPv4 address it maps.
+    #[inline]
     fn of(ip: IpAddr) -> Option<Self> {
-        let ip = ip.to_canonical();
-        if ip.is_unspecified() {
+        match ip {
+            IpAddr::V4(v4) => Self::of_v4(v4),
+            IpAddr::V6(v6) => Self::of_v6(v6),
+        }
+    }
+
+    /// [`of`](Self::of) for an IPv4 address, read as its 32 bits: this runs on every new
+    /// peer, refused or not.
+    #[inline]
+    fn of_v4(v4: Ipv4Addr) -> Option<Self> {
+        let bits = v4.to_bits();
+        if bits == 0 {
             Some(AddressProblem::Unspecified)
-        } else if ip.is_multicast() {
+        } else if bits >> 28 == 0xe {
+            // 224.0.0.0/4
             Some(AddressProblem::Multicast)
-        } else if matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()) {
+        } else if bits == u32::MAX {
             Some(AddressProblem::Broadcast)
+        } else {
+            None
+        }
+    }
+
+    /// [`of`](Self::of) for an IPv6 address.
+    #[inline]
+    fn of_v6(v6: Ipv6Addr) -> Option<Self> {
+        if let Some(v4) = v6.to_ipv4_mapped() {
+            return Self::of_v4(v4);
+        }
+        let bits = v6.to_bits();
+        if bits == 0 {
+            Some(AddressProblem::Unspecified)
+        } else if bits >> 120 == 0xff {
+            // ff00::/8
+            Some(AddressProblem::Multicast)
         } else {
             None
         }
@@ -416,20 +445,35 @@ pub(crate) fn check_endpoint(endpoint: SocketAddr) -> Result<(), InvalidPeerInfo
     }
 }
 
-fn check_mesh_address(field: &'static str, address: IpAddr) -> Result<(), InvalidPeerInfo> {
-    let reason = AddressProblem::of(address).or_else(|| {
-        address
-            .to_canonical()
-            .is_loopback()
-            .then_some(AddressProblem::Loopback)
-    });
-    match reason {
-        Some(reason) => Err(InvalidPeerInfo::MeshAddress {
-            field,
-            address,
-            reason,
-        }),
+fn check_mesh_ip(mesh_ip: Ipv4Addr) -> Result<(), InvalidPeerInfo> {
+    let loopback = || (mesh_ip.octets()[0] == 127).then_some(AddressProblem::Loopback);
+    match AddressProblem::of_v4(mesh_ip).or_else(loopback) {
+        Some(reason) => Err(mesh_address("mesh_ip", mesh_ip.into(), reason)),
         None => Ok(()),
+    }
+}
+
+fn check_mesh_ipv6(mesh_ipv6: Ipv6Addr) -> Result<(), InvalidPeerInfo> {
+    // An IPv4-mapped address is judged as the IPv4 address it maps, loopback included.
+    let loopback = || {
+        let loopback = match mesh_ipv6.to_ipv4_mapped() {
+            Some(v4) => v4.octets()[0] == 127,
+            None => mesh_ipv6 == Ipv6Addr::LOCALHOST,
+        };
+        loopback.then_some(AddressProblem::Loopback)
+    };
+    match AddressProblem::of_v6(mesh_ipv6).or_else(loopback) {
+        Some(reason) => Err(mesh_address("mesh_ipv6", mesh_ipv6.into(), reason)),
+        None => Ok(()),
+    }
+}
+
+#[cold]
+fn mesh_address(field: &'static str, address: IpAddr, reason: AddressProblem) -> InvalidPeerInfo {
+    InvalidPeerInfo::MeshAddress {
+        field,
+        address,
+        reason,
     }
 }
 
@@ -471,6 +515,75 @@ fn check_hostname(hostname: &str) -> Result<(), InvalidPeerInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The address checks as std's predicates state them, on the canonical address: what the
+    /// bit tests in `AddressProblem` and `check_mesh_ip*` must agree with.
+    fn problem_by_std(ip: IpAddr, mesh: bool) -> Option<AddressProblem> {
+        let ip = ip.to_canonical();
+        if ip.is_unspecified() {
+            Some(AddressProblem::Unspecified)
+        } else if ip.is_multicast() {
+            Some(AddressProblem::Multicast)
+        } else if matches!(ip, IpAddr::V4(v4) if v4.is_broadcast()) {
+            Some(AddressProblem::Broadcast)
+        } else if mesh && ip.is_loopback() {
+            Some(AddressProblem::Loopback)
+        } else {
+            None
+        }
+    }
+
+    #[test]
+    fn the_address_checks_agree_with_std_on_edges_and_a_spread_of_addresses() {
+        let mut v4s: Vec<u32> = vec![0, 1, u32::MAX, u32::MAX - 1];
+        for first in [0u32, 1, 9, 126, 127, 128, 223, 224, 225, 239, 240, 254, 255] {
+            v4s.extend([first << 24, (first << 24) | 1, (first << 24) | 0x00ff_ffff]);
+        }
+        // A spread over the whole space (a fixed LCG: the same addresses every run).
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            v4s.push((x >> 32) as u32);
+        }
+        let mut v6s: Vec<Ipv6Addr> = vec![
+            Ipv6Addr::UNSPECIFIED,
+            Ipv6Addr::LOCALHOST,
+            "ff02::1".parse().unwrap(),
+            "fe80::1".parse().unwrap(),
+            "::2".parse().unwrap(),
+            "::127.0.0.1".parse().unwrap(),
+            "fd00::1".parse().unwrap(),
+        ];
+        for &v4 in &v4s {
+            v6s.push(Ipv4Addr::from_bits(v4).to_ipv6_mapped());
+            v6s.push(Ipv6Addr::from_bits((u128::from(v4) << 96) | u128::from(v4)));
+        }
+        for &v4 in &v4s {
+            let v4 = Ipv4Addr::from_bits(v4);
+            assert_eq!(
+                AddressProblem::of(v4.into()),
+                problem_by_std(v4.into(), false),
+                "{v4}"
+            );
+            let mesh = check_mesh_ip(v4).err().map(|e| match e {
+                InvalidPeerInfo::MeshAddress { reason, .. } => reason,
+                other => panic!("{other:?}"),
+            });
+            assert_eq!(mesh, problem_by_std(v4.into(), true), "mesh {v4}");
+        }
+        for &v6 in &v6s {
+            assert_eq!(
+                AddressProblem::of(v6.into()),
+                problem_by_std(v6.into(), false),
+                "{v6}"
+            );
+            let mesh = check_mesh_ipv6(v6).err().map(|e| match e {
+                InvalidPeerInfo::MeshAddress { reason, .. } => reason,
+                other => panic!("{other:?}"),
+            });
+            assert_eq!(mesh, problem_by_std(v6.into(), true), "mesh {v6}");
+        }
+    }
 
     fn with_endpoint(s: &str) -> PeerInfo {
         PeerInfo {

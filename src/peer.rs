@@ -324,9 +324,15 @@ impl AddressProblem {
     /// [`of`](Self::of) for an IPv6 address.
     #[inline]
     fn of_v6(v6: Ipv6Addr) -> Option<Self> {
-        if let Some(v4) = v6.to_ipv4_mapped() {
-            return Self::of_v4(v4);
+        match v6.to_ipv4_mapped() {
+            Some(v4) => Self::of_v4(v4),
+            None => Self::of_unmapped_v6(v6),
         }
+    }
+
+    /// [`of`](Self::of) for an IPv6 address that does not map an IPv4 one.
+    #[inline]
+    fn of_unmapped_v6(v6: Ipv6Addr) -> Option<Self> {
         let bits = v6.to_bits();
         if bits == 0 {
             Some(AddressProblem::Unspecified)
@@ -336,6 +342,13 @@ impl AddressProblem {
         } else {
             None
         }
+    }
+
+    /// What is wrong with `v4` as a mesh address: as any address, or loopback.
+    #[inline]
+    fn of_mesh_v4(v4: Ipv4Addr) -> Option<Self> {
+        let loopback = || (v4.octets()[0] == 127).then_some(AddressProblem::Loopback);
+        Self::of_v4(v4).or_else(loopback)
     }
 }
 
@@ -446,8 +459,7 @@ pub(crate) fn check_endpoint(endpoint: SocketAddr) -> Result<(), InvalidPeerInfo
 }
 
 fn check_mesh_ip(mesh_ip: Ipv4Addr) -> Result<(), InvalidPeerInfo> {
-    let loopback = || (mesh_ip.octets()[0] == 127).then_some(AddressProblem::Loopback);
-    match AddressProblem::of_v4(mesh_ip).or_else(loopback) {
+    match AddressProblem::of_mesh_v4(mesh_ip) {
         Some(reason) => Err(mesh_address("mesh_ip", mesh_ip.into(), reason)),
         None => Ok(()),
     }
@@ -455,14 +467,12 @@ fn check_mesh_ip(mesh_ip: Ipv4Addr) -> Result<(), InvalidPeerInfo> {
 
 fn check_mesh_ipv6(mesh_ipv6: Ipv6Addr) -> Result<(), InvalidPeerInfo> {
     // An IPv4-mapped address is judged as the IPv4 address it maps, loopback included.
-    let loopback = || {
-        let loopback = match mesh_ipv6.to_ipv4_mapped() {
-            Some(v4) => v4.octets()[0] == 127,
-            None => mesh_ipv6 == Ipv6Addr::LOCALHOST,
-        };
-        loopback.then_some(AddressProblem::Loopback)
+    let reason = match mesh_ipv6.to_ipv4_mapped() {
+        Some(v4) => AddressProblem::of_mesh_v4(v4),
+        None => AddressProblem::of_unmapped_v6(mesh_ipv6)
+            .or_else(|| (mesh_ipv6 == Ipv6Addr::LOCALHOST).then_some(AddressProblem::Loopback)),
     };
-    match AddressProblem::of_v6(mesh_ipv6).or_else(loopback) {
+    match reason {
         Some(reason) => Err(mesh_address("mesh_ipv6", mesh_ipv6.into(), reason)),
         None => Ok(()),
     }
@@ -533,13 +543,22 @@ mod tests {
         }
     }
 
+    /// Why a mesh address check refused, if it did.
+    fn reason_of(checked: Result<(), InvalidPeerInfo>) -> Option<AddressProblem> {
+        checked.err().map(|e| match e {
+            InvalidPeerInfo::MeshAddress { reason, .. } => reason,
+            other => panic!("{other:?}"),
+        })
+    }
+
     #[test]
     fn the_address_checks_agree_with_std_on_edges_and_a_spread_of_addresses() {
         let mut v4s: Vec<u32> = vec![0, 1, u32::MAX, u32::MAX - 1];
         for first in [0u32, 1, 9, 126, 127, 128, 223, 224, 225, 239, 240, 254, 255] {
             v4s.extend([first << 24, (first << 24) | 1, (first << 24) | 0x00ff_ffff]);
         }
-        // A spread over the whole space (a fixed LCG: the same addresses every run).
+        // A spread over the whole space (a fixed LCG: the same addresses every run); each is
+        // also tried as an IPv4-mapped IPv6 address, and spread over an IPv6 one's bits.
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
         for _ in 0..20_000 {
             x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
@@ -565,10 +584,7 @@ mod tests {
                 problem_by_std(v4.into(), false),
                 "{v4}"
             );
-            let mesh = check_mesh_ip(v4).err().map(|e| match e {
-                InvalidPeerInfo::MeshAddress { reason, .. } => reason,
-                other => panic!("{other:?}"),
-            });
+            let mesh = reason_of(check_mesh_ip(v4));
             assert_eq!(mesh, problem_by_std(v4.into(), true), "mesh {v4}");
         }
         for &v6 in &v6s {
@@ -577,10 +593,7 @@ mod tests {
                 problem_by_std(v6.into(), false),
                 "{v6}"
             );
-            let mesh = check_mesh_ipv6(v6).err().map(|e| match e {
-                InvalidPeerInfo::MeshAddress { reason, .. } => reason,
-                other => panic!("{other:?}"),
-            });
+            let mesh = reason_of(check_mesh_ipv6(v6));
             assert_eq!(mesh, problem_by_std(v6.into(), true), "mesh {v6}");
         }
     }

@@ -720,3 +720,67 @@ fn max_unproven_bounds_a_flood_whatever_method_it_claims() {
         );
     });
 }
+
+/// A caller's clock whose wall clock panics while `failing` is set.
+#[derive(Clone)]
+struct FailingWall {
+    clock: ManualClock,
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl peerstore::Clock for FailingWall {
+    fn now(&self) -> std::time::Instant {
+        self.clock.now()
+    }
+
+    fn wall_now(&self) -> SystemTime {
+        assert!(
+            !self.failing.load(std::sync::atomic::Ordering::Relaxed),
+            "the caller's wall clock failed"
+        );
+        self.clock.wall_now()
+    }
+}
+
+/// A second-hand newcomer that carries no time reads the wall clock only once it is admitted,
+/// its slots reserved: a caller's clock that panics then leaves nothing behind, neither the
+/// slot under the cap nor those under the quotas, nor a record or an event.
+#[test]
+fn a_wall_clock_that_panics_after_admission_gives_the_newcomers_slots_back() {
+    support::each_shards(|shards| {
+        let clock = FailingWall {
+            clock: support::clock(),
+            failing: Default::default(),
+        };
+        let store = support::builder(shards)
+            .max_peers(2)
+            .max_second_hand(1)
+            .max_unproven(2)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let events = store.subscribe();
+        clock
+            .failing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for _ in 0..3 {
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                store.update(PeerInfo::new(key(1)), M::Cache)
+            }));
+            assert!(panicked.is_err(), "the update reads the failing clock");
+        }
+        clock
+            .failing
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        assert!(store.is_empty() && kinds(&events).is_empty());
+        // Every slot is still free: the second-hand quota's one, then the cap's two.
+        let inserted = Ok(UpdateOutcome::Inserted);
+        assert_eq!(store.update(PeerInfo::new(key(2)), M::Cache), inserted);
+        assert_eq!(store.update(PeerInfo::new(key(3)), M::Lan), inserted);
+        assert_eq!(
+            store.update(PeerInfo::new(key(4)), M::Lan),
+            Err(UpdateError::StoreFull { capacity: 2 })
+        );
+        assert_eq!(kinds(&events), [new(false), new(false)]);
+    });
+}

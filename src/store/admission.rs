@@ -124,6 +124,13 @@ pub(super) struct Slots {
     pub unproven: usize,
 }
 
+impl Slots {
+    /// Whether any slot is held.
+    pub fn any(self) -> bool {
+        self.records | self.second_hand | self.unproven != 0
+    }
+}
+
 impl std::ops::AddAssign for Slots {
     fn add_assign(&mut self, other: Slots) {
         self.records += other.records;
@@ -135,22 +142,23 @@ impl std::ops::AddAssign for Slots {
 impl Inner {
     /// Whether a new peer heard by `method` may go in now, called with its vacant slot locked:
     /// its ban, its tombstone, the quotas and the cap. `Ok(true)`: it goes in over a
-    /// tombstone, which [`readmitted`](Self::readmitted) clears. The slots it reserves (or an
-    /// eviction handed it in `claim`) are its record's from then on.
+    /// tombstone, which [`readmitted`](Self::readmitted) clears. The slots it reserves join
+    /// those an eviction handed it in `claim`, which holds them until the record takes them.
     pub(super) fn admit(
         &self,
         key: &PublicKey,
         method: &DiscoveryMethod,
         carried: Option<SystemTime>,
         now: Nanos,
-        claim: &Claim<'_>,
+        claim: &mut Claim<'_>,
     ) -> Result<bool, Refusal> {
         let admission = &self.admission;
         let first_hand = method.refreshes_last_seen();
+        let held = claim.slots();
         // Only a first-hand newcomer evicts, and neither refusal of a second-hand one below
         // applies to it: a slot an eviction handed over is never given back from here.
         debug_assert!(
-            first_hand || !claim.evicted,
+            first_hand || held.records == 0,
             "a second-hand newcomer evicted"
         );
         if let Some(ban) = admission.bans.standing(key, now) {
@@ -180,7 +188,7 @@ impl Inner {
         }
         // Every newcomer is unproven: under the unproven quota, unless an eviction handed it
         // an unproven peer's slot.
-        let unproven = admission.unproven.as_ref().filter(|_| !claim.unproven_slot);
+        let unproven = admission.unproven.as_ref().filter(|_| held.unproven == 0);
         if let Some(unproven) = unproven
             && !unproven.try_reserve()
         {
@@ -194,7 +202,8 @@ impl Inner {
             }
             return Err(Refusal::Error(self.full()));
         }
-        if !claim.evicted && !admission.capacity.try_reserve() {
+        let cap = held.records == 0;
+        if cap && !admission.capacity.try_reserve() {
             if let Some(quota) = quota {
                 quota.release();
             }
@@ -203,6 +212,11 @@ impl Inner {
             }
             return Err(full());
         }
+        claim.add_slots(Slots {
+            records: usize::from(cap),
+            second_hand: usize::from(quota.is_some()),
+            unproven: usize::from(unproven.is_some()),
+        });
         Ok(readmitted)
     }
 

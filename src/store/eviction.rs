@@ -9,7 +9,7 @@
 //! handed to the newcomer, never released, so that no racing insert can take them. The loom
 //! models at the end of this file check the protocol on the store's own code.
 
-use super::admission::FullPolicy;
+use super::admission::{FullPolicy, Slots};
 use super::{Inner, Record};
 use crate::clock::Nanos;
 use crate::events::{PeerEventKind, RemovalCause};
@@ -57,22 +57,57 @@ impl Eviction {
     }
 }
 
-/// A newcomer's claim while it goes in: the slots an eviction handed it, how many evictions
-/// it tried, and, once it evicts, its hold on its key's right to evict (given back when the
-/// claim is dropped, after the newcomer went in or was refused).
-#[derive(Debug, Default)]
+/// A newcomer's claim while it goes in: the slots it holds (an eviction's handed over, then
+/// admission's reservations), how many evictions it tried, and, once it evicts, its hold on
+/// its key's right to evict. Its record takes the slots when it goes in
+/// ([`take_slots`](Self::take_slots)); whatever else ends the claim (a refusal, its peer
+/// inserted meanwhile, a caller's clock that panics) gives them back when it is dropped, and
+/// the hold with them.
 pub(super) struct Claim<'a> {
+    inner: &'a Inner,
     holds: Option<(&'a KeyMap<()>, PublicKey)>,
-    /// An eviction handed it the victim's slot under the cap.
-    pub(super) evicted: bool,
-    /// ... and the victim's slot under the unproven quota.
-    pub(super) unproven_slot: bool,
+    /// The slots it holds: `records` 1 once an eviction handed it the victim's slot under the
+    /// cap (or admission reserved one), `unproven` 1 once it holds an unproven slot.
+    slots: Slots,
     tries: u32,
     waits: u32,
 }
 
+impl<'a> Claim<'a> {
+    /// A newcomer's claim on `inner`, holding nothing yet.
+    pub(super) fn new(inner: &'a Inner) -> Self {
+        Claim {
+            inner,
+            holds: None,
+            slots: Slots::default(),
+            tries: 0,
+            waits: 0,
+        }
+    }
+
+    /// The slots it holds now.
+    pub(super) fn slots(&self) -> Slots {
+        self.slots
+    }
+
+    /// An eviction handed it these slots, or admission reserved them.
+    pub(super) fn add_slots(&mut self, slots: Slots) {
+        self.slots += slots;
+    }
+
+    /// Its record went in: the slots are the record's from now on.
+    pub(super) fn take_slots(&mut self) -> Slots {
+        std::mem::take(&mut self.slots)
+    }
+}
+
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
+        // Its peer was found inserted meanwhile, it was refused, or a panic unwinds it.
+        let slots = self.take_slots();
+        if slots.any() {
+            self.inner.release(slots);
+        }
         if let Some((evicting, key)) = self.holds {
             evicting.remove(&key);
         }
@@ -171,7 +206,7 @@ impl Inner {
                 return Ok(());
             }
         }
-        if claim.evicted {
+        if claim.slots.records > 0 {
             // It evicted once and still found no room (the unproven quota stood full while
             // the cap did not): it is refused, and its slots go back when the claim is let go.
             return Err(self.full());
@@ -182,23 +217,16 @@ impl Inner {
         }
         for &tier in tiers {
             if let Some(unproven) = self.evict(eviction.order(tier), tier) {
-                claim.evicted = true;
-                claim.unproven_slot = unproven && self.admission.unproven.is_some();
+                let unproven = unproven && self.admission.unproven.is_some();
+                claim.add_slots(Slots {
+                    records: 1,
+                    unproven: usize::from(unproven),
+                    ..Slots::default()
+                });
                 return Ok(());
             }
         }
         Err(self.full())
-    }
-
-    /// The newcomer found its peer inserted meanwhile, or was refused after an eviction: the
-    /// slots an eviction handed it go back.
-    pub(super) fn claim_not_needed(&self, claim: &mut Claim<'_>) {
-        if std::mem::take(&mut claim.evicted) {
-            self.admission.capacity.release();
-        }
-        if std::mem::take(&mut claim.unproven_slot) {
-            self.release_unproven(1);
-        }
     }
 
     /// Evicts the least recently heard peer of `tier`, handing its slot under the cap (and its

@@ -31,7 +31,8 @@ impl Inner {
         wall: impl Fn() -> SystemTime + Copy,
     ) -> Result<Merged, UpdateError> {
         let key = info.public_key;
-        let mut claim = Claim::default();
+        // The slots it holds while it goes in: given back if it does not, whatever stops it.
+        let mut claim = Claim::new(self);
         // Whether `info` passed the checks; nothing is claimed before it did.
         let mut checked = false;
         loop {
@@ -41,7 +42,8 @@ impl Inner {
                     if !checked {
                         self.check(info, Some(&record.peer))?;
                     }
-                    self.claim_not_needed(&mut claim);
+                    // Inserted meanwhile: what an eviction handed it goes back when the claim
+                    // is dropped, with the record's lock gone.
                     let second_hand = self.counts_as_second_hand(record);
                     let merged = self.merge_known(key, record, info, method, now, wall);
                     self.heard_first_hand(second_hand, record);
@@ -52,10 +54,13 @@ impl Inner {
                         self.check(info, None)?;
                         checked = true;
                     }
-                    // Before the slot is reserved: a caller's clock that panics must not keep it.
-                    let heard = policy::first_heard(&method, info.last_seen, now, wall());
-                    match self.admit(&key, &method, info.last_seen, now, &claim) {
+                    match self.admit(&key, &method, info.last_seen, now, &mut claim) {
                         Ok(readmitted) => {
+                            // Read once it is admitted, so that a refusal never reads the wall
+                            // clock; a caller's clock that panics here leaves the claim to
+                            // give the slots back.
+                            let heard = policy::first_heard(&method, info.last_seen, now, wall());
+                            claim.take_slots();
                             let ordered = self.eviction.is_some().then(|| method.clone());
                             let merged = self.insert_new(entry, info, method, heard, readmitted);
                             // With the record's lock gone: the order is never locked under it.
@@ -64,16 +69,10 @@ impl Inner {
                             }
                             return Ok(merged);
                         }
-                        Err(Refusal::Error(refused)) => {
-                            self.claim_not_needed(&mut claim);
-                            return Err(refused);
-                        }
+                        Err(Refusal::Error(refused)) => return Err(refused),
                         Err(Refusal::Full(tiers)) => {
                             drop(entry);
-                            if let Err(refused) = self.make_room(key, tiers, &mut claim) {
-                                self.claim_not_needed(&mut claim);
-                                return Err(refused);
-                            }
+                            self.make_room(key, tiers, &mut claim)?;
                         }
                     }
                 }

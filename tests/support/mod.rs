@@ -176,6 +176,12 @@ pub fn race_within<T: Send + 'static>(
         .collect()
 }
 
+/// `normal`, or `miri` under Miri: a store's size or an amount of work that Miri, a thousand
+/// times slower, needs smaller (the race it sets up stays the same).
+pub fn sized(normal: usize, miri: usize) -> usize {
+    if cfg!(miri) { miri } else { normal }
+}
+
 /// `normal` rounds, or a token few under Miri, which runs a thousand times slower.
 pub fn rounds(normal: usize) -> usize {
     if cfg!(miri) { 2 } else { normal }

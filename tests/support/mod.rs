@@ -184,5 +184,5 @@ pub fn sized(normal: usize, miri: usize) -> usize {
 
 /// `normal` rounds, or a token few under Miri, which runs a thousand times slower.
 pub fn rounds(normal: usize) -> usize {
-    if cfg!(miri) { 2 } else { normal }
+    sized(normal, 2)
 }

@@ -17,7 +17,7 @@ static BUILT_IN: &[DiscoveryMethod] = DiscoveryMethod::BUILT_IN;
     clippy::cast_possible_truncation,
     reason = "the assertion below holds every code under 16"
 )]
-const FIRST_OTHER: u8 = DiscoveryMethod::BUILT_IN.len() as u8 + 1;
+pub(crate) const FIRST_OTHER: u8 = DiscoveryMethod::BUILT_IN.len() as u8 + 1;
 
 const _: () = assert!(std::mem::size_of::<MethodSet>() <= 32);
 
@@ -48,7 +48,7 @@ fn count(codes: u64) -> usize {
 
 /// A built-in method's code, its place in [`DiscoveryMethod::BUILT_IN`] plus one (checked
 /// when the crate is compiled); `None` for an `Other` name.
-const fn built_in_code(method: &DiscoveryMethod) -> Option<u8> {
+pub(crate) const fn built_in_code(method: &DiscoveryMethod) -> Option<u8> {
     Some(match method {
         DiscoveryMethod::Lan => 1,
         DiscoveryMethod::DhtRendezvous => 2,

@@ -225,6 +225,27 @@ fn a_cached_endpoint_stays_fresh_until_a_live_candidate_appears() {
     });
 }
 
+/// Once a live report is fresh, a cache report counts for nothing: not even as the newer
+/// report that breaks a tie between two candidates of one rank.
+#[test]
+fn a_cache_report_does_not_make_its_candidate_newer_once_a_live_one_is_fresh() {
+    support::each_shards(|shards| {
+        let (store, clock) = store(EndpointPolicy::resilient(), shards);
+        announce(&store, DHT, M::Dht);
+        clock.advance(secs(10));
+        announce(&store, DHT_B, M::Dht);
+        assert_eq!(endpoint(&store), Some(addr(DHT_B)), "the newer of one rank");
+        clock.advance(secs(10));
+        announce(&store, DHT, M::Cache);
+        assert_eq!(
+            endpoint(&store),
+            Some(addr(DHT_B)),
+            "the cache's report of the other is no newer news"
+        );
+        assert!(store.candidates(&key(1)).iter().all(|c| c.fresh));
+    });
+}
+
 #[test]
 fn a_trusted_endpoint_holds_against_a_higher_rank_only_if_the_policy_says_so() {
     support::each_shards(|shards| {

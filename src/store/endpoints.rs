@@ -82,7 +82,7 @@ impl Inner {
         let candidates = method.map(|method| match (peer.endpoint, self.resilient()) {
             (Some(endpoint), Some(policy)) => {
                 let cx = self.context(policy, heard.at);
-                Candidates::first(endpoint, method, heard.at, heard.wall, &cx)
+                Candidates::first(endpoint, &method, heard.at, heard.wall, &cx)
             }
             _ => Candidates::default(),
         });
@@ -135,7 +135,7 @@ impl Inner {
             let in_use = record.peer.endpoint;
             let (at, wall) = (reported.at, reported.wall);
             let heard_by = &record.peer.discovered_via;
-            candidates.report(endpoint, method.clone(), at, wall, &cx, in_use, heard_by);
+            candidates.report(endpoint, method, at, wall, &cx, in_use, heard_by);
         }
         Some(Resilient(candidates, cx))
     }

@@ -450,6 +450,8 @@ impl Run {
         // 3. The last node killed, then restarted.
         let victim = count - 1;
         let key = self.shared.keys[victim];
+        // What was reported before the kill is not the kill's.
+        self.drain();
         self.say(Some(victim), "scene: wireguard-go killed");
         self.shared.up[victim].store(false, Ordering::SeqCst);
         self.mesh.kill(victim);

@@ -444,7 +444,21 @@ impl Candidates {
         cx: &Context<'_>,
         current: Option<(SocketAddr, &DiscoveryMethod)>,
     ) -> Option<EndpointChoice> {
-        let cache_counts = self.cache_counts(cx);
+        // Trust vouches on its own; a trusted candidate counts as set by the best method that
+        // ever reported it. Among several: (that rank, IPv6, most recent confirmation).
+        let trusted_choice = self
+            .list
+            .iter()
+            .filter(|c| c.trusted_at(cx.now))
+            .filter_map(|c| Some((c, self.names.method(c.best_ever()?))))
+            .max_by_key(|(c, best)| {
+                let confirmed = c.confirmed.map(|(at, _)| at);
+                (best.rank(), is_ipv6(c.endpoint), confirmed)
+            });
+        // A trusted candidate that rank may not override is the choice whatever the fresh
+        // reports say: they are not weighed at all.
+        let weigh_reports = trusted_choice.is_none() || cx.policy.rank_overrides_trust;
+        let cache_counts = weigh_reports && self.cache_counts(cx);
         // Each fresh candidate with its best fresh report: (rank, IPv6, newest).
         let scored = self.list.iter().filter_map(|c| {
             // One pass: the best report (the last of the highest (rank, time)) and the newest.
@@ -463,18 +477,11 @@ impl Candidates {
         let key = |(c, best, newest): &(&CandidateState, &Report, Nanos)| {
             (best.rank, is_ipv6(c.endpoint), *newest)
         };
-        let best = scored.max_by_key(key);
-        // Trust vouches on its own; a trusted candidate counts as set by the best method that
-        // ever reported it. Among several: (that rank, IPv6, most recent confirmation).
-        let trusted_choice = self
-            .list
-            .iter()
-            .filter(|c| c.trusted_at(cx.now))
-            .filter_map(|c| Some((c, self.names.method(c.best_ever()?))))
-            .max_by_key(|(c, best)| {
-                let confirmed = c.confirmed.map(|(at, _)| at);
-                (best.rank(), is_ipv6(c.endpoint), confirmed)
-            });
+        let best = if weigh_reports {
+            scored.max_by_key(key)
+        } else {
+            None
+        };
         // Why the best fresh candidate replaces the one in use, if it does.
         let why = |c: &CandidateState, report: &Report| {
             let Some((current, current_method)) = current else {

@@ -14,6 +14,8 @@
 //! - `floor OPS`: `update OPS` on the benchmarks' bare `DashMap` floor;
 //! - `clone OPS`: only the cloning of the inputs `update` takes;
 //! - `resilient OPS`: `update OPS` under `EndpointPolicy::resilient()`;
+//! - `resilient-trusted OPS`: the same, each peer's endpoint first confirmed by a handshake,
+//!   as a monitor confirms every peer that answers;
 //! - `confirm OPS` / `resilient-confirm OPS`: a handshake at each peer's stored endpoint, under
 //!   the ranked / the resilient policy;
 //! - `refuse OPS`: a full store (1000 peers, its cap) offered new peers, each refused, their
@@ -28,13 +30,14 @@ mod common;
 use common::Target;
 use peerstore::{EndpointPolicy, Evidence, PeerStore};
 
-const WORKLOADS: [&str; 9] = [
+const WORKLOADS: [&str; 10] = [
     "update",
     "refuse",
     "refuse-input",
     "floor",
     "clone",
     "resilient",
+    "resilient-trusted",
     "confirm",
     "resilient-confirm",
     "insert",
@@ -87,8 +90,16 @@ fn main() {
                 }
             }
         }
-        "resilient" => {
+        "resilient" | "resilient-trusted" => {
             let store = under(EndpointPolicy::resilient());
+            if what == "resilient-trusted" {
+                for key in &workload.keys {
+                    let endpoint = store.get(key).and_then(|p| p.endpoint);
+                    let trusted =
+                        store.confirm(key, endpoint.expect("an endpoint"), Evidence::Handshake);
+                    assert!(trusted, "a handshake at the stored endpoint confirms it");
+                }
+            }
             common::update_ops(&store, &workload, &workload.pool, 0, n);
         }
         "confirm" | "resilient-confirm" => {

@@ -450,23 +450,31 @@ impl Run {
         // 3. The last node killed, then restarted.
         let victim = count - 1;
         let key = self.shared.keys[victim];
-        // What was reported before the kill is not the kill's.
+        let others: Vec<usize> = (0..count).filter(|&node| node != victim).collect();
+        // What the scenes before reported is taken in first: from here on, only the kill's.
         self.drain();
+        let (removed_before, unconfigured_before, readmitted_before) = (
+            self.removed.len(),
+            self.unconfigured.len(),
+            self.readmitted.len(),
+        );
         self.say(Some(victim), "scene: wireguard-go killed");
         self.shared.up[victim].store(false, Ordering::SeqCst);
         self.mesh.kill(victim);
-        let others = count - 1;
-        let before = self.deaths.len();
+        // Every other node's monitor holds it failed (or has already removed it): a failure
+        // noted a moment before the kill, as the address change's last one can be, counts as
+        // noting the death, since that monitor notes no second failure until it recovers.
         let took = self.wait("the others to note the death", |run| {
-            run.deaths[before..]
-                .iter()
-                .filter(|(_, p)| *p == key)
-                .count()
-                >= others
+            others.iter().all(|&node| {
+                run.failing.contains(&(node, key))
+                    || run.removed[removed_before..].contains(&(node, key))
+            })
         })?;
         self.time("death_noticed_ms", took);
         let took2 = self.wait("the others to remove it", |run| {
-            run.unconfigured.iter().filter(|(_, p)| *p == key).count() >= others
+            others
+                .iter()
+                .all(|&node| run.unconfigured[unconfigured_before..].contains(&(node, key)))
         })?;
         self.time("removed_ms", took + took2);
         self.say(Some(victim), "restarted with the same key");
@@ -482,7 +490,10 @@ impl Run {
             .retain(|(node, peer)| *node != victim && *peer != key);
         self.shared.up[victim].store(true, Ordering::SeqCst);
         let took = self.wait("the restarted node back in the mesh", |run| {
-            run.full_mesh() && run.readmitted.iter().filter(|(_, p)| *p == key).count() >= others
+            run.full_mesh()
+                && others
+                    .iter()
+                    .all(|&node| run.readmitted[readmitted_before..].contains(&(node, key)))
         })?;
         self.say(
             None,

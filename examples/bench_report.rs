@@ -720,14 +720,8 @@ impl Policies {
             store.prefill(common::PEERS);
             store
         });
-        // The last: every peer's endpoint confirmed by a handshake, as a monitor confirms
-        // every peer that answers, so that its candidate is trusted throughout.
-        for key in &w.keys {
-            let endpoint = stores[4].get(key).and_then(|p| p.endpoint);
-            let trusted =
-                stores[4].confirm(key, endpoint.expect("an endpoint"), Evidence::Handshake);
-            assert!(trusted, "a handshake at the stored endpoint confirms it");
-        }
+        // The last: its candidates trusted throughout.
+        common::confirm_every_peer(&stores[4], w);
         // Each peer's endpoint as stored: what a confirmation names.
         let endpoints: Vec<_> = w
             .keys

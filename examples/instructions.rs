@@ -93,12 +93,7 @@ fn main() {
         "resilient" | "resilient-trusted" => {
             let store = under(EndpointPolicy::resilient());
             if what == "resilient-trusted" {
-                for key in &workload.keys {
-                    let endpoint = store.get(key).and_then(|p| p.endpoint);
-                    let trusted =
-                        store.confirm(key, endpoint.expect("an endpoint"), Evidence::Handshake);
-                    assert!(trusted, "a handshake at the stored endpoint confirms it");
-                }
+                common::confirm_every_peer(&store, &workload);
             }
             common::update_ops(&store, &workload, &workload.pool, 0, n);
         }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::clock::Nanos;
 use crate::method::MethodName;
-use crate::method_set::built_in_code;
+use crate::method_set::{built_in_code, built_in_method};
 use crate::{DiscoveryMethod, EndpointRule};
 
 /// The most entries a peer's history may keep.
@@ -47,7 +47,7 @@ pub(crate) struct History(Option<Box<Ring>>);
 /// timeline as nanoseconds, its method as a built-in code or an `Other` name, and its `from`
 /// left out when it is the `to` of the change before, as it is for every change but the
 /// oldest kept (and any that followed a move the history did not see).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Ring {
     entries: VecDeque<Entry>,
     /// The oldest entry's `from`.
@@ -77,7 +77,7 @@ impl Entry {
     fn method(&self) -> DiscoveryMethod {
         match &self.other {
             Some(name) => DiscoveryMethod::Other(name.clone()),
-            None => DiscoveryMethod::BUILT_IN[usize::from(self.built_in.saturating_sub(1))].clone(),
+            None => built_in_method(self.built_in).clone(),
         }
     }
 }
@@ -181,13 +181,7 @@ impl History {
         });
         change.flap = flap;
         if cap > 0 {
-            let ring = self.0.get_or_insert_with(|| {
-                Box::new(Ring {
-                    entries: VecDeque::new(),
-                    oldest_from: None,
-                    detached: VecDeque::new(),
-                })
-            });
+            let ring = self.0.get_or_insert_with(Box::default);
             while ring.entries.len() >= cap {
                 ring.pop_oldest();
             }

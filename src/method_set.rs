@@ -61,6 +61,11 @@ pub(crate) const fn built_in_code(method: &DiscoveryMethod) -> Option<u8> {
     })
 }
 
+/// The built-in method of a [`built_in_code`] (1 to the number of built-in methods).
+pub(crate) fn built_in_method(code: u8) -> &'static DiscoveryMethod {
+    &BUILT_IN[usize::from(code.saturating_sub(1))]
+}
+
 /// Whether any of the 4-bit codes in `codes` is `code` (1 to 15), all sixteen compared at
 /// once: a code equal to `code` is a zero nibble of the XOR, and the bit trick that follows is
 /// non-zero exactly when some nibble is zero (a nibble's top bit survives `& !x` only if the
@@ -194,7 +199,7 @@ impl<'a> Iterator for Iter<'a> {
         self.codes >>= 4;
         match code {
             0 => None,
-            1..FIRST_OTHER => Some(&BUILT_IN[usize::from(code - 1)]),
+            1..FIRST_OTHER => Some(built_in_method(code)),
             _ => self.others.get(usize::from(code - FIRST_OTHER)),
         }
     }

@@ -32,8 +32,9 @@ use crossbeam_channel::{Receiver, Sender};
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use peerstore::{
-    DiscoveryMethod, Hostname, MethodSet, NatType, PEER_DEAD_TIMEOUT, Peer, PeerEventKind,
-    PeerInfo, PeerStore, PublicKey, RoutableNetworks, Subscription, should_update_endpoint,
+    DiscoveryMethod, Evidence, Hostname, MethodSet, NatType, PEER_DEAD_TIMEOUT, Peer,
+    PeerEventKind, PeerInfo, PeerStore, PublicKey, RoutableNetworks, Subscription,
+    should_update_endpoint,
 };
 
 /// Peers every workload's store starts with.
@@ -457,6 +458,16 @@ pub fn get_ops<T: Target>(target: &T, w: &Workload, thread: usize, ops: u64) {
     for _ in 0..ops {
         let x = rng.next();
         black_box(target.get(&w.keys[(x % 1000) as usize]));
+    }
+}
+
+/// Confirms every peer's stored endpoint by a handshake, as a monitor confirms every peer that
+/// answers: under the resilient policy each peer then has a trusted candidate.
+pub fn confirm_every_peer(store: &PeerStore, w: &Workload) {
+    for key in &w.keys {
+        let endpoint = store.get(key).and_then(|p| p.endpoint);
+        let trusted = store.confirm(key, endpoint.expect("an endpoint"), Evidence::Handshake);
+        assert!(trusted, "a handshake at the stored endpoint confirms it");
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use super::super::{EndpointChoice, decide_endpoint};
 use super::{Candidate, ResilientPolicy};
 use crate::clock::{Nanos, nanos_of};
-use crate::method_set::{FIRST_OTHER, built_in_code};
+use crate::method_set::{FIRST_OTHER, built_in_code, built_in_method};
 use crate::peer::is_ipv6;
 use crate::{DiscoveryMethod, EndpointRule, MAX_OTHER_METHODS, MethodSet};
 
@@ -54,7 +54,7 @@ impl Names {
     /// The method `code` stands for.
     fn method(&self, code: Code) -> &DiscoveryMethod {
         match code.0 {
-            0..FIRST_OTHER => &DiscoveryMethod::BUILT_IN[usize::from(code.0.saturating_sub(1))],
+            0..FIRST_OTHER => built_in_method(code.0),
             // Every code past the built-in ones was given by `code`, for a name kept here.
             other => &self.others[usize::from(other - FIRST_OTHER)],
         }
